@@ -1,0 +1,101 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import vae_hub
+from vae_hub.train import CHECKPOINT, fit
+
+from .conftest import MINI, ROOT
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_loss_falls_over_a_short_run(mini, tmp_path):
+    cfg = vae_hub.get_config("vae-z20", epochs=3, batch_size=64)
+    _, history = fit(cfg, *mini, tmp_path, progress_bar=False, log=lambda s: None)
+    assert history[-1]["test_loss"] < history[0]["test_loss"] - 20
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert {"test_recon", "test_kl", "seconds", "grad_norms"} <= history[0].keys()
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("vae-z2", dict(lr_schedule="cosine")),
+    ("color-joint", dict(batch_size=100)),
+    ("vae-z20", dict(data="binarized")),
+])
+def test_resume_after_interruption_is_exact(mini, tmp_path, name, overrides):
+    train, test = mini[0].subset(300), mini[1].subset(200)
+    cfg = vae_hub.get_config(name, epochs=3, **overrides)
+    quiet = dict(progress_bar=False, log=lambda s: None)
+    full, hist_full = fit(cfg, train, test, tmp_path / "a", **quiet)
+    _, hist_cut = fit(cfg, train, test, tmp_path / "b", stop_after_epoch=1, **quiet)
+    assert len(hist_cut) == 1
+    resumed, hist_res = fit(cfg, train, test, tmp_path / "b", resume=True, **quiet)
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["test_loss"] for h in hist_full] == [h["test_loss"] for h in hist_res]
+
+
+def test_existing_checkpoint_needs_resume(mini, tmp_path):
+    cfg = vae_hub.get_config("vae-z2", epochs=2)
+    train, test = mini[0].subset(128), mini[1].subset(64)
+    fit(cfg, train, test, tmp_path, stop_after_epoch=1, progress_bar=False, log=lambda s: None)
+    with pytest.raises(FileExistsError, match="--resume"):
+        fit(cfg, train, test, tmp_path, progress_bar=False, log=lambda s: None)
+    with pytest.raises(ValueError, match="different config"):
+        fit(vae_hub.get_config("vae-z2", epochs=5), train, test, tmp_path, resume=True, progress_bar=False)
+
+
+def test_nan_stops_with_variant_epoch_step_and_keeps_checkpoint(mini, tmp_path, monkeypatch):
+    cfg = vae_hub.get_config("vae-z2", epochs=3, batch_size=64)
+    train, test = mini[0].subset(256), mini[1].subset(64)
+    calls = {"n": 0}
+    real = vae_hub.VAE.recon_nll
+
+    def poisoned(self, logits, x):
+        calls["n"] += 1
+        out = real(self, logits, x)
+        return out * float("nan") if self.training and calls["n"] > 6 else out
+
+    monkeypatch.setattr(vae_hub.VAE, "recon_nll", poisoned)
+    with pytest.raises(FloatingPointError, match=r"vae-z2: non-finite loss .* at epoch 2, step 1"):
+        fit(cfg, train, test, tmp_path, progress_bar=False, log=lambda s: None)
+    assert (tmp_path / CHECKPOINT).is_file()  # epoch 1 survives
+
+
+def _cli(*args, **kw):
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
+                          cwd=ROOT, **kw)
+
+
+def test_cli_list_and_unknown_variant():
+    r = _cli("--list")
+    assert r.returncode == 0 and all(name in r.stdout for name in vae_hub.VARIANTS)
+    r = _cli("--variants", "vae-z2", "nope")
+    assert r.returncode == 2 and "unknown variant(s) nope" in r.stderr and "vae-z20" in r.stderr
+
+
+def test_cli_missing_dataset(tmp_path):
+    r = _cli("--variants", "vae-z2", "--dataset", str(tmp_path / "missing"), "--out", str(tmp_path))
+    assert r.returncode != 0 and "not found: expected a folder" in r.stderr
+
+
+def test_cli_quick_writes_the_hub_folder(tmp_path):
+    r = _cli("--variants", "vae-z2", "cvae", "--dataset", str(MINI), "--quick", "--out", str(tmp_path),
+             "--no-progress", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    for name in ("vae-z2", "cvae"):
+        folder = tmp_path / name
+        for f in ("model.safetensors", "config.json", "README.md", "history.json", "figures/samples.png",
+                  "figures/reconstructions.png", "figures/loss_curves.png", "figures/progress.png"):
+            assert (folder / f).is_file(), f
+        assert not (folder / "checkpoint").exists()
+        assert json.loads((folder / "config.json").read_text())["variant"] == name
+        assert f"NAMESPACE/vae-hub-{name}" in r.stdout  # dry run listed the staged repo
+    assert (tmp_path / "vae-z2" / "figures" / "latent_map.png").is_file()
+    assert "model.safetensors" in r.stdout

@@ -1,0 +1,139 @@
+"""Train vae-hub variants on MNIST and write (and optionally push) their Hub folders.
+
+    python train.py --list
+    python train.py --variants all --dataset ylecun/mnist --out runs
+    python train.py --variants vae-z20 --epochs 10 --dataset ../shared/mnist
+    python train.py --push-only runs --push-to-hub NAMESPACE [--private] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from vae_hub import VARIANTS, build, get_config
+from vae_hub.data import DEFAULT_DATASET, load_split
+from vae_hub.hub import push_folder, save_model_folder
+from vae_hub.train import Batcher, evaluate_elbo, fit, hardware, resolve_device
+
+QUICK = dict(train=2048, test=512, epochs=1)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", nargs="+", default=["all"], help="'all' or variant names (see --list)")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id, or local folder/parquet in the ylecun/mnist layout")
+    p.add_argument("--epochs", type=int, help="override every recipe's epoch count")
+    p.add_argument("--out", default="runs", help="one folder per variant is written here")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke run: {QUICK['train']} train / {QUICK['test']} test images, 1 epoch")
+    p.add_argument("--resume", action="store_true", help="continue from each variant's last checkpoint")
+    p.add_argument("--fresh", action="store_true", help="discard existing checkpoints and start again")
+    p.add_argument("--half", action="store_true", help="store weights as float16 (the bundled set does)")
+    p.add_argument("--list", action="store_true", help="print the variants and exit")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    p.add_argument("--push-to-hub", metavar="NAMESPACE", help="upload each folder to NAMESPACE/vae-hub-<variant>")
+    p.add_argument("--push-only", metavar="DIR", help="push already-trained folders (DIR or DIR/<variant>) without training")
+    p.add_argument("--private", action="store_true", help="create the Hub repos as private")
+    p.add_argument("--dry-run", action="store_true", help="stage and list what would be uploaded; upload nothing")
+    return p.parse_args(argv)
+
+
+def select(names: list[str]) -> list[str]:
+    if names == ["all"]:
+        return list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        print(f"error: unknown variant(s) {', '.join(unknown)}. Valid variants:", file=sys.stderr)
+        for n in VARIANTS:
+            print(f"  {n}", file=sys.stderr)
+        sys.exit(2)
+    return names
+
+
+def model_folders(root: Path) -> list[Path]:
+    if (root / "config.json").is_file():
+        return [root]
+    found = sorted(p.parent for p in root.glob("*/config.json"))
+    if not found:
+        sys.exit(f"error: {root} holds no model folders (expected DIR/config.json or DIR/<variant>/config.json)")
+    return found
+
+
+def push(folders: list[Path], args: argparse.Namespace) -> None:
+    if args.dry_run and not args.push_to_hub:
+        args.push_to_hub = "NAMESPACE"
+    for folder in folders:
+        push_folder(folder, args.push_to_hub, private=args.private, dry_run=args.dry_run)
+
+
+def half_precision_check(model, test, loss_fp32: float) -> dict:
+    half = build(model.config)
+    half.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    loss_fp16 = evaluate_elbo(half.to(next(model.parameters()).device), Batcher(test, model.config, half.prior_device))["loss"]
+    delta = loss_fp16 - loss_fp32
+    if abs(delta) >= 0.1:
+        sys.exit(f"error: {model.config.variant}: float16 storage moves the test loss by {delta:+.3f} nat; drop --half")
+    return {"test_loss_float32": loss_fp32, "test_loss_float16": loss_fp16, "delta": delta}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for name, c in VARIANTS.items():
+            print(f"{name:16s} {c.description.split(':')[0].split('.')[0]}")
+        return 0
+    if args.push_only:
+        push(model_folders(Path(args.push_only)), args)
+        return 0
+    names = select(args.variants)
+    device = resolve_device(args.device)
+    try:
+        train, test = load_split(args.dataset, "train"), load_split(args.dataset, "test")
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
+    if args.quick:
+        train, test = train.subset(QUICK["train"]), test.subset(QUICK["test"])
+    out_root, folders, summary = Path(args.out), [], []
+    for name in names:
+        overrides = {}
+        if args.epochs or args.quick:
+            overrides["epochs"] = args.epochs or QUICK["epochs"]
+        config = get_config(name, **overrides)
+        folder = out_root / name
+        if args.fresh:
+            shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+        t0 = time.perf_counter()
+        try:
+            model, history = fit(config, train, test, folder, device=device, resume=args.resume,
+                                 progress_bar=not args.no_progress)
+        except (FileExistsError, FloatingPointError, ValueError) as e:
+            sys.exit(f"error: {e}")
+        info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
+                "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
+                "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick}
+        if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
+            info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
+        save_model_folder(model, folder, history, info, test, getattr(model, "progress", None), half=args.half)
+        shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # the run is complete
+        folders.append(folder)
+        last = history[-1]
+        summary.append((name, info["seconds_total"] / len(history), last["test_loss"], time.perf_counter() - t0))
+    print(f"\n{'variant':16s} {'s/epoch':>8s} {'test loss':>10s} {'wall s':>8s}")
+    for name, spe, loss, wall in summary:
+        print(f"{name:16s} {spe:8.1f} {loss:10.2f} {wall:8.1f}")
+    if args.push_to_hub or args.dry_run:
+        push(folders, args)
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(torch.get_num_threads())
+    sys.exit(main())

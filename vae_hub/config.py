@@ -1,0 +1,104 @@
+"""The one configuration that describes every vae-hub model: architecture, latent, prior and recipe."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+BACKBONES = ("mlp", "conv")
+LATENTS = ("gaussian", "categorical", "joint")
+DATA_KINDS = ("gray", "binarized", "color")
+LAYER_KITS = ("torch", "scratch")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class VAEConfig:
+    """Everything needed to rebuild a model and retrain it; serialised as config.json."""
+
+    variant: str = "vae-z20"
+    description: str = ""
+    # architecture
+    in_channels: int = 1
+    backbone: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [400])  # MLP hidden sizes, encoder order
+    conv_channels: list[int] = field(default_factory=lambda: [32, 64])
+    conv_hidden: int = 256  # fully connected width after the conv stack (0: none)
+    batch_norm: bool = False
+    layers: str = "torch"  # "scratch": the hand-written kit in vae_hub.scratch
+    # latent and prior
+    latent: str = "gaussian"
+    z_dim: int = 20  # continuous dimensions (gaussian and joint)
+    n_cat: int = 0  # categorical variables (categorical and joint)
+    k_cat: int = 0  # categories per variable
+    prior_cov: list[list[float]] | None = None  # None: N(0, I); else N(0, prior_cov)
+    beta: float = 1.0
+    conditional: bool = False
+    n_classes: int = 10
+    # Gumbel-softmax temperature: exponential decay from tau_start to tau_min, reached after
+    # anneal_frac of the training steps and held there.
+    tau_start: float = 1.0
+    tau_min: float = 0.5
+    anneal_frac: float = 0.7
+    # data and recipe
+    data: str = "gray"
+    color_seed: int = 0
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_schedule: str = "constant"
+    seed: int = 0
+    tags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("backbone", self.backbone, BACKBONES),
+            ("latent", self.latent, LATENTS),
+            ("data", self.data, DATA_KINDS),
+            ("layers", self.layers, LAYER_KITS),
+            ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
+        ]
+        for name, value, allowed in checks:
+            if value not in allowed:
+                raise ValueError(f"config field {name!r} is {value!r}; expected one of {list(allowed)}")
+        if self.in_channels != (3 if self.data == "color" else 1):
+            raise ValueError(f"in_channels={self.in_channels} does not match data={self.data!r}")
+        if self.latent in ("gaussian", "joint") and self.z_dim < 1:
+            raise ValueError(f"latent {self.latent!r} needs z_dim >= 1, got {self.z_dim}")
+        if self.latent in ("categorical", "joint") and (self.n_cat < 1 or self.k_cat < 2):
+            raise ValueError(f"latent {self.latent!r} needs n_cat >= 1 and k_cat >= 2")
+        if self.latent == "categorical":
+            self.z_dim = 0
+        if self.prior_cov is not None:
+            if self.latent != "gaussian":
+                raise ValueError("prior_cov applies to gaussian latents only")
+            if len(self.prior_cov) != self.z_dim or any(len(r) != self.z_dim for r in self.prior_cov):
+                raise ValueError(f"prior_cov must be {self.z_dim}x{self.z_dim}")
+        if self.layers == "scratch" and (self.latent != "gaussian" or self.prior_cov is not None):
+            raise ValueError("the scratch kit supports a gaussian latent with an N(0, I) prior only")
+
+    @property
+    def latent_size(self) -> int:
+        """Width of z as the decoder sees it: continuous dims, then N one-hot blocks of K."""
+        return self.z_dim + self.n_cat * self.k_cat
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> VAEConfig:
+        """Strictly parse a config dict: every field present, none unknown, values valid."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(names - data.keys())
+        unknown = sorted(data.keys() - names)
+        if missing:
+            raise ValueError(f"{source}: missing field(s) {missing}")
+        if unknown:
+            raise ValueError(f"{source}: unknown field(s) {unknown}")
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{source}: {e}") from None

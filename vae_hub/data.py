@@ -1,0 +1,143 @@
+"""MNIST through Hugging Face `datasets`, decoded once into uint8 tensors and cached.
+
+`load_split` accepts a Hub id (default ``ylecun/mnist``), a local folder in the Hub layout, or
+parquet file(s) with the same schema (``image``, ``label``). Inputs for the models are made per
+batch from the uint8 arrays: grayscale in [0, 1], a fresh Bernoulli binarisation, or coloured.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import safetensors.torch
+import torch
+
+DEFAULT_DATASET = "ylecun/mnist"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VAE_HUB_CACHE", Path.home() / ".cache" / "vae_hub"))
+
+
+@dataclass
+class Split:
+    """One split in memory: images uint8 (N, 1, 28, 28), labels int64 (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    name: str = "train"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, n: int) -> Split:
+        return Split(self.images[:n], self.labels[:n], self.name)
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.images.to(device), self.labels.to(device), self.name)
+
+
+def _is_local(dataset: str) -> bool:
+    return os.path.exists(dataset) or dataset.startswith((".", "/", "~")) or dataset.endswith(".parquet")
+
+
+def _load_hf(dataset: str, split: str):
+    import datasets
+
+    if _is_local(dataset):
+        path = Path(dataset).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"dataset {dataset!r} not found: expected a folder in the ylecun/mnist layout "
+                                    "(train/test parquet files) or a .parquet file")
+        if path.is_file():
+            ds = datasets.load_dataset("parquet", data_files={split: str(path)})
+        else:
+            ds = datasets.load_dataset(str(path))
+    else:
+        try:
+            ds = datasets.load_dataset(dataset)
+        except Exception as e:
+            raise RuntimeError(f"could not load dataset {dataset!r} from the Hugging Face Hub ({type(e).__name__}: "
+                               f"{e}). Offline? Pass --dataset a local folder or parquet file with the "
+                               "ylecun/mnist schema (columns 'image', 'label').") from None
+    if split not in ds:
+        raise ValueError(f"dataset {dataset!r} has no split {split!r}; it has {sorted(ds)}; expected 'train' and 'test'")
+    part = ds[split]
+    missing = {"image", "label"} - set(part.column_names)
+    if missing:
+        raise ValueError(f"dataset {dataset!r} split {split!r} lacks column(s) {sorted(missing)}: expected the "
+                         f"ylecun/mnist schema (image, label); it has {part.column_names}")
+    return part
+
+
+def _decode(part) -> tuple[torch.Tensor, torch.Tensor]:
+    import datasets
+    from PIL import Image
+
+    raw = part.cast_column("image", datasets.Image(decode=False))
+    images = np.empty((len(raw), 1, 28, 28), np.uint8)
+    for i, item in enumerate(raw["image"]):
+        data = item["bytes"] if item.get("bytes") is not None else Path(item["path"]).read_bytes()
+        img = Image.open(io.BytesIO(data))
+        if img.size != (28, 28):
+            raise ValueError(f"image {i} is {img.size[0]}x{img.size[1]}; expected 28x28 MNIST digits")
+        images[i, 0] = np.asarray(img.convert("L"))
+    labels = torch.tensor(np.asarray(raw["label"], dtype=np.int64))
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"labels range {int(labels.min())}..{int(labels.max())}; expected digits 0-9")
+    return torch.from_numpy(images), labels
+
+
+def load_split(dataset: str = DEFAULT_DATASET, split: str = "train", use_cache: bool = True) -> Split:
+    """Decode a split once and cache it by the dataset's fingerprint, so later runs start in about a second."""
+    part = _load_hf(dataset, split)
+    cache = cache_dir() / f"mnist-{part._fingerprint}-{split}.safetensors"
+    if use_cache and cache.is_file():
+        try:
+            t = safetensors.torch.load_file(str(cache))
+            return Split(t["images"], t["labels"], split)
+        except Exception:
+            cache.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
+    images, labels = _decode(part)
+    if use_cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp{os.getpid()}")
+        safetensors.torch.save_file({"images": images, "labels": labels}, str(tmp))
+        os.replace(tmp, cache)
+    return Split(images, labels, split)
+
+
+# ---------------------------------------------------------------------------- input transforms
+def color_table(n: int, seed: int) -> torch.Tensor:
+    """(n, 3) stroke colours, one per index, reproducible for a seed; the brightest channel is 1."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.rand(n, 3, generator=g)
+    return c / c.amax(1, keepdim=True)
+
+
+def split_seed(seed: int, split: str) -> int:
+    # train and test get different colours for the same index
+    return seed * 2 + (split == "test")
+
+
+def make_inputs(images: torch.Tensor, kind: str, colors: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 (B, 1, 28, 28) -> model input (B, C, 28, 28) float in [0, 1].
+
+    gray: intensities / 255. binarized: a fresh Bernoulli draw each call. color: strokes times
+    per-image colours ``colors`` (B, 3).
+    """
+    x = images.float().div_(255)
+    if kind == "gray":
+        return x
+    if kind == "binarized":
+        return torch.bernoulli(x, generator=generator)
+    if kind == "color":
+        if colors is None:
+            raise ValueError("coloured inputs need a (B, 3) colour per image")
+        return x * colors[:, :, None, None]
+    raise ValueError(f"unknown input kind {kind!r}; expected gray, binarized or color")

@@ -1,0 +1,59 @@
+"""The registry: every trainable variant is one VAEConfig, data not code."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+from .config import VAEConfig
+
+_MLP2 = dict(hidden=[512, 256], epochs=20, batch_size=128, lr=1e-3)
+_BETA = dict(hidden=[512, 256], z_dim=10, epochs=15, batch_size=128, lr=1e-3)
+_CONV = dict(backbone="conv", conv_channels=[32, 64], conv_hidden=128, batch_norm=True)
+_COLOR = dict(_CONV, data="color", in_channels=3, epochs=12, batch_size=128, lr=1e-3)
+
+
+def _v(name: str, description: str, tags: list[str], **kw) -> VAEConfig:
+    return VAEConfig(variant=name, description=description, tags=tags, **kw)
+
+
+_ALL = [
+    _v("vae-z2", "MLP VAE with a 2-D latent: the whole code space fits on one map.",
+       ["latent-2d"], z_dim=2, **_MLP2),
+    _v("vae-z3", "MLP VAE with a 3-D latent, explored in slices.", ["latent-3d"], z_dim=3, **_MLP2),
+    _v("vae-z2-corr", "2-D VAE whose prior is a correlated Gaussian N(0, [[1, 0.4], [0.4, 0.5]]); "
+       "the KL is the exact one to that prior, so the latent map tilts to match it.",
+       ["latent-2d", "correlated-prior"], z_dim=2, prior_cov=[[1.0, 0.4], [0.4, 0.5]], **_MLP2),
+    _v("vae-z20", "The classic pytorch/examples recipe: MLP 784-400-20, Adam 1e-3, batch 128.",
+       ["classic"], hidden=[400], z_dim=20, epochs=10, batch_size=128, lr=1e-3),
+    *[
+        _v(f"beta-vae-b{b:g}", f"beta-VAE with beta={b:g}: one 10-D architecture, only the KL weight differs, "
+           "to show how beta trades reconstruction for a compressed, sparser code.",
+           ["beta-vae", f"beta-{b:g}"], beta=b, **_BETA)
+        for b in (0.5, 1.0, 2.0, 4.0, 8.0)
+    ],
+    _v("conv-vae-z20", "Convolutional encoder/decoder (two stride-2 convolutions with batch norm) "
+       "and a 20-D latent.", ["convolutional"], z_dim=20, epochs=12, batch_size=128, lr=1e-3, **_CONV),
+    _v("scratch-conv-vae", "conv-vae-z20 rebuilt from vae_hub.scratch: every layer's backward pass and the "
+       "Adam optimizer written by hand, gradient-checked against PyTorch.", ["convolutional", "from-scratch"],
+       layers="scratch", z_dim=20, epochs=12, batch_size=128, lr=1e-3, **_CONV),
+    _v("cvae", "Class-conditional VAE: the one-hot digit label enters the encoder and the decoder, "
+       "so the latent keeps only style.", ["conditional"], conditional=True, z_dim=8, **_MLP2),
+    _v("color-vae", "Continuous VAE on randomly coloured MNIST: colour and shape share a 16-D Gaussian code.",
+       ["colored-mnist", "continuous"], z_dim=16, **_COLOR),
+    _v("color-gumbel", "Discrete VAE on coloured MNIST: 6 categorical variables of 25 categories, "
+       "Gumbel-softmax relaxation with an annealed temperature.",
+       ["colored-mnist", "gumbel-softmax", "discrete"], latent="categorical", n_cat=6, k_cat=25, **_COLOR),
+    _v("color-joint", "Joint VAE on coloured MNIST: a 10-D Gaussian code beside 5 categorical variables "
+       "of 65 categories.", ["colored-mnist", "gumbel-softmax", "joint"],
+       latent="joint", z_dim=10, n_cat=5, k_cat=65, **_COLOR),
+]
+
+VARIANTS: dict[str, VAEConfig] = {c.variant: c for c in _ALL}
+
+
+def get_config(name: str, **overrides) -> VAEConfig:
+    """A fresh copy of a variant's config; unknown names raise KeyError listing the valid ones."""
+    if name not in VARIANTS:
+        raise KeyError(f"unknown variant {name!r}; valid variants: {', '.join(VARIANTS)}")
+    return dataclasses.replace(copy.deepcopy(VARIANTS[name]), **overrides)
