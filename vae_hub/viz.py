@@ -40,6 +40,8 @@ def image_grid(images: torch.Tensor, nrow: int, pad: int = 2, pad_value: int = 2
 def save_image(arr: np.ndarray, path: str | Path, scale: int = 2) -> None:
     from PIL import Image
 
+    if arr.ndim == 3 and (arr[..., :1] == arr).all():
+        arr = arr[..., 0]  # grayscale figures as 8-bit PNGs: a third of the bytes
     img = Image.fromarray(arr)
     if scale != 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
@@ -77,7 +79,7 @@ def _project(z: torch.Tensor) -> tuple[np.ndarray, str]:
     zc = z - z.mean(0)
     _, s, v = torch.linalg.svd(zc, full_matrices=False)
     share = (s[:2] ** 2).sum() / (s**2).sum()
-    return (zc @ v[:2].T).numpy(), f"PCA of z ({100 * float(share):.0f}% of variance)"
+    return (zc @ v[:2].T).numpy(), f"PCA of the {z.shape[1]}-D means, {100 * float(share):.0f}% of variance"
 
 
 @torch.no_grad()
@@ -90,7 +92,9 @@ def plot_latent_map(model: VAE, x: torch.Tensor, labels: torch.Tensor, path: str
     for ax, pair in zip(axes[0], pairs):
         if pair is None:
             pts, what = _project(z)
-            xl, yl = (f"{what} 1", f"{what} 2") if what != "z" else ("z1", "z2")
+            xl, yl = ("PC1", "PC2") if what != "z" else ("z1", "z2")
+            if what != "z":
+                ax.set_title(what, fontsize=9)
         else:
             pts, xl, yl = z[:, list(pair)].numpy(), f"z{pair[0] + 1}", f"z{pair[1] + 1}"
         ax.scatter(pts[:, 0], pts[:, 1], c=labels.numpy(), cmap="tab10", s=3, alpha=0.6, vmin=-0.5, vmax=9.5)

@@ -1,0 +1,73 @@
+"""Inference speed and the Space's memory.
+
+    python bench/inference.py [--models pretrained]
+
+Encode+decode images/s (posterior mode -> Bernoulli means) at batch 1 and batch 256 for every bundled
+variant (median of repeated timings), and the peak resident memory of a process that loads every model
+the Space loads (measured in a fresh subprocess with resource.getrusage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import torch
+from common import ROOT, median, write
+
+import vae_hub
+
+
+def throughput(model, batch: int, seconds: float = 1.0) -> float:
+    c = model.config
+    x = torch.rand(batch, c.in_channels, 28, 28)
+    y = torch.arange(batch) % 10 if c.conditional else None
+    with torch.inference_mode():
+        model.reconstruct(x, y)
+        rates = []
+        for _ in range(5):
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds / 5:
+                model.reconstruct(x, y)
+                n += batch
+            rates.append(n / (time.perf_counter() - t0))
+    return median(rates)
+
+
+PEAK = """
+import resource, sys, json
+sys.path.insert(0, {root!r})
+import vae_hub
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+models = [vae_hub.load(p) for p in {paths!r}]
+print(json.dumps({{"after_import_mib": base / 1024, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default=str(ROOT / "pretrained"))
+    p.add_argument("--out")
+    args = p.parse_args()
+    from pathlib import Path
+
+    folders = sorted(f.parent for f in Path(args.models).glob("*/config.json") if (f.parent / "model.safetensors").exists()
+                     and json.loads(f.read_text()).get("variant") in vae_hub.VARIANTS)
+    rows = {}
+    print("| variant | batch 1 (img/s) | batch 256 (img/s) |\n|---|---:|---:|")
+    for f in folders:
+        m = vae_hub.load(str(f))
+        rows[f.name] = {"batch1": throughput(m, 1), "batch256": throughput(m, 256)}
+        print(f"| {f.name} | {rows[f.name]['batch1']:,.0f} | {rows[f.name]['batch256']:,.0f} |")
+    code = PEAK.format(root=str(ROOT), paths=[str(f) for f in folders])
+    mem = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    print(f"peak RSS of a process holding all {len(folders)} models: {mem['peak_mib']:.0f} MiB "
+          f"(after importing torch + vae_hub: {mem['after_import_mib']:.0f} MiB)")
+    write("inference", {"models": rows, "memory": mem}, args.out)
+
+
+if __name__ == "__main__":
+    main()
