@@ -1,0 +1,322 @@
+"""Latency of the Space's endpoints: median and 95th percentile per endpoint, server-side and through
+gradio_client, optionally under load. Writes bench/results/space_latency.json.
+
+    python bench/space_latency.py                       # server-side + client, bundled weights
+    python bench/space_latency.py --load                # also 16 concurrent clients × 20 mixed requests
+    python bench/space_latency.py --url http://host:7860/ --no-server   # an app that is already running
+
+Server-side means the handler function itself (preprocess the drawing, encode, decode, draw every
+output), as Gradio calls it; "+ image I/O" adds what Gradio does around it for images (decode the
+sketchpad PNG, encode each output PNG). Client means a full round trip through the queue over HTTP,
+including one download per output image; /status (a trivial handler, no files) shows Gradio's own floor.
+Other processes on the machine inflate every number: the load average is printed and saved with them.
+The target (issue #4): encode median < 50 ms server-side on the 2-core CPU; under load, p95 ≤ 250 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "space")]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from PIL import Image  # noqa: E402
+
+from vae_hub.preprocess import DIGIT_STROKES, render_strokes  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "space_latency.json"
+TARGET_MS = 50.0
+LOAD_TARGET_P95_MS = 250.0
+
+
+def stats(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"n": len(a), "median_ms": round(float(np.median(a)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2),
+            "min_ms": round(float(a.min()), 2)}
+
+
+def timeit(fn: Callable[[], object], n: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def drawing(digit: int = 7, size: int = 400) -> np.ndarray:
+    """A sketchpad composite as Gradio hands it to the handler: RGBA uint8, black pen on transparent."""
+    return render_strokes(DIGIT_STROKES[digit], (size, size), width=size // 12)
+
+
+def _png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)  # as the app writes its outputs
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------- server-side
+def server_side(weights: str | None, n: int) -> dict:
+    from vae_space.engine import Engine
+
+    t0 = time.perf_counter()
+    eng = Engine.start(weights, background=False)
+    start_s = time.perf_counter() - t0
+    have = set(eng.models)
+    pad = {"background": None, "layers": [], "composite": drawing(7)}
+    pad2 = {"background": None, "layers": [], "composite": drawing(1)}
+    cases: dict[str, Callable[[], object]] = {}
+    for m in ("vae-z20", "vae-z2", "conv-vae-z20"):
+        if m in have:
+            cases[f"encode[{m}]"] = lambda m=m: eng.encode(pad, m)
+    enc = "vae-z20" if "vae-z20" in have else next(iter(eng.available("encoder")), None)
+    if enc:
+        cases["interpolate"] = lambda: eng.interpolate(enc, "my drawing", pad, "my drawing", pad2, 10, 0)
+        cases["arithmetic"] = lambda: eng.arithmetic(enc, "test digit 7", None, "test digit 1", None, "test digit 4", None, 0)
+    if eng.available("beta"):
+        cases["compare_betas"] = lambda: eng.compare_betas("my drawing", pad, 0)
+    if "vae-z2" in have:
+        cases["manifold (cached)"] = lambda: eng.manifold("vae-z2", 15, 2.5)
+        cases["decode_point"] = lambda: eng.decode_point("vae-z2", 0.5, -1.0)
+        cases["corr_maps (cached)"] = lambda: eng.corr_maps()
+    if "vae-z3" in have:
+        cases["slice3d"] = lambda: eng.slice3d(0.5, 12, 2.5)
+    if enc:
+        cases["generate"] = lambda: eng.generate(enc, 36, 0)
+    if "cvae" in have:
+        cases["conditional"] = lambda: eng.conditional("all", 8, 0)
+    for m in eng.available("color"):
+        cases[f"color_codes[{m}]"] = lambda m=m: eng.color_codes(m, 0)
+    cases["model_card"] = lambda: eng.model_card("vae-z20")
+
+    out = {}
+    for name, fn in cases.items():
+        out[name] = stats(timeit(fn, n if not name.startswith(("compare", "color")) else max(10, n // 3)))
+    # the encode round trip with Gradio's image work around it: decode the pad's PNG, encode 5 output PNGs
+    if enc:
+        blob = _png_bytes(drawing(7))
+
+        def with_io() -> None:
+            comp = np.asarray(Image.open(io.BytesIO(blob)).convert("RGBA"))
+            res = eng.encode({"background": None, "layers": [], "composite": comp}, enc)
+            for a in res[:5]:
+                _png_bytes(a)
+
+        out[f"encode[{enc}] + image I/O"] = stats(timeit(with_io, n))
+    return {"startup_s": round(start_s, 2), "loaded": sorted(have), "missing": sorted(eng.missing), "endpoints": out}
+
+
+# ---------------------------------------------------------------------------- through the client
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(weights: str | None) -> tuple[str, subprocess.Popen]:
+    port = _free_port()
+    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port))
+    cmd = [sys.executable, str(ROOT / "space" / "app.py")] + (["--weights", weights] if weights else [])
+    log = tempfile.NamedTemporaryFile("w+", prefix="space-bench-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited; see {log.name}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return url, proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError(f"the app did not start in 120 s; see {log.name}")
+
+
+def _client_inputs(tmp: Path) -> dict:
+    from gradio_client import handle_file
+
+    paths = {}
+    for d in (7, 1):
+        p = tmp / f"d{d}.png"
+        Image.fromarray(drawing(d)).save(p)
+        paths[d] = {"background": None, "layers": [], "composite": handle_file(str(p)), "id": None}
+    return paths
+
+
+def through_client(url: str, n: int) -> dict:
+    from gradio_client import Client
+
+    c = Client(url, verbose=False)
+    status = c.predict(api_name="/status")
+    have = set(status["loaded"])
+    _wait_ready(c, have)
+    with tempfile.TemporaryDirectory() as tmp:
+        pads = _client_inputs(Path(tmp))
+        enc = "vae-z20" if "vae-z20" in have else "vae-z2"
+        cases = {"status (Gradio's own floor)": lambda: c.predict(api_name="/status"),
+                 f"encode[{enc}]": lambda: c.predict(pads[7], enc, api_name="/encode"),
+                 "interpolate": lambda: c.predict(enc, "my drawing", pads[7], "my drawing", pads[1], 10, 0,
+                                                  api_name="/interpolate"),
+                 "decode_point": lambda: c.predict("vae-z2", 0.5, -1.0, api_name="/decode_point"),
+                 "generate": lambda: c.predict(enc, 36, 0, api_name="/generate")}
+        if any(b.startswith("beta-vae") for b in have):
+            cases["compare_betas"] = lambda: c.predict("my drawing", pads[7], 0, api_name="/compare_betas")
+        return {name: stats(timeit(fn, n if name != "compare_betas" else max(10, n // 3))) for name, fn in cases.items()}
+
+
+def _wait_ready(c, have: set[str], timeout: float = 300) -> None:
+    """Wait until the app's background preparation (test-set encodings) is done: steady-state numbers."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        s = c.predict(api_name="/status")
+        if set(s["ready"]) >= have:
+            return
+        time.sleep(0.5)
+
+
+def under_load(url: str, clients: int = 16, requests: int = 20, seed: int = 0, download: bool = True) -> dict:
+    """`clients` concurrent gradio_client sessions, each sending `requests` mixed requests in a row:
+    60% encode, 20% interpolate, 20% β comparison. Latency per kind, throughput, errors.
+    download=False: the clients do not fetch the output images (the server still makes them)."""
+    from gradio_client import Client
+
+    probe = Client(url, verbose=False)
+    have = set(probe.predict(api_name="/status")["loaded"])
+    _wait_ready(probe, have)
+    enc = "vae-z20" if "vae-z20" in have else "vae-z2"
+    kinds = ["encode"] * 3 + ["interpolate"] + (["compare_betas"] if any(b.startswith("beta") for b in have) else ["encode"])
+    lat: dict[str, list[float]] = {k: [] for k in set(kinds)}
+    errors: list[str] = []
+    lock = threading.Lock()
+    with tempfile.TemporaryDirectory() as tmp:
+        pads = _client_inputs(Path(tmp))
+        sessions = [Client(url, verbose=False, download_files=download) for _ in range(clients)]
+        barrier = threading.Barrier(clients)
+
+        def worker(i: int) -> None:
+            c, rng = sessions[i], random.Random(seed + i)
+            barrier.wait()
+            for _ in range(requests):
+                kind = rng.choice(kinds)
+                t0 = time.perf_counter()
+                try:
+                    if kind == "encode":
+                        c.predict(pads[rng.choice((7, 1))], enc, api_name="/encode")
+                    elif kind == "interpolate":
+                        c.predict(enc, "my drawing", pads[7], "random test digit", None, 10, rng.randrange(1000),
+                                  api_name="/interpolate")
+                    else:
+                        c.predict("random test digit", None, rng.randrange(1000), api_name="/compare_betas")
+                    with lock:
+                        lat[kind].append((time.perf_counter() - t0) * 1000)
+                except Exception as e:  # counted, not fatal: the point is to see them
+                    with lock:
+                        errors.append(f"{kind}: {type(e).__name__}: {str(e)[:120]}")
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+    done = sum(len(v) for v in lat.values())
+    return {"clients": clients, "requests_per_client": requests, "downloads": download, "wall_s": round(wall, 2),
+            "throughput_rps": round(done / wall, 2), "errors": len(errors), "error_samples": errors[:5],
+            "latency": {k: stats(v) for k, v in lat.items() if v}}
+
+
+# ---------------------------------------------------------------------------- main
+def machine() -> dict:
+    import torch
+
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _table(title: str, rows: dict) -> None:
+    print(f"\n{title}")
+    print(f"  {'endpoint':34s} {'median ms':>10s} {'p95 ms':>9s} {'n':>5s}")
+    for name, s in rows.items():
+        print(f"  {name:34s} {s['median_ms']:10.1f} {s['p95_ms']:9.1f} {s['n']:5d}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=40, help="calls per endpoint")
+    ap.add_argument("--weights", default=None, help="as for space/app.py (default: the bundled pretrained/)")
+    ap.add_argument("--url", default=None, help="benchmark a running app instead of launching one")
+    ap.add_argument("--no-server", action="store_true", help="skip the server-side (in-process) timings")
+    ap.add_argument("--no-client", action="store_true", help="skip the gradio_client timings")
+    ap.add_argument("--load", action="store_true", help="also 16 concurrent clients × 20 mixed requests")
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--requests", type=int, default=20)
+    ap.add_argument("--no-download", action="store_true", help="load-test clients skip fetching output images")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+
+    result: dict = {"machine": machine(), "target": {"encode_median_ms": TARGET_MS, "load_encode_p95_ms": LOAD_TARGET_P95_MS}}
+    verdicts: dict[str, bool] = {}
+    if not args.no_server:
+        result["server"] = server_side(args.weights, args.n)
+        _table(f"server-side (handler functions), start-up {result['server']['startup_s']} s", result["server"]["endpoints"])
+        encodes = {k: v for k, v in result["server"]["endpoints"].items() if k.startswith("encode[") and "I/O" not in k}
+        verdicts[f"server-side encode median < {TARGET_MS:g} ms"] = all(v["median_ms"] < TARGET_MS for v in encodes.values())
+    proc = None
+    try:
+        if not args.no_client or args.load:
+            url = args.url
+            if url is None:
+                url, proc = launch(args.weights)
+            if not args.no_client:
+                result["client"] = through_client(url, args.n)
+                _table("through gradio_client (full round trip, sequential)", result["client"])
+            if args.load:
+                result["load"] = under_load(url, args.clients, args.requests, download=not args.no_download)
+                ld = result["load"]
+                _table(f"under load: {ld['clients']} clients × {ld['requests_per_client']} requests"
+                       f"{'' if ld['downloads'] else ' (no image downloads)'}, {ld['throughput_rps']} req/s, "
+                       f"{ld['errors']} errors", ld["latency"])
+                if "encode" in ld["latency"]:
+                    verdicts[f"encode p95 ≤ {LOAD_TARGET_P95_MS:g} ms under load, no errors"] = \
+                        ld["latency"]["encode"]["p95_ms"] <= LOAD_TARGET_P95_MS and ld["errors"] == 0
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["verdicts"] = verdicts
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print()
+    for what, met in verdicts.items():
+        print(f"{'met   ' if met else 'MISSED'}  {what}")
+    print(f"wrote {args.out}")
+    print(f"load average (1, 5, 15 min) at start {result['machine']['loadavg_at_start']}, at end "
+          f"{result['machine']['loadavg_at_end']}: other processes share this CPU")
+    return 0 if all(verdicts.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

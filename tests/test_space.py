@@ -1,0 +1,359 @@
+"""The Space end to end through gradio_client: `python space/app.py` on 127.0.0.1 with the bundled
+weights, every named endpoint called with synthesised drawings, and every kind of bad input.
+
+The app is launched once per session (``space_url``) and shared with the browser test. Expectations
+follow the app's own /status: a variant still missing from pretrained/ must give a short gr.Error.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "space"))
+
+from vae_hub.preprocess import DIGIT_STROKES, render_strokes  # noqa: E402
+
+GENERIC = "has not enabled verbose error reporting"  # what a non-gr.Error exception looks like to the client
+_server: dict = {}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def space_url(timeout: float = 180.0) -> str:
+    """Launch `python space/app.py` once (bundled weights, offline) and return its URL."""
+    if "url" in _server:
+        return _server["url"]
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("VAE_HUB_WEIGHTS", "VAE_HUB_NAMESPACE", "SPACE_ID")}
+    env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1",
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    log = tempfile.NamedTemporaryFile("w+", prefix="space-", suffix=".log", delete=False)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "space" / "app.py")], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    atexit.register(_stop, proc)
+    url = f"http://127.0.0.1:{port}/"
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    _server.update(url=url, proc=proc, log=log.name)
+                    return url
+        except OSError:
+            time.sleep(0.5)
+    _stop(proc)
+    raise RuntimeError(f"the app did not start (exit code {proc.poll()}); log {log.name}:\n" + Path(log.name).read_text()[-3000:])
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def client():
+    from gradio_client import Client
+
+    return Client(space_url(), verbose=False)
+
+
+@pytest.fixture(scope="module")
+def status(client) -> dict:
+    s = client.predict(api_name="/status")
+    # a variant still training when the app started is reported missing, with a reason
+    assert s["source"] == "bundled" and set(s["loaded"]) | set(s["missing"]) >= {"vae-z2", "vae-z20"}
+    return s
+
+
+# ---------------------------------------------------------------------------- inputs
+def _png(tmp: Path, name: str, arr: np.ndarray | Image.Image, fmt: str = "PNG") -> str:
+    path = tmp / f"{name}.{fmt.lower()}"
+    (arr if isinstance(arr, Image.Image) else Image.fromarray(arr)).save(path, format=fmt)
+    return str(path)
+
+
+def _pad(path: str | None) -> dict:
+    """The sketchpad's value format: what the browser sends after a stroke (composite = what is seen)."""
+    from gradio_client import handle_file
+
+    return {"background": None, "layers": [], "composite": None if path is None else handle_file(path), "id": None}
+
+
+@pytest.fixture(scope="module")
+def drawings(tmp_path_factory) -> dict[str, dict]:
+    tmp = tmp_path_factory.mktemp("drawings")
+    out = {str(d): _pad(_png(tmp, f"d{d}", render_strokes(DIGIT_STROKES[d], (400, 400), 16))) for d in (1, 3, 7)}
+    # white strokes on a transparent background, and a wide photo-sized scan: dark ink on off-white
+    white = render_strokes(DIGIT_STROKES[7], (400, 400), 16, ink=(255, 255, 255, 255))
+    out["transparent-white"] = _pad(_png(tmp, "tw", white))
+    scan = render_strokes(DIGIT_STROKES[7], (1600, 900), 60, ink=(40, 40, 60, 255), background=(235, 232, 225, 255))
+    out["wide-scan"] = _pad(_png(tmp, "scan", Image.fromarray(scan).convert("RGB"), "JPEG"))
+    bad = {
+        "empty": np.zeros((400, 400, 4), np.uint8),
+        "white": np.full((400, 400, 3), 255, np.uint8),
+        "dot": render_strokes([[(0.5, 0.5), (0.505, 0.5)]], (400, 400), 14),
+        "filled": np.concatenate([np.zeros((400, 400, 3), np.uint8), np.full((400, 400, 1), 255, np.uint8)], 2),
+        "photo": (np.random.default_rng(0).random((300, 500, 3)) * 255).astype(np.uint8),
+        "huge": np.full((5000, 5000), 255, np.uint8),
+        "tiny": np.zeros((4, 4, 4), np.uint8),
+    }
+    for k, v in bad.items():
+        out[k] = _pad(_png(tmp, k, v))
+    (tmp / "not-an-image.png").write_text("this is text")
+    out["not-an-image"] = _pad(str(tmp / "not-an-image.png"))
+    out["none"] = _pad(None)
+    return out
+
+
+def _img(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _cell(img: np.ndarray, box: list[int], k: int) -> np.ndarray:
+    """A k-times nearest-upscaled digit cut out of an image, back at 28×28 (grey)."""
+    x0, y0, x1, y1 = box
+    return img[y0:y1:k, x0:x1:k, 0].astype(int)
+
+
+def _app_error(fn, *args, **kwargs) -> str:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as err:
+        fn(*args, **kwargs)
+    msg = str(err.value.message if hasattr(err.value, "message") else err.value)
+    assert GENERIC not in msg, "a bad input must give our short gr.Error, not a generic failure"
+    assert "Traceback" not in msg and len(msg) < 240, msg
+    return msg
+
+
+# ---------------------------------------------------------------------------- 1. draw & encode
+def test_encode_every_encoder(client, status, drawings):
+    encoders = [m for m in ("vae-z2", "vae-z3", "vae-z2-corr", "vae-z20", "beta-vae-b4", "conv-vae-z20",
+                            "scratch-conv-vae") if m in status["loaded"]]
+    assert encoders, "no encoder loaded"
+    for model in encoders:
+        inp, rec, post, lmap, nn, summary, data = client.predict(drawings["7"], model, api_name="/encode")
+        assert _img(inp).shape == (224, 224, 3) and _img(rec).shape == (224, 224, 3)
+        assert _img(lmap).shape == (454, 440, 3)
+        assert _img(post).shape[1] == 400 and _img(nn).shape[0] > 56
+        assert isinstance(summary, str) and "percentile" in summary
+        z = len(data["mean"])
+        assert z == len(data["sigma"]) and z in (2, 3, 10, 20)
+        assert all(s > 0 for s in data["sigma"]) and 0 <= data["elbo_percentile"] <= 100
+        assert len(data["neighbours"]) == 8 and all(0 <= n["label"] <= 9 for n in data["neighbours"])
+        assert data["recon_nll"] > 0 and data["kl"] >= 0
+    # the input is MNIST-like: white digit on black, centred, ink inside the 20×20 box plus anti-aliasing
+    x = _img(inp)[::8, ::8, 0]
+    assert x[0].max() == 0 and x[:, 0].max() == 0 and x.max() == 255
+
+
+def test_encode_reads_any_polarity_and_shape(client, status, drawings):
+    """White-on-transparent PNGs and a wide JPEG scan (dark ink on paper) give the same MNIST-style 7."""
+    model = "vae-z20" if "vae-z20" in status["loaded"] else status["loaded"][0]
+    ref = _img(client.predict(drawings["7"], model, api_name="/encode")[0])[::8, ::8, 0].astype(float)
+    for name in ("transparent-white", "wide-scan"):
+        x = _img(client.predict(drawings[name], model, api_name="/encode")[0])[::8, ::8, 0].astype(float)
+        corr = np.corrcoef(ref.ravel(), x.ravel())[0, 1]
+        assert corr > 0.85, f"{name}: correlation {corr:.2f} with the sketchpad drawing"
+
+
+def test_bad_drawings_give_short_errors(client, drawings):
+    expect = {"empty": "empty", "white": "empty", "none": "empty", "dot": "dot", "filled": "ink",
+              "photo": "photo", "huge": "too large", "tiny": "too small", "not-an-image": "image"}
+    for name, word in expect.items():
+        msg = _app_error(client.predict, drawings[name], "vae-z20", api_name="/encode")
+        assert word in msg.lower(), f"{name}: {msg}"
+
+
+def test_wrong_types_give_short_errors(client, drawings):
+    _app_error(client.predict, "not a drawing", "vae-z20", api_name="/encode")
+    _app_error(client.predict, {"composite": 3}, "vae-z20", api_name="/encode")
+    _app_error(client.predict, drawings["7"], "no-such-model", api_name="/encode")
+    _app_error(client.predict, drawings["7"], 42, api_name="/encode")
+    _app_error(client.predict, "vae-z20", "test digit 1", None, "test digit 2", None, "many", 0, api_name="/interpolate")
+    _app_error(client.predict, "vae-z20", "test digit 1", None, "test digit 2", None, 1000, 0, api_name="/interpolate")
+    _app_error(client.predict, "vae-z20", "nowhere", None, "test digit 2", None, 10, 0, api_name="/interpolate")
+    _app_error(client.predict, "vae-z2", 99.0, 0.0, api_name="/decode_point")
+    _app_error(client.predict, "vae-z2", "left", 0.0, api_name="/decode_point")
+    _app_error(client.predict, "vae-z20", -5, 0, api_name="/generate")
+    _app_error(client.predict, "eleven", 8, 0, api_name="/conditional")
+    _app_error(client.predict, "not-a-variant", api_name="/model_card")
+    _app_error(client.predict, "my drawing", None, 0, api_name="/compare_betas")
+
+
+# ---------------------------------------------------------------------------- 2. interpolate
+def test_interpolation_ends_are_the_reconstructions(client, status, drawings):
+    for model in [m for m in ("vae-z20", "vae-z2") if m in status["loaded"]]:
+        rec = {d: _img(client.predict(drawings[d], model, api_name="/encode")[1]) for d in ("7", "1")}
+        strip, gif, lmap, info = client.predict(model, "my drawing", drawings["7"], "my drawing", drawings["1"], 8, 0,
+                                                api_name="/interpolate")
+        s = _img(strip)
+        assert info["steps"] == 8 and len(info["tiles"]["linear"]) == 8 and len(info["tiles"]["spherical"]) == 8
+        for row in ("linear", "spherical"):
+            first, last = _cell(s, info["tiles"][row][0], 3), _cell(s, info["tiles"][row][-1], 3)
+            assert np.abs(first - rec["7"][::8, ::8, 0]).max() <= 1, f"{model} {row}: first frame"
+            assert np.abs(last - rec["1"][::8, ::8, 0]).max() <= 1, f"{model} {row}: last frame"
+        g = Image.open(gif)
+        assert g.format == "GIF" and g.n_frames == 2 * 8 - 2
+        assert _img(lmap).shape == (454, 440, 3)
+
+
+def test_interpolate_test_digits_and_arithmetic(client, status):
+    strip, gif, lmap, info = client.predict("vae-z20", "test digit 4", None, "random test digit", None, 5, 3,
+                                            api_name="/interpolate")
+    assert "a 4" in info["a"] and _img(strip).shape[0] == 24 + 2 * 84 + 3 * 4
+    row, amap, ainfo = client.predict("vae-z20", "test digit 7", None, "test digit 1", None, "test digit 4", None, 0,
+                                      api_name="/arithmetic")
+    assert _img(row).shape == (28 * 4 + 16, 4 * 112 + 3 * 44 + 8 * 8, 3)
+    assert len(ainfo["z_result"]) == 20 and 0 <= ainfo["knn_label"] <= 9 and _img(amap).shape == (454, 440, 3)
+
+
+# ---------------------------------------------------------------------------- 3. betas
+def test_compare_betas(client, status, drawings):
+    betas = [b for b in status["loaded"] if b.startswith("beta-vae")]
+    if not betas:
+        assert "beta" in _app_error(client.predict, "my drawing", drawings["3"], 0, api_name="/compare_betas").lower()
+        return
+    inp, fig, table, data = client.predict("my drawing", drawings["3"], 0, api_name="/compare_betas")
+    assert _img(inp).shape == (168, 168, 3)
+    assert _img(fig).shape[0] > 5 * 150 and _img(fig).shape[1] > 900  # a row per β; missing ones show a note
+    assert [r[0] for r in table["data"]] == [f"beta-vae-b{b}" for b in ("0.5", "1", "2", "4", "8")]
+    assert set(data["models"]) == set(betas)
+    for b in betas:
+        kl = data["models"][b]["kl_per_dim"]
+        assert len(kl) == 10 and min(kl) >= 0
+    _, _, _, data2 = client.predict("test digit 2", None, 5, api_name="/compare_betas")
+    assert "a 2" in data2["input"]
+
+
+# ---------------------------------------------------------------------------- 4. explorer
+def test_latent_explorer(client, status):
+    if "vae-z2" in status["loaded"]:
+        assert _img(client.predict("vae-z2", 15, 2.5, api_name="/manifold")).shape == (420, 420, 3)
+        digit, lmap = client.predict("vae-z2", 0.5, -1.0, api_name="/decode_point")
+        assert _img(digit).shape == (224, 224, 3) and _img(lmap).shape == (454, 440, 3)
+    else:
+        _app_error(client.predict, "vae-z2", 15, 2.5, api_name="/manifold")
+    if "vae-z3" in status["loaded"]:
+        grid, near = client.predict(0.5, 10, api_name="/slice3d")
+        assert _img(grid).shape == (280, 280, 3) and _img(near).shape == (454, 440, 3)
+    else:
+        assert "vae-z3" in _app_error(client.predict, 0.5, 10, api_name="/slice3d")
+    iso, corr, md = client.predict(api_name="/corr_maps")
+    assert _img(iso).shape[:2] in ((454, 440), (450, 440)) and isinstance(md, str)
+
+
+# ---------------------------------------------------------------------------- 5. generate
+def test_generate_every_model(client, status):
+    for model in status["loaded"]:
+        img = _img(client.predict(model, 16, 1, api_name="/generate"))
+        assert img.shape[0] > 100 and img.shape[2] == 3
+    if "cvae" in status["loaded"]:
+        assert _img(client.predict("3", 6, 0, api_name="/conditional")).shape == (2 + 58, 2 + 6 * 58, 3)
+        assert _img(client.predict("all", 4, 0, api_name="/conditional")).shape == (2 + 10 * 58, 2 + 4 * 58, 3)
+    else:
+        assert "cvae" in _app_error(client.predict, "3", 6, 0, api_name="/conditional")
+    for model in ("color-vae", "color-gumbel", "color-joint"):
+        if model in status["loaded"]:
+            img, table = client.predict(model, 2, api_name="/color_codes")
+            assert _img(img).shape[1] > 300 and len(table["data"]) >= 1
+            assert set(r[4] for r in table["data"]) <= {"colour", "shape", "colour and shape", "little"}
+        else:
+            assert model in _app_error(client.predict, model, 2, api_name="/color_codes")
+
+
+# ---------------------------------------------------------------------------- 6. models
+def test_model_cards(client, status):
+    from vae_hub import VARIANTS
+
+    for v in VARIANTS:
+        card, metrics, figs, download = client.predict(v, api_name="/model_card")
+        assert v in card and f"vae-hub-{v}" in download
+        if v in status["loaded"]:
+            assert "test loss" in " ".join(r[0] for r in metrics["data"])
+            assert figs, f"{v}: no figures"
+        else:
+            assert "Not available" in card
+
+
+# ---------------------------------------------------------------------------- in-process: missing variants
+def test_missing_variants_degrade_gracefully(tmp_path):
+    """Only vae-z20 available: the app still builds, and every feature without its model says why."""
+    import gradio as gr
+    from vae_space.engine import Engine
+
+    (tmp_path / "vae-z20").symlink_to(ROOT / "pretrained" / "vae-z20")
+    eng = Engine.start(str(tmp_path), background=False)
+    assert list(eng.models) == ["vae-z20"] and "vae-z2" in eng.missing
+    pad = {"background": None, "layers": [], "composite": render_strokes(DIGIT_STROKES[7])}
+    out = eng.encode(pad, "vae-z20")
+    assert out[3].shape == (450, 440, 3)  # the map is a visible "not available" panel
+    for call, word in [(lambda: eng.compare_betas("test digit 1", None, 0), "beta"),
+                       (lambda: eng.conditional("3", 4, 0), "cvae"), (lambda: eng.slice3d(0.0, 10, 2.5), "vae-z3"),
+                       (lambda: eng.manifold("vae-z2", 15, 2.5), "vae-z2"),
+                       (lambda: eng.color_codes("color-joint", 0), "color-joint")]:
+        with pytest.raises(gr.Error) as err:
+            call()
+        assert word in str(err.value)
+    for bad in (float("nan"), float("inf"), None, [1, 2]):
+        with pytest.raises(gr.Error):
+            eng.generate("vae-z20", bad, 0)
+    card = eng.model_card("cvae")
+    assert "Not available" in card[0]
+    from app import build_demo
+
+    build_demo(eng)  # builds with every other feature disabled
+
+
+def test_colour_and_shape_change_metric():
+    """The Generate tab's 'what does this variable control' measure, on sweeps with a known answer."""
+    import torch
+    from vae_space.engine import COLOR_CHANGE, SHAPE_CHANGE, _color_shape_change
+
+    from vae_hub.preprocess import to_mnist
+
+    seven, one = (torch.from_numpy(to_mnist(render_strokes(DIGIT_STROKES[d]))) for d in (7, 1))
+    hues = torch.tensor([[1.0, 0.1, 0.1], [0.1, 1.0, 0.1], [0.1, 0.1, 1.0], [1.0, 1.0, 0.1]])
+    colour_only = seven[None, None] * hues[:, :, None, None]  # the same 7 in four colours
+    shape_only = torch.stack([seven, one, seven, one])[:, None].repeat(1, 3, 1, 1) * 0.8  # grey 7s and 1s
+    col, shape = _color_shape_change(colour_only)
+    assert col > COLOR_CHANGE and shape < SHAPE_CHANGE, (col, shape)
+    col, shape = _color_shape_change(shape_only)
+    assert col < COLOR_CHANGE and shape > SHAPE_CHANGE, (col, shape)
+
+
+def test_space_card_lists_every_model():
+    """space/README.md's front matter: a Gradio Space, its app file, and every variant's Hub repo."""
+    import yaml
+
+    from vae_hub import VARIANTS
+    from vae_hub.hub import repo_id_for
+
+    text = (ROOT / "space" / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---")[1])
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and str(meta["sdk_version"]).startswith("6.")
+    assert (ROOT / "space" / meta["app_file"]).is_file()
+    assert set(meta["models"]) == {repo_id_for(v) for v in VARIANTS}
