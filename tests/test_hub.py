@@ -164,7 +164,7 @@ def test_push_stages_card_and_calls_upload_folder(trained, monkeypatch):
     assert 'vae_hub.load("alice/vae-hub-vae-z2")' in text
 
 
-BUNDLED = sorted(p.parent.name for p in bundled_dir().glob("*/config.json"))
+BUNDLED = sorted(p.parent.name for p in bundled_dir().glob("*/config.json") if p.parent.name in vae_hub.VARIANTS)
 
 
 @pytest.mark.skipif(not BUNDLED, reason="no bundled pretrained/ set in this checkout")
