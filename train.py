@@ -61,7 +61,8 @@ def select(names: list[str]) -> list[str]:
 def model_folders(root: Path) -> list[Path]:
     if (root / "config.json").is_file():
         return [root]
-    found = sorted(p.parent for p in root.glob("*/config.json"))
+    # only vae-hub model folders: the bundled set also holds the evaluation classifier, which is not a VAE
+    found = sorted(p.parent for p in root.glob("*/config.json") if '"variant"' in p.read_text())
     if not found:
         sys.exit(f"error: {root} holds no model folders (expected DIR/config.json or DIR/<variant>/config.json)")
     return found

@@ -36,6 +36,8 @@ WHY = {  # "what the variant is and why it exists", beyond its one-line descript
                     "similar size.",
     "scratch-conv-vae": "Teaching model: the same network as conv-vae-z20 with every layer's backward pass "
                         "written by hand, to show what the library does for you and what it costs.",
+    "conv-vae-bin": "The one model trained for likelihood, on binary digits drawn afresh every batch: its "
+                    "importance-sampled NLL is the number to set beside published binarized-MNIST results.",
     "cvae": "With the label given, the latent needs to hold only style: pick a digit and sample.",
     "color-vae": "Baseline for the colour family: one Gaussian code must hold stroke colour and digit shape.",
     "color-gumbel": "A purely discrete code: which categories carry colour and which carry shape?",
@@ -143,6 +145,8 @@ def render_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
     figs = [(n, t) for n, t in [("reconstructions.png", "Test digits (top) and reconstructions (bottom)"),
                                 ("samples.png", "Samples from the prior"), ("latent_map.png", "Latent map of test digits"),
                                 ("manifold.png", "Decoded latent grid"), ("traversals.png", "Latent traversals"),
+                                ("latent_pca.png", "PCA of the posterior means"),
+                                ("uncertainty.png", "Per-pixel uncertainty: std of decoded posterior samples"),
                                 ("loss_curves.png", "Loss curves"), ("progress.png", "Samples and reconstructions per epoch")]
             if (folder / "figures" / n).is_file()]
     rows = "\n".join(f"| {name} | {_fmt(v, 3)} |" for _, name, v in metrics)

@@ -37,6 +37,10 @@ _ALL = [
     _v("scratch-conv-vae", "conv-vae-z20 rebuilt from vae_hub.scratch: every layer's backward pass and the "
        "Adam optimizer written by hand, gradient-checked against PyTorch.", ["convolutional", "from-scratch"],
        layers="scratch", z_dim=20, epochs=12, batch_size=128, lr=1e-3, **_CONV),
+    _v("conv-vae-bin", "Likelihood model: convolutional encoder/decoder (32-64 channels, batch norm, FC 256) and a 32-D "
+       "latent, trained with the ELBO on dynamically binarized digits, so its NLL compares with the literature.",
+       ["convolutional", "binarized", "likelihood"], backbone="conv", conv_channels=[32, 64], conv_hidden=256,
+       batch_norm=True, data="binarized", z_dim=32, epochs=30, batch_size=64, lr=1e-3, lr_schedule="cosine"),
     _v("cvae", "Class-conditional VAE: the one-hot digit label enters the encoder and the decoder, "
        "so the latent keeps only style.", ["conditional"], conditional=True, z_dim=8, **_MLP2),
     _v("color-vae", "Continuous VAE on randomly coloured MNIST: colour and shape share a 16-D Gaussian code.",

@@ -50,7 +50,7 @@ class LinearFn(torch.autograd.Function):
 # channel innermost, so every product is a single large GEMM on contiguous operands (no per-image bmm and
 # no transposed copies of the patch matrix), and the outputs come back as NCHW views of NHWC memory,
 # which is what the next layer wants to read. im2col is a strided view plus one gather copy;
-# col2im is its adjoint: one strided accumulate per kernel tap (kh*kw of them, never per pixel).
+# col2im is its adjoint: a few strided accumulates over blocks of kernel taps, never a loop over pixels.
 
 
 def _nhwc(x: Tensor) -> Tensor:
@@ -78,15 +78,27 @@ def _im2col(xp: Tensor, kernel: Pair, stride: Pair, out: Pair) -> Tensor:
 
 
 def _col2im(cols: Tensor, batch: int, out: Pair, kernel: Pair, stride: Pair, size: Pair) -> Tensor:
-    """Adjoint of _im2col: scatter-add patch rows (B*Ho*Wo, kh*kw*C) back onto an NHWC canvas of size."""
-    c = cols.shape[1] // (kernel[0] * kernel[1])
-    taps = cols.view(batch, *out, *kernel, c)
-    canvas = cols.new_zeros(batch, *size, c)
-    hspan, wspan = stride[0] * (out[0] - 1) + 1, stride[1] * (out[1] - 1) + 1
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            canvas[:, i:i + hspan:stride[0], j:j + wspan:stride[1]] += taps[:, :, :, i, j]
-    return canvas
+    """Adjoint of _im2col: scatter-add patch rows (B*Ho*Wo, kh*kw*C) back onto an NHWC canvas of size.
+
+    Kernel tap i = a*s + r lands on canvas row (ho + a)*s + r. Viewing the canvas as (H/s, s) blocks, the
+    s*s taps that share (a, a') land on one strided block slice each, so this is ceil(k/s)^2 accumulates
+    (4 for k=4, s=2) rather than k^2, and never a loop over pixels.
+    """
+    (ho, wo), (kh, kw), (sh, sw) = out, kernel, stride
+    c = cols.shape[1] // (kh * kw)
+    taps = cols.view(batch, ho, wo, kh, kw, c)
+    ah, aw = -(-kh // sh), -(-kw // sw)
+    hc = -(-max(size[0], (ho + ah - 1) * sh) // sh) * sh  # room for every block, a multiple of the stride
+    wc = -(-max(size[1], (wo + aw - 1) * sw) // sw) * sw
+    canvas = cols.new_zeros(batch, hc, wc, c)
+    blocks = canvas.view(batch, hc // sh, sh, wc // sw, sw, c)
+    for a in range(ah):
+        rh = min(sh, kh - a * sh)
+        for b in range(aw):
+            rw = min(sw, kw - b * sw)
+            src = taps[:, :, :, a * sh:a * sh + rh, b * sw:b * sw + rw]  # (B, Ho, Wo, rh, rw, C)
+            blocks[:, a:a + ho, :rh, b:b + wo, :rw] += src.permute(0, 1, 3, 2, 4, 5)
+    return canvas[:, :size[0], :size[1]]
 
 
 def _as_nchw(y_nhwc: Tensor) -> Tensor:
@@ -186,26 +198,27 @@ class BatchNorm2dFn(torch.autograd.Function):
 
     training: normalise with the batch mean and biased variance, and update the running buffers in place
     (running_var takes the unbiased variance, as torch does); eval: normalise with the running buffers.
+    Written to allocate as few activation-sized tensors as possible: on CPU each fresh buffer costs page
+    faults that dwarf the arithmetic of these memory-bound passes.
     """
 
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor,
                 running_var: Tensor, training: bool, momentum: float, eps: float) -> Tensor:
-        c = x.shape[1]
+        c, dims = x.shape[1], (0, 2, 3)
         if training:
-            # two passes (mean, then the centred sum of squares): stable, and the centred x is reused below;
-            # much faster on CPU than torch.var_mean over dims (0, 2, 3)
+            # two passes (mean, then the centred sum of squares) for stability; the centred x becomes xhat
             n = x.numel() // c
-            mean = x.sum((0, 2, 3)) / n
-            xc = x - mean.view(1, c, 1, 1)
-            var = (xc * xc).sum((0, 2, 3)) / n
+            mean = x.sum(dims) / n
+            xhat = x - mean.view(1, c, 1, 1)
+            var = (xhat * xhat).sum(dims) / n  # faster on CPU than var_mean or vector_norm over these dims
             running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
             running_var.mul_(1 - momentum).add_(var, alpha=momentum * n / (n - 1))
         else:
             var = running_var
-            xc = x - running_mean.view(1, c, 1, 1)
+            xhat = x - running_mean.view(1, c, 1, 1)
         invstd = (var + eps).rsqrt()
-        xhat = xc.mul_(invstd.view(1, c, 1, 1))
+        xhat.mul_(invstd.view(1, c, 1, 1))
         y = torch.addcmul(bias.view(1, c, 1, 1), xhat, weight.view(1, c, 1, 1))
         ctx.save_for_backward(xhat, weight, invstd)
         ctx.training = training
@@ -215,19 +228,20 @@ class BatchNorm2dFn(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
         xhat, weight, invstd = ctx.saved_tensors
-        c = xhat.shape[1]
-        sum_g = grad.sum((0, 2, 3))
-        sum_gx = (grad * xhat).sum((0, 2, 3))
+        c, dims = xhat.shape[1], (0, 2, 3)
+        buf = grad * xhat  # the one activation-sized allocation: it is reused for dx below
+        sum_gx, sum_g = buf.sum(dims), grad.sum(dims)
         gx = None
         if ctx.needs_input_grad[0]:
-            scale = (weight * invstd).view(1, c, 1, 1)
+            a = weight * invstd
             if ctx.training:
-                # the batch statistics depend on x too: remove the mean of g and its projection on xhat
+                # the batch statistics depend on x too, so dx = a * (g - mean(g) - xhat * mean(g * xhat))
                 n = xhat.numel() // c
-                shift = (sum_g / n).view(1, c, 1, 1)
-                gx = (grad - shift - xhat * (sum_gx / n).view(1, c, 1, 1)) * scale
+                gx = torch.addcmul((-a * sum_g / n).view(1, c, 1, 1), xhat, (-a * sum_gx / n).view(1, c, 1, 1),
+                                   out=buf)
+                gx.addcmul_(grad, a.view(1, c, 1, 1))
             else:
-                gx = grad * scale
+                gx = torch.mul(grad, a.view(1, c, 1, 1), out=buf)
         return gx, sum_gx, sum_g, None, None, None, None, None
 
 

@@ -2,6 +2,11 @@
 
 Parameter and buffer names, shapes and default initialisation match torch.nn exactly, so state_dicts
 move both ways and the same ``torch.manual_seed`` gives the same weights in either kit.
+
+One visible difference: Conv2d and ConvTranspose2d return (B, C, H, W) tensors stored channels-last
+(as torch's own convolutions do for channels-last inputs), because that is the layout their GEMMs produce
+and the next layer reads. Values are identical; use ``.reshape``/``.flatten`` (or ``.contiguous()`` first)
+rather than ``.view`` on them.
 """
 
 from __future__ import annotations
