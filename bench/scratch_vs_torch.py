@@ -11,9 +11,10 @@ What is measured (CPU, torch.set_num_threads(2) unless --threads says otherwise)
   row "torch-fused" uses Adam(fused=True), which vae_hub's trainer picks for torch models); "optimizer ms"
   is the optimizer step alone. The ratio scratch/torch is against the default torch.optim.Adam.
 - images/s: batch size / median time of (forward + backward [+ optimizer step for the VAE]).
-- other load: CPU cores kept busy by *other* processes while a config was timed (from /proc/stat minus this
-  process's own CPU time). Timings taken with this above ~0.1 are contaminated: with 2 threads on 2 cores,
-  every OpenMP region waits for a descheduled thread, and such rows are marked with "!".
+- other load: CPU cores kept busy by *other* processes while a config was timed (machine CPU time from
+  /proc/stat minus this process's own, less 3 clock ticks of counting slack). Timings taken with this above
+  0.1 are contaminated - with 2 threads on 2 cores every OpenMP region waits for a descheduled thread - and
+  such rows are marked with "!".
 - peak MiB: in a fresh subprocess per (config, kit), how far the peak resident set rises above the
   resident set once the module, optimizer and inputs exist, over 3 training iterations: activations,
   saved tensors, gradients, optimizer moments and workspaces, as the OS saw them. Linux only: the peak is
@@ -147,8 +148,10 @@ def _time(config: str, kits: tuple[str, ...], batch: int, warmup: int,
         out[kit] = {"forward_ms": med[0], "backward_ms": med[1], "optimizer_ms": med[2], "total_ms": total,
                     "images_per_s": batch / (total / 1e3)}
     machine1, own1 = _busy_s()
-    others = max(0.0, (machine1 - machine0) - (own1 - own0)) / (time.perf_counter() - wall0)
-    return out, others
+    wall = time.perf_counter() - wall0
+    # /proc/stat counts in clock ticks (10 ms): over a short window a few ticks of noise are not load
+    others_s = max(0.0, (machine1 - machine0) - (own1 - own0) - 3 / os.sysconf("SC_CLK_TCK"))
+    return out, others_s / wall
 
 
 def _status_kib(field: str) -> int:
