@@ -99,3 +99,12 @@ def test_cli_quick_writes_the_hub_folder(tmp_path):
         assert f"NAMESPACE/vae-hub-{name}" in r.stdout  # dry run listed the staged repo
     assert (tmp_path / "vae-z2" / "figures" / "latent_map.png").is_file()
     assert "model.safetensors" in r.stdout
+
+
+def test_scratch_model_inside_figures(tmp_path):
+    from vae_hub.viz import write_inside_figures
+
+    m = vae_hub.build("scratch-conv-vae").eval()
+    history = [{"epoch": e, "grad_norms": {"features.0.weight": 1.0 / e, "enc_fc.0.weight": 2.0}} for e in (1, 2)]
+    write_inside_figures(m, tmp_path, torch.rand(1, 1, 28, 28), history)
+    assert {p.name for p in tmp_path.glob("*.png")} == {"filters.png", "feature_maps.png", "grad_norms.png"}

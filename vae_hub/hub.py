@@ -147,7 +147,10 @@ def render_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
                                 ("manifold.png", "Decoded latent grid"), ("traversals.png", "Latent traversals"),
                                 ("latent_pca.png", "PCA of the posterior means"),
                                 ("uncertainty.png", "Per-pixel uncertainty: std of decoded posterior samples"),
-                                ("loss_curves.png", "Loss curves"), ("progress.png", "Samples and reconstructions per epoch")]
+                                ("loss_curves.png", "Loss curves"), ("progress.png", "Samples and reconstructions per epoch"),
+                                ("filters.png", "Learned first-layer filters"),
+                                ("feature_maps.png", "Feature maps of one test digit"),
+                                ("grad_norms.png", "Per-layer gradient norms, logged during training")]
             if (folder / "figures" / n).is_file()]
     rows = "\n".join(f"| {name} | {_fmt(v, 3)} |" for _, name, v in metrics)
     data_kind = {"gray": "grayscale intensities in [0, 1]", "binarized": "dynamically binarized (fresh Bernoulli draw "
