@@ -19,6 +19,7 @@ import torch
 
 from vae_hub import VARIANTS, build, get_config
 from vae_hub.data import DEFAULT_DATASET, load_split
+from vae_hub.hub import model_folders as complete_model_folders
 from vae_hub.hub import push_folder, save_model_folder
 from vae_hub.train import Batcher, evaluate_elbo, fit, hardware, resolve_device
 
@@ -59,12 +60,9 @@ def select(names: list[str]) -> list[str]:
 
 
 def model_folders(root: Path) -> list[Path]:
-    if (root / "config.json").is_file():
-        return [root]
-    # only vae-hub model folders: the bundled set also holds the evaluation classifier, which is not a VAE
-    found = sorted(p.parent for p in root.glob("*/config.json") if '"variant"' in p.read_text())
+    found = complete_model_folders(root) if root.is_dir() else []
     if not found:
-        sys.exit(f"error: {root} holds no model folders (expected DIR/config.json or DIR/<variant>/config.json)")
+        sys.exit(f"error: {root} holds no vae-hub model folders (expected DIR/config.json or DIR/<variant>/config.json)")
     return found
 
 

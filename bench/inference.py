@@ -19,6 +19,7 @@ import torch
 from common import ROOT, median, write
 
 import vae_hub
+from vae_hub.hub import model_folders
 
 
 def throughput(model, batch: int, seconds: float = 1.0) -> float:
@@ -52,10 +53,8 @@ def main() -> None:
     p.add_argument("--models", default=str(ROOT / "pretrained"))
     p.add_argument("--out")
     args = p.parse_args()
-    from pathlib import Path
 
-    folders = sorted(f.parent for f in Path(args.models).glob("*/config.json") if (f.parent / "model.safetensors").exists()
-                     and json.loads(f.read_text()).get("variant") in vae_hub.VARIANTS)
+    folders = model_folders(args.models)
     rows = {}
     print("| variant | batch 1 (img/s) | batch 256 (img/s) |\n|---|---:|---:|")
     for f in folders:

@@ -39,11 +39,11 @@ import torch
 
 from . import metrics as M
 from .classifier import FOLDER_NAME as CLASSIFIER_FOLDER
-from .classifier import MNISTClassifier, is_classifier_folder, load_classifier, to_gray
+from .classifier import MNISTClassifier, load_classifier, to_gray
 from .data import DEFAULT_DATASET, Split, color_table, load_split, make_inputs, split_seed
+from .hub import model_folders
 from .models import VAE
 from .train import Batcher, evaluate_elbo, hardware
-from .variants import VARIANTS
 
 MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
 PYTORCH_EXAMPLES = 105.6  # pytorch/examples VAE after 10 epochs: test loss on grayscale digits
@@ -534,18 +534,6 @@ def update_markdown(path: str | Path, block: str) -> None:
 
 
 # ---------------------------------------------------------------------------- driver
-def model_folders(root: Path) -> list[Path]:
-    """Complete VAE model folders under root (or root itself); the classifier and unfinished runs are skipped."""
-    def complete(p: Path) -> bool:
-        return all((p / f).is_file() for f in ("config.json", "model.safetensors", "history.json", "README.md"))
-
-    if (root / "config.json").is_file():
-        return [root] if not is_classifier_folder(root) else []
-    found = [p for p in sorted(root.iterdir()) if p.is_dir() and complete(p) and not is_classifier_folder(p)]
-    order = {name: i for i, name in enumerate(VARIANTS)}
-    return sorted(found, key=lambda p: (order.get(json.loads((p / "config.json").read_text()).get("variant"), 999), p.name))
-
-
 def run(models: str | Path, dataset: str, out: str | Path, settings: Settings, *, classifier: str | Path | None = None,
         variants: list[str] | None = None, write_cards: bool = True, update: list[str] | None = None,
         command: str = "", log=print) -> dict:

@@ -68,6 +68,23 @@ def read_config(folder: str | Path) -> VAEConfig:
     return config
 
 
+def model_folders(root: str | Path) -> list[Path]:
+    """Complete VAE model folders under root (or root itself), in registry order; the evaluation classifier
+    and unfinished runs are skipped."""
+    from .classifier import is_classifier_folder
+
+    root = Path(root)
+
+    def complete(p: Path) -> bool:
+        return all((p / f).is_file() for f in ("config.json", WEIGHTS_NAME, "history.json", "README.md"))
+
+    if (root / "config.json").is_file():
+        return [root] if not is_classifier_folder(root) else []
+    found = [p for p in sorted(root.iterdir()) if p.is_dir() and complete(p) and not is_classifier_folder(p)]
+    order = {name: i for i, name in enumerate(VARIANTS)}
+    return sorted(found, key=lambda p: (order.get(json.loads((p / "config.json").read_text()).get("variant"), 999), p.name))
+
+
 def _resolve(name_or_path: str, revision: str | None = None) -> Path:
     path = Path(name_or_path).expanduser()
     if path.is_dir():

@@ -43,7 +43,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def fast_layout(config: VAEConfig) -> bool:
-    """Channels-last tensors let oneDNN run the convolutions ~40% faster on this CPU (the scratch kit uses unfold)."""
+    """Channels-last tensors let oneDNN run the convolutions ~40% faster on this CPU (the scratch kit lays out its own)."""
     return config.backbone == "conv" and config.layers == "torch"
 
 
@@ -220,8 +220,7 @@ def fit(
                 group["lr"] = lr_at(config, step, total)
             if config.n_cat:
                 model.temperature.fill_(temperature_at(config, step, total))
-            x, y = model_inputs = train_b.get(perm[i * config.batch_size:(i + 1) * config.batch_size], gen_data)
-            out = model(*model_inputs)
+            out = model(*train_b.get(perm[i * config.batch_size:(i + 1) * config.batch_size], gen_data))
             loss = out.loss.mean()
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{config.variant}: non-finite loss ({loss.item()}) at epoch {epoch}, step {i}; "
