@@ -3,8 +3,9 @@
     python bench/inference.py [--models pretrained]
 
 Encode+decode images/s (posterior mode -> Bernoulli means) at batch 1 and batch 256 for every bundled
-variant (median of repeated timings), and the peak resident memory of a process that loads every model
-the Space loads (measured in a fresh subprocess with resource.getrusage).
+variant (median of repeated timings), the peak resident memory of a process that loads every model
+(a fresh subprocess, resource.getrusage), and that of the Space's own process (space/app.py started on
+127.0.0.1, read from /proc once its background preparation is done).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ print(json.dumps({{"after_import_mib": base / 1024, "peak_mib": resource.getrusa
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=str(ROOT / "pretrained"))
+    p.add_argument("--no-space", action="store_true", help="skip starting the Space app to read its memory")
     p.add_argument("--out")
     args = p.parse_args()
 
@@ -65,7 +67,30 @@ def main() -> None:
     mem = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     print(f"peak RSS of a process holding all {len(folders)} models: {mem['peak_mib']:.0f} MiB "
           f"(after importing torch + vae_hub: {mem['after_import_mib']:.0f} MiB)")
+    if not args.no_space:
+        mem["space_process_peak_mib"] = space_peak(args.models)
+        print(f"peak RSS of the Space's process (space/app.py) once started and ready: {mem['space_process_peak_mib']} MiB "
+              "(under load: bench/space_latency.py --load)")
     write("inference", {"models": rows, "memory": mem}, args.out)
+
+
+def space_peak(weights: str) -> float | None:
+    """Start the real app, wait until its background preparation is done, read its peak resident memory."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from gradio_client import Client
+    from space_latency import _peak_rss_mib, _wait_ready, launch
+
+    url, proc = launch(weights)
+    try:
+        c = Client(url, verbose=False)
+        _wait_ready(c, set(c.predict(api_name="/status")["loaded"]))
+        return _peak_rss_mib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 if __name__ == "__main__":

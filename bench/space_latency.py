@@ -3,6 +3,7 @@ gradio_client, optionally under load. Writes bench/results/space_latency.json.
 
     python bench/space_latency.py                       # server-side + client, bundled weights
     python bench/space_latency.py --load                # also 16 concurrent clients × 20 mixed requests
+    python bench/space_latency.py --load --load-client gradio_client   # the same load from gradio_client sessions
     python bench/space_latency.py --url http://host:7860/ --no-server   # an app that is already running
 
 Server-side means the handler function itself (preprocess the drawing, encode, decode, draw every
@@ -246,6 +247,112 @@ def under_load(url: str, clients: int = 16, requests: int = 20, seed: int = 0, d
             "latency": {k: stats(v) for k, v in lat.items() if v}}
 
 
+async def _http_call(http, api: str, data: list, session: str, download: bool) -> list:
+    """One request as Gradio's REST API takes it (POST /call/<api>, then read the SSE result), plus one
+    GET per output file, as a browser fetches the images it shows. ``session`` plays the browser tab's
+    session hash (without one, Gradio builds a fresh session state for every call)."""
+    r = await http.post(f"/gradio_api/call/{api}", json={"data": data, "session_hash": session})
+    r.raise_for_status()
+    event = None
+    async with http.stream("GET", f"/gradio_api/call/{api}/{r.json()['event_id']}") as s:
+        async for line in s.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                out = json.loads(line[5:])
+                if event == "error":
+                    raise RuntimeError(f"/{api}: {out}")
+                break
+        else:
+            raise RuntimeError(f"/{api}: stream ended without a result")
+    if download:
+        for url in [o["url"] for o in out if isinstance(o, dict) and o.get("url")]:
+            (await http.get(url)).raise_for_status()
+    return out
+
+
+def under_load_http(url: str, clients: int = 16, requests: int = 20, seed: int = 0, download: bool = True) -> dict:
+    """As ``under_load`` but each client speaks Gradio's HTTP API directly (upload, POST /call, SSE result,
+    file downloads) from one asyncio loop: the load generator then costs a fraction of the CPU that 16
+    threaded gradio_client sessions do, and on a 2-core machine that CPU is taken from the server."""
+    import asyncio
+
+    import httpx
+    from gradio_client import Client
+
+    probe = Client(url, verbose=False)
+    have = set(probe.predict(api_name="/status")["loaded"])
+    _wait_ready(probe, have)
+    enc = "vae-z20" if "vae-z20" in have else "vae-z2"
+    kinds = ["encode"] * 3 + ["interpolate"] + (["compare_betas"] if any(b.startswith("beta") for b in have) else ["encode"])
+    pngs = {d: _png_bytes(drawing(d)) for d in (7, 1)}
+    lat: dict[str, list[float]] = {k: [] for k in set(kinds)}
+    errors: list[str] = []
+
+    async def pad(http, digit: int) -> dict:  # each drawing is uploaded with its request, as the browser does
+        r = await http.post("/gradio_api/upload", files={"files": (f"d{digit}.png", pngs[digit], "image/png")})
+        r.raise_for_status()
+        return {"background": None, "layers": [], "id": None,
+                "composite": {"path": r.json()[0], "meta": {"_type": "gradio.FileData"}}}
+
+    async def client(http, i: int, start: asyncio.Event) -> None:
+        rng = random.Random(seed + i)
+        session = f"load-{seed}-{i}"
+        await start.wait()
+        for _ in range(requests):
+            kind = rng.choice(kinds)
+            t0 = time.perf_counter()
+            try:
+                if kind == "encode":
+                    await _http_call(http, "encode", [await pad(http, rng.choice((7, 1))), enc], session, download)
+                elif kind == "interpolate":
+                    await _http_call(http, "interpolate", [enc, "my drawing", await pad(http, 7), "random test digit",
+                                                           None, 10, rng.randrange(1000)], session, download)
+                else:
+                    await _http_call(http, "compare_betas", ["random test digit", None, rng.randrange(1000)], session,
+                                     download)
+                lat[kind].append((time.perf_counter() - t0) * 1000)
+            except Exception as e:  # counted, not fatal: the point is to see them
+                errors.append(f"{kind}: {type(e).__name__}: {str(e)[:120]}")
+
+    async def run() -> float:
+        limits = httpx.Limits(max_connections=4 * clients)
+        async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=120, limits=limits) as http:
+            start = asyncio.Event()
+            tasks = [asyncio.create_task(client(http, i, start)) for i in range(clients)]
+            await asyncio.sleep(0)
+            t0 = time.perf_counter()
+            start.set()
+            await asyncio.gather(*tasks)
+            return time.perf_counter() - t0
+
+    wall = asyncio.run(run())
+    done = sum(len(v) for v in lat.values())
+    return {"clients": clients, "requests_per_client": requests, "downloads": download, "client": "http",
+            "wall_s": round(wall, 2), "throughput_rps": round(done / wall, 2), "errors": len(errors),
+            "error_samples": errors[:5], "latency": {k: stats(v) for k, v in lat.items() if v}}
+
+
+def _peak_rss_mib(pid: int) -> float | None:
+    """Peak resident set size of a process (Linux /proc VmHWM), MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 # ---------------------------------------------------------------------------- main
 def machine() -> dict:
     import torch
@@ -273,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--no-download", action="store_true", help="load-test clients skip fetching output images")
+    ap.add_argument("--load-client", choices=["http", "gradio_client"], default="http",
+                    help="load-test clients: Gradio's HTTP API from one asyncio loop (default, light on the CPU the "
+                         "server needs) or 16 threaded gradio_client sessions")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
 
@@ -293,14 +403,22 @@ def main(argv: list[str] | None = None) -> int:
                 result["client"] = through_client(url, args.n)
                 _table("through gradio_client (full round trip, sequential)", result["client"])
             if args.load:
-                result["load"] = under_load(url, args.clients, args.requests, download=not args.no_download)
-                ld = result["load"]
-                _table(f"under load: {ld['clients']} clients × {ld['requests_per_client']} requests"
+                runner = under_load_http if args.load_client == "http" else under_load
+                cpu0, server0 = time.process_time(), _cpu_seconds(proc.pid) if proc else float("nan")
+                result["load"] = ld = runner(url, args.clients, args.requests, download=not args.no_download)
+                ld["client"] = args.load_client
+                ld["cpu_s"] = {"server": round(_cpu_seconds(proc.pid) - server0, 2) if proc else None,
+                               "load_generator": round(time.process_time() - cpu0, 2)}
+                _table(f"under load: {ld['clients']} {args.load_client} clients × {ld['requests_per_client']} requests"
                        f"{'' if ld['downloads'] else ' (no image downloads)'}, {ld['throughput_rps']} req/s, "
-                       f"{ld['errors']} errors", ld["latency"])
+                       f"{ld['errors']} errors; CPU s: server {ld['cpu_s']['server']}, "
+                       f"load generator {ld['cpu_s']['load_generator']}", ld["latency"])
                 if "encode" in ld["latency"]:
                     verdicts[f"encode p95 ≤ {LOAD_TARGET_P95_MS:g} ms under load, no errors"] = \
                         ld["latency"]["encode"]["p95_ms"] <= LOAD_TARGET_P95_MS and ld["errors"] == 0
+        if proc is not None:
+            result["server_peak_rss_mib"] = _peak_rss_mib(proc.pid)
+            print(f"\nthe app's process: peak resident memory {result['server_peak_rss_mib']} MiB (VmHWM)")
     finally:
         if proc is not None:
             proc.terminate()

@@ -115,16 +115,17 @@ def _why(e: BaseException) -> str:
     return f"a value of the wrong type ({name})."
 
 
-def build_demo(engine: Engine) -> gr.Blocks:
+def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.Blocks:
     encoders = engine.available("encoder")
     enc_default = next((m for m in ("vae-z20", MAP_MODEL) if m in encoders), encoders[0] if encoders else None)
     maps2d = engine.available("map2d")
     every = engine.available("any")
     colors = engine.available("color")
-    # Worker slots: the live drawing/slider updates have their own, so a β comparison or a tab being
-    # filled never queues in front of the feedback to a stroke.
-    q = dict(concurrency_id="models")
-    live = dict(concurrency_id="live")
+    # Worker slots: the live drawing/slider updates have their own (one per core), so a β comparison or
+    # a tab being filled never queues in front of the feedback to a stroke; the heavier button actions
+    # share fewer slots, so under load they wait and the encoder keeps the CPU (bench/space_latency.py).
+    q = dict(concurrency_id="models", concurrency_limit=model_slots)
+    live = dict(concurrency_id="live", concurrency_limit=live_slots)
     h = _UI(engine)
 
     # delete_cache: every 10 min, drop cached output files older than 30 min (each drawing makes new ones)
@@ -461,11 +462,13 @@ def main(argv: list[str] | None = None) -> None:
                     help="a folder of variant folders (as train.py writes); default: $VAE_HUB_WEIGHTS, then the Hub "
                          "namespace $VAE_HUB_NAMESPACE, then the bundled pretrained/")
     ap.add_argument("--concurrency", type=int, default=int(os.environ.get("VAE_SPACE_CONCURRENCY", 2)),
-                    help="requests computed at once (default 2: one per core of a basic Space)")
+                    help="live requests (drawing, sliders) computed at once (default 2: one per core of a basic Space)")
+    ap.add_argument("--model-concurrency", type=int, default=int(os.environ.get("VAE_SPACE_MODEL_CONCURRENCY", 1)),
+                    help="button actions (interpolate, β comparison, sampling, tabs) computed at once (default 1)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     engine = Engine.start(args.weights)
-    demo = build_demo(engine)
+    demo = build_demo(engine, args.concurrency, args.model_concurrency)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
     demo.launch(theme=THEME, css=CSS, js=JS, max_file_size="25mb", footer_links=["api", "gradio"])
 
