@@ -333,6 +333,44 @@ def under_load_http(url: str, clients: int = 16, requests: int = 20, seed: int =
             "error_samples": errors[:5], "latency": {k: stats(v) for k, v in lat.items() if v}}
 
 
+def cpu_per_request(url: str, pid: int, n: int = 20) -> dict[str, dict]:
+    """The app's CPU time and the wall time per request, one request at a time over Gradio's HTTP API
+    (what each kind costs the server: Gradio's own work plus the handler's)."""
+    import asyncio
+
+    import httpx
+
+    png = _png_bytes(drawing(7))
+
+    async def pad(http) -> dict:
+        r = await http.post("/gradio_api/upload", files={"files": ("d7.png", png, "image/png")})
+        r.raise_for_status()
+        return {"background": None, "layers": [], "id": None,
+                "composite": {"path": r.json()[0], "meta": {"_type": "gradio.FileData"}}}
+
+    async def run() -> dict[str, dict]:
+        out = {}
+        async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=60) as http:
+            kinds = {"status": lambda i: ("status", []),
+                     "encode": lambda i: ("encode", [None, "vae-z20"]),
+                     "interpolate": lambda i: ("interpolate", ["vae-z20", "my drawing", None, "random test digit", None, 10, i]),
+                     "compare_betas": lambda i: ("compare_betas", ["random test digit", None, i])}
+            for kind, make in kinds.items():
+                cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+                for i in range(n):
+                    api, data = make(i)
+                    if kind == "encode":
+                        data[0] = await pad(http)
+                    elif kind == "interpolate":
+                        data[2] = await pad(http)
+                    await _http_call(http, api, data, "cpu-probe", download=True)
+                out[kind] = {"app_cpu_ms": round(1000 * (_cpu_seconds(pid) - cpu0) / n, 1),
+                             "wall_ms": round(1000 * (time.perf_counter() - t0) / n, 1), "n": n}
+        return out
+
+    return asyncio.run(run())
+
+
 def _peak_rss_mib(pid: int) -> float | None:
     """Peak resident set size of a process (Linux /proc VmHWM), MiB."""
     try:
@@ -402,6 +440,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_client:
                 result["client"] = through_client(url, args.n)
                 _table("through gradio_client (full round trip, sequential)", result["client"])
+            if args.load and proc is not None:
+                result["cpu_per_request"] = cpu_per_request(url, proc.pid)
+                print("\nthe app's CPU per request, one at a time over HTTP (with uploads and image downloads)")
+                for k, v in result["cpu_per_request"].items():
+                    print(f"  {k:34s} {v['app_cpu_ms']:8.1f} ms CPU {v['wall_ms']:9.1f} ms wall")
             if args.load:
                 runner = under_load_http if args.load_client == "http" else under_load
                 cpu0, server0 = time.process_time(), _cpu_seconds(proc.pid) if proc else float("nan")

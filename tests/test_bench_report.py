@@ -81,3 +81,17 @@ def test_update_readme_replaces_only_the_block(tmp_path):
     readme.write_text("no markers here\n")
     with pytest.raises(ValueError, match="markers"):
         rep.main(["--results", str(res), "--update-readme", str(readme)])
+
+
+def test_load_explanation_uses_the_runs_figures():
+    rep = _report()
+    cpr = {k: {"app_cpu_ms": v, "wall_ms": v, "n": 3} for k, v in
+           {"status": 10.0, "encode": 50.0, "interpolate": 60.0, "compare_betas": 80.0}.items()}
+    load = {"clients": 16, "requests_per_client": 20, "wall_s": 20.0, "throughput_rps": 16.0, "errors": 0,
+            "latency": {"encode": {"median_ms": 300, "p95_ms": 900, "n": 5},
+                        "interpolate": {"median_ms": 1500, "p95_ms": 2000, "n": 2}}}
+    text = rep.render({"space_latency": {"load": load, "cpu_per_request": cpr}})
+    # 0.6*50 + 0.2*60 + 0.2*80 = 58 ms per request; 16 / 16 req/s = 1000 ms
+    assert "Why not 250 ms" in text and "58 ms per request" in text and "= 1000 ms" in text
+    load["latency"]["encode"]["p95_ms"] = 240
+    assert "Why not 250 ms" not in rep.render({"space_latency": {"load": load, "cpu_per_request": cpr}})

@@ -31,6 +31,11 @@ class VAEOutput:
     posterior: Distribution
 
 
+def fast_layout(config: VAEConfig) -> bool:
+    """Channels-last tensors let oneDNN run the convolutions ~40% faster on this CPU (the scratch kit lays out its own)."""
+    return config.backbone == "conv" and config.layers == "torch"
+
+
 def _kit(config: VAEConfig):
     if config.layers == "scratch":
         from . import scratch
@@ -246,6 +251,8 @@ class VAE(
                                            force_download=force_download, token=token,
                                            local_files_only=local_files_only))
         load_weights(model, weights)
+        if fast_layout(config):  # as the trainer runs them: ~25% faster decoding (bench/eval_cost.py)
+            model = model.to(memory_format=torch.channels_last)
         return model.to(map_location).eval()
 
 
