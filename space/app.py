@@ -103,6 +103,12 @@ class SafeBlocks(gr.Blocks):
                            print_exception=False) from None
 
 
+def note_box(text: str | None) -> None:
+    """A highlighted note (why a section is limited), only when there is something to say."""
+    if text:
+        gr.Markdown(text, elem_classes=["note"])
+
+
 def _why(e: BaseException) -> str:
     cause = e.__cause__ or e
     name = type(cause).__name__
@@ -153,10 +159,8 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
         with gr.Tabs():
             # ---------------------------------------------------------- 1. draw & encode
             with gr.Tab("Draw & encode", id="draw"):
-                note = (engine.unavailable_note([MAP_MODEL], "The latent map is shown") if encoders else
-                        "⚠️ No grayscale model is available to encode drawings with; the footer lists what is missing.")
-                if note:
-                    gr.Markdown(note, elem_classes=["note"])
+                note_box(engine.unavailable_note([MAP_MODEL], "The latent map is shown") if encoders else
+                         "⚠️ No grayscale model is available to encode drawings with; the footer lists what is missing.")
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=4, min_width=320):
                         pad = sketchpad("Draw a digit — it updates as you draw", "draw-pad")
@@ -244,9 +248,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                             "through all of them: larger β buys a more compressed code — fewer dimensions in use, "
                             "blurrier reconstructions. The KL of each dimension shows which ones each β keeps alive; "
                             "the traversals show what those dimensions do.")
-                note = engine.unavailable_note(BETAS, "The comparison runs")
-                if note:
-                    gr.Markdown(note, elem_classes=["note"])
+                note_box(engine.unavailable_note(BETAS, "The comparison runs"))
                 have_beta = bool(engine.available("beta"))
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=260):
@@ -274,9 +276,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
             with gr.Tab("Latent explorer", id="explore") as t_explore:
                 gr.Markdown("### The 2-D model's manifold\nEvery point of a 2-D latent decodes to an image. "
                             "Click the map or the grid, or move the sliders, to decode a point.")
-                note = engine.unavailable_note(["vae-z2", "vae-z3", "vae-z2-corr"], "The explorer runs")
-                if note:
-                    gr.Markdown(note, elem_classes=["note"])
+                note_box(engine.unavailable_note(["vae-z2", "vae-z3", "vae-z2-corr"], "The explorer runs"))
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=260):
                         ex_model = gr.Dropdown(maps2d, value=maps2d[0] if maps2d else None, label="2-D model",
@@ -344,9 +344,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                     with gr.Column(min_width=300):
                         gr.Markdown("### Pick a digit\n`cvae` gets the label, so its code holds only style: the "
                                     "same styles in every row.")
-                        note = engine.unavailable_note(["cvae"], "This section needs it; it runs")
-                        if note:
-                            gr.Markdown(note, elem_classes=["note"])
+                        note_box(engine.unavailable_note(["cvae"], "This section needs it; it runs"))
                         has_cvae = "cvae" in every
                         c_digit = gr.Radio(["all"] + [str(d) for d in range(10)], value="all", label="Digit",
                                            interactive=has_cvae)
@@ -366,9 +364,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                             "code: each continuous dimension swept from −2.5 to 2.5, each categorical variable set to "
                             "each of its values. The table measures how much each sweep changes the stroke colour "
                             "and the digit's shape.")
-                note = engine.unavailable_note(COLOR_MODELS, "This section runs")
-                if note:
-                    gr.Markdown(note, elem_classes=["note"])
+                note_box(engine.unavailable_note(COLOR_MODELS, "This section runs"))
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=2, min_width=320):
                         k_model = gr.Dropdown(colors, value=colors[-1] if colors else None, label="Colour model",
