@@ -247,6 +247,14 @@ def under_load(url: str, clients: int = 16, requests: int = 20, seed: int = 0, d
             "latency": {k: stats(v) for k, v in lat.items() if v}}
 
 
+async def _upload_pad(http, png: bytes) -> dict:
+    """Upload a drawing (as the browser does with every request) and return the sketchpad value naming it."""
+    r = await http.post("/gradio_api/upload", files={"files": ("drawing.png", png, "image/png")})
+    r.raise_for_status()
+    composite = {"path": r.json()[0], "meta": {"_type": "gradio.FileData"}}
+    return {"background": None, "layers": [], "id": None, "composite": composite}
+
+
 async def _http_call(http, api: str, data: list, session: str, download: bool) -> list:
     """One request as Gradio's REST API takes it (POST /call/<api>, then read the SSE result), plus one
     GET per output file, as a browser fetches the images it shows. ``session`` plays the browser tab's
@@ -289,12 +297,6 @@ def under_load_http(url: str, clients: int = 16, requests: int = 20, seed: int =
     lat: dict[str, list[float]] = {k: [] for k in set(kinds)}
     errors: list[str] = []
 
-    async def pad(http, digit: int) -> dict:  # each drawing is uploaded with its request, as the browser does
-        r = await http.post("/gradio_api/upload", files={"files": (f"d{digit}.png", pngs[digit], "image/png")})
-        r.raise_for_status()
-        return {"background": None, "layers": [], "id": None,
-                "composite": {"path": r.json()[0], "meta": {"_type": "gradio.FileData"}}}
-
     async def client(http, i: int, start: asyncio.Event) -> None:
         rng = random.Random(seed + i)
         session = f"load-{seed}-{i}"
@@ -304,10 +306,11 @@ def under_load_http(url: str, clients: int = 16, requests: int = 20, seed: int =
             t0 = time.perf_counter()
             try:
                 if kind == "encode":
-                    await _http_call(http, "encode", [await pad(http, rng.choice((7, 1))), enc], session, download)
+                    await _http_call(http, "encode", [await _upload_pad(http, pngs[rng.choice((7, 1))]), enc], session, download)
                 elif kind == "interpolate":
-                    await _http_call(http, "interpolate", [enc, "my drawing", await pad(http, 7), "random test digit",
-                                                           None, 10, rng.randrange(1000)], session, download)
+                    a = await _upload_pad(http, pngs[7])
+                    await _http_call(http, "interpolate", [enc, "my drawing", a, "random test digit", None, 10,
+                                                           rng.randrange(1000)], session, download)
                 else:
                     await _http_call(http, "compare_betas", ["random test digit", None, rng.randrange(1000)], session,
                                      download)
@@ -342,12 +345,6 @@ def cpu_per_request(url: str, pid: int, n: int = 20) -> dict[str, dict]:
 
     png = _png_bytes(drawing(7))
 
-    async def pad(http) -> dict:
-        r = await http.post("/gradio_api/upload", files={"files": ("d7.png", png, "image/png")})
-        r.raise_for_status()
-        return {"background": None, "layers": [], "id": None,
-                "composite": {"path": r.json()[0], "meta": {"_type": "gradio.FileData"}}}
-
     async def run() -> dict[str, dict]:
         out = {}
         async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=60) as http:
@@ -360,9 +357,9 @@ def cpu_per_request(url: str, pid: int, n: int = 20) -> dict[str, dict]:
                 for i in range(n):
                     api, data = make(i)
                     if kind == "encode":
-                        data[0] = await pad(http)
+                        data[0] = await _upload_pad(http, png)
                     elif kind == "interpolate":
-                        data[2] = await pad(http)
+                        data[2] = await _upload_pad(http, png)
                     await _http_call(http, api, data, "cpu-probe", download=True)
                 out[kind] = {"app_cpu_ms": round(1000 * (_cpu_seconds(pid) - cpu0) / n, 1),
                              "wall_ms": round(1000 * (time.perf_counter() - t0) / n, 1), "n": n}
