@@ -76,17 +76,11 @@ def main() -> None:
 
 def space_peak(weights: str) -> float | None:
     """Start the real app, wait until its background preparation is done, read its peak resident memory."""
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from gradio_client import Client
-    from space_latency import _peak_rss_mib, _wait_ready, launch
+    from space_latency import _load_plan, _peak_rss_mib, launch  # importing it sets HF_HUB_OFFLINE, no analytics
 
     url, proc = launch(weights)
     try:
-        c = Client(url, verbose=False)
-        _wait_ready(c, set(c.predict(api_name="/status")["loaded"]))
+        _load_plan(url)  # waits for the app's background preparation
         return _peak_rss_mib(proc.pid)
     finally:
         proc.terminate()

@@ -195,17 +195,33 @@ def _wait_ready(c, have: set[str], timeout: float = 300) -> None:
         time.sleep(0.5)
 
 
-def under_load(url: str, clients: int = 16, requests: int = 20, seed: int = 0, download: bool = True) -> dict:
-    """`clients` concurrent gradio_client sessions, each sending `requests` mixed requests in a row:
-    60% encode, 20% interpolate, 20% β comparison. Latency per kind, throughput, errors.
-    download=False: the clients do not fetch the output images (the server still makes them)."""
+def _load_plan(url: str) -> tuple[str, list[str]]:
+    """Wait for the app to be ready; the encoder the load test uses and its request mix to draw from
+    (60% encode, 20% interpolate, 20% β comparison)."""
     from gradio_client import Client
 
     probe = Client(url, verbose=False)
     have = set(probe.predict(api_name="/status")["loaded"])
     _wait_ready(probe, have)
     enc = "vae-z20" if "vae-z20" in have else "vae-z2"
-    kinds = ["encode"] * 3 + ["interpolate"] + (["compare_betas"] if any(b.startswith("beta") for b in have) else ["encode"])
+    return enc, ["encode"] * 3 + ["interpolate"] + (["compare_betas"] if any(b.startswith("beta") for b in have) else ["encode"])
+
+
+def _load_result(clients: int, requests: int, download: bool, wall: float, lat: dict[str, list[float]],
+                 errors: list[str]) -> dict:
+    done = sum(len(v) for v in lat.values())
+    return {"clients": clients, "requests_per_client": requests, "downloads": download, "wall_s": round(wall, 2),
+            "throughput_rps": round(done / wall, 2), "errors": len(errors), "error_samples": errors[:5],
+            "latency": {k: stats(v) for k, v in lat.items() if v}}
+
+
+def under_load(url: str, clients: int = 16, requests: int = 20, seed: int = 0, download: bool = True) -> dict:
+    """`clients` concurrent gradio_client sessions, each sending `requests` mixed requests in a row:
+    60% encode, 20% interpolate, 20% β comparison. Latency per kind, throughput, errors.
+    download=False: the clients do not fetch the output images (the server still makes them)."""
+    from gradio_client import Client
+
+    enc, kinds = _load_plan(url)
     lat: dict[str, list[float]] = {k: [] for k in set(kinds)}
     errors: list[str] = []
     lock = threading.Lock()
@@ -241,10 +257,7 @@ def under_load(url: str, clients: int = 16, requests: int = 20, seed: int = 0, d
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
-    done = sum(len(v) for v in lat.values())
-    return {"clients": clients, "requests_per_client": requests, "downloads": download, "wall_s": round(wall, 2),
-            "throughput_rps": round(done / wall, 2), "errors": len(errors), "error_samples": errors[:5],
-            "latency": {k: stats(v) for k, v in lat.items() if v}}
+    return _load_result(clients, requests, download, wall, lat, errors)
 
 
 async def _upload_pad(http, png: bytes) -> dict:
@@ -279,6 +292,20 @@ async def _http_call(http, api: str, data: list, session: str, download: bool) -
     return out
 
 
+async def _send(http, kind: str, enc: str, png: bytes, i: int, session: str, download: bool) -> list:
+    """One request of a kind the load test sends (or /status), uploading the drawing where it takes one;
+    ``i`` picks the random test digit."""
+    if kind == "encode":
+        api, data = "encode", [await _upload_pad(http, png), enc]
+    elif kind == "interpolate":
+        api, data = "interpolate", [enc, "my drawing", await _upload_pad(http, png), "random test digit", None, 10, i]
+    elif kind == "compare_betas":
+        api, data = "compare_betas", ["random test digit", None, i]
+    else:
+        api, data = kind, []
+    return await _http_call(http, api, data, session, download)
+
+
 def under_load_http(url: str, clients: int = 16, requests: int = 20, seed: int = 0, download: bool = True) -> dict:
     """As ``under_load`` but each client speaks Gradio's HTTP API directly (upload, POST /call, SSE result,
     file downloads) from one asyncio loop: the load generator then costs a fraction of the CPU that 16
@@ -286,13 +313,8 @@ def under_load_http(url: str, clients: int = 16, requests: int = 20, seed: int =
     import asyncio
 
     import httpx
-    from gradio_client import Client
 
-    probe = Client(url, verbose=False)
-    have = set(probe.predict(api_name="/status")["loaded"])
-    _wait_ready(probe, have)
-    enc = "vae-z20" if "vae-z20" in have else "vae-z2"
-    kinds = ["encode"] * 3 + ["interpolate"] + (["compare_betas"] if any(b.startswith("beta") for b in have) else ["encode"])
+    enc, kinds = _load_plan(url)
     pngs = {d: _png_bytes(drawing(d)) for d in (7, 1)}
     lat: dict[str, list[float]] = {k: [] for k in set(kinds)}
     errors: list[str] = []
@@ -306,14 +328,10 @@ def under_load_http(url: str, clients: int = 16, requests: int = 20, seed: int =
             t0 = time.perf_counter()
             try:
                 if kind == "encode":
-                    await _http_call(http, "encode", [await _upload_pad(http, pngs[rng.choice((7, 1))]), enc], session, download)
-                elif kind == "interpolate":
-                    a = await _upload_pad(http, pngs[7])
-                    await _http_call(http, "interpolate", [enc, "my drawing", a, "random test digit", None, 10,
-                                                           rng.randrange(1000)], session, download)
+                    png, test_digit = pngs[rng.choice((7, 1))], 0
                 else:
-                    await _http_call(http, "compare_betas", ["random test digit", None, rng.randrange(1000)], session,
-                                     download)
+                    png, test_digit = pngs[7], rng.randrange(1000)
+                await _send(http, kind, enc, png, test_digit, session, download)
                 lat[kind].append((time.perf_counter() - t0) * 1000)
             except Exception as e:  # counted, not fatal: the point is to see them
                 errors.append(f"{kind}: {type(e).__name__}: {str(e)[:120]}")
@@ -330,10 +348,7 @@ def under_load_http(url: str, clients: int = 16, requests: int = 20, seed: int =
             return time.perf_counter() - t0
 
     wall = asyncio.run(run())
-    done = sum(len(v) for v in lat.values())
-    return {"clients": clients, "requests_per_client": requests, "downloads": download, "client": "http",
-            "wall_s": round(wall, 2), "throughput_rps": round(done / wall, 2), "errors": len(errors),
-            "error_samples": errors[:5], "latency": {k: stats(v) for k, v in lat.items() if v}}
+    return _load_result(clients, requests, download, wall, lat, errors)
 
 
 def cpu_per_request(url: str, pid: int, n: int = 20) -> dict[str, dict]:
@@ -348,19 +363,10 @@ def cpu_per_request(url: str, pid: int, n: int = 20) -> dict[str, dict]:
     async def run() -> dict[str, dict]:
         out = {}
         async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=60) as http:
-            kinds = {"status": lambda i: ("status", []),
-                     "encode": lambda i: ("encode", [None, "vae-z20"]),
-                     "interpolate": lambda i: ("interpolate", ["vae-z20", "my drawing", None, "random test digit", None, 10, i]),
-                     "compare_betas": lambda i: ("compare_betas", ["random test digit", None, i])}
-            for kind, make in kinds.items():
+            for kind in ("status", "encode", "interpolate", "compare_betas"):
                 cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
                 for i in range(n):
-                    api, data = make(i)
-                    if kind == "encode":
-                        data[0] = await _upload_pad(http, png)
-                    elif kind == "interpolate":
-                        data[2] = await _upload_pad(http, png)
-                    await _http_call(http, api, data, "cpu-probe", download=True)
+                    await _send(http, kind, "vae-z20", png, i, "cpu-probe", download=True)
                 out[kind] = {"app_cpu_ms": round(1000 * (_cpu_seconds(pid) - cpu0) / n, 1),
                              "wall_ms": round(1000 * (time.perf_counter() - t0) / n, 1), "n": n}
         return out

@@ -35,6 +35,7 @@ def from_history(folder: Path) -> dict[str, dict]:
 
 def run_all(dataset: str, variants: list[str]) -> dict[str, dict]:
     rows = {}
+    bundled_set = from_history(ROOT / "pretrained")
     with tempfile.TemporaryDirectory() as tmp:
         for name in variants:
             t0 = time.perf_counter()
@@ -44,7 +45,7 @@ def run_all(dataset: str, variants: list[str]) -> dict[str, dict]:
             d = json.loads((Path(tmp) / name / "history.json").read_text())
             rows[name] = {"wall_seconds": wall, "train_seconds": d["seconds_total"], "epochs": len(d["epochs"]),
                           "test_loss": d["epochs"][-1]["test_loss"]}
-            bundled = from_history(ROOT / "pretrained").get(name)
+            bundled = bundled_set.get(name)
             if bundled:  # same recipe and seed: any difference is the code (or float noise), not the recipe
                 rows[name]["bundled_test_loss"] = bundled["test_loss"]
             print(f"{name:18s} {wall:8.1f} s  test {rows[name]['test_loss']:.2f}"
