@@ -27,8 +27,9 @@ for _p in (HERE.parent, HERE):
 import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 from vae_space.engine import BETAS, COLOR_MODELS, MAP_MODEL, SOURCES, Engine  # noqa: E402
+from vae_space.tabs import draw  # noqa: E402
 
-from vae_hub.preprocess import DIGIT_STROKES, MAX_PIXELS, render_strokes  # noqa: E402
+from vae_hub.preprocess import MAX_PIXELS  # noqa: E402
 from vae_hub.variants import VARIANTS  # noqa: E402
 
 log = logging.getLogger("vae_space")
@@ -76,13 +77,6 @@ def image(label: str, **kw) -> gr.Image:
     kw.setdefault("interactive", False)
     kw.setdefault("buttons", BIG)
     return gr.Image(label=label, **kw)
-
-
-def example_drawing(digit: str) -> dict:
-    """A synthetic drawing of a digit, in the sketchpad's value format, to start from."""
-    d = int(digit)
-    img = render_strokes(DIGIT_STROKES[d], PAD_SIZE, width=max(4, PAD_SIZE[0] // 24) * 2)
-    return {"background": None, "layers": [img], "composite": img}
 
 
 class SafeBlocks(gr.Blocks):
@@ -133,6 +127,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
     q = dict(concurrency_id="models", concurrency_limit=model_slots)
     live = dict(concurrency_id="live", concurrency_limit=live_slots)
     h = _UI(engine)
+    gr.set_static_paths(draw.static_paths())  # the browser's scripts, runtime and model exports
 
     # delete_cache: every 10 min, drop cached output files older than 30 min (each drawing makes new ones)
     with SafeBlocks(title="vae-hub: what a VAE learns", delete_cache=(600, 1800)) as demo:
@@ -159,42 +154,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
         with gr.Tabs():
             # ---------------------------------------------------------- 1. draw & encode
             with gr.Tab("Draw & encode", id="draw"):
-                note_box(engine.unavailable_note([MAP_MODEL], "The latent map is shown") if encoders else
-                         "⚠️ No grayscale model is available to encode drawings with; the footer lists what is missing.")
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=4, min_width=320):
-                        pad = sketchpad("Draw a digit — it updates as you draw", "draw-pad")
-                        with gr.Row():
-                            enc_model = gr.Dropdown(encoders, value=enc_default, label="Model", scale=2,
-                                                    interactive=bool(encoders))
-                            example = gr.Dropdown([str(d) for d in range(10)], value=None, scale=1,
-                                                  label="Or start from an example")
-                        summary = gr.Markdown(elem_id="encode-summary")
-                    with gr.Column(scale=4, min_width=300):
-                        with gr.Row():
-                            inp_img = image(label="Input (28×28)", elem_id="encode-input", show_label=True,
-                                            height=230, elem_classes=["pixelated"], buttons=[],
-                                            placeholder="Draw a digit on the pad")
-                            rec_img = image(label="Reconstruction", elem_id="encode-recon", show_label=True,
-                                            height=230, elem_classes=["pixelated"], buttons=[],
-                                            placeholder="…and its reconstruction appears here")
-                        post_img = image(label="Posterior q(z|x): mean and σ per dimension", elem_id="encode-posterior",
-                                         placeholder="The code: one bar per latent dimension")
-                    with gr.Column(scale=5, min_width=320):
-                        map_img = image(label="The 2-D model's latent map, with your drawing's posterior",
-                                        elem_id="encode-map")
-                        nn_img = image(label="Nearest test digits in latent space (label · distance)",
-                                       elem_id="encode-neighbours", height=120,
-                                       placeholder="The test digits with the closest codes")
-                with gr.Accordion("Numbers (also what the /encode API returns)", open=False):
-                    enc_json = gr.JSON(label="posterior, ELBO, neighbours")
-                enc_out = [inp_img, rec_img, post_img, map_img, nn_img, summary, enc_json]
-                pad.change(h.encode, [pad, enc_model], enc_out, api_name="encode", trigger_mode="always_last",
-                           show_progress="hidden", **live)
-                enc_model.change(_quiet(h.encode, len(enc_out)), [pad, enc_model], enc_out, api_visibility="private",
-                                 trigger_mode="always_last", show_progress="hidden", **live)
-                example.change(_example_or_skip, example, pad, api_visibility="private", show_progress="hidden")
-                demo.load(_quiet(h.empty_map, 1), None, map_img, api_visibility="private", show_progress="hidden", **live)
+                draw.build(engine, h.encode, live)
 
             # ---------------------------------------------------------- 2. interpolate
             with gr.Tab("Interpolate", id="interpolate") as t_interp:
@@ -416,10 +376,6 @@ def _quiet(fn: Callable, n_outputs: int) -> Callable:
     return run
 
 
-def _example_or_skip(digit: str | None) -> Any:
-    return gr.skip() if digit in (None, "") else example_drawing(digit)
-
-
 def _mode_visibility(mode: str) -> tuple:
     arith = mode.startswith("Arithmetic")
     label = "A − B + C: reconstructions of A, B, C and the decoded result" if arith else \
@@ -432,7 +388,7 @@ class _UI:
     """The engine's handlers as the UI calls them: image arrays handed to Gradio as PNG files."""
 
     NAMES = ("encode", "interpolate", "arithmetic", "compare_betas", "manifold", "decode_point", "slice3d",
-             "corr_maps", "generate", "conditional", "color_codes", "empty_map")
+             "corr_maps", "generate", "conditional", "color_codes")
 
     def __init__(self, engine: Engine):
         for name in self.NAMES:

@@ -161,7 +161,8 @@ def test_push_stages_card_and_calls_upload_folder(trained, monkeypatch):
     assert calls[0] == ("create", "alice/vae-hub-vae-z2", {"private": True, "exist_ok": True, "repo_type": "model"})
     _, repo, files, text = calls[1]
     assert repo == "alice/vae-hub-vae-z2" and "config.json" in files and not any("checkpoint" in f for f in files)
-    assert 'vae_hub.load("alice/vae-hub-vae-z2")' in text
+    assert {"encoder.onnx", "decoder.onnx"} <= set(files)
+    assert 'vae_hub.load("alice/vae-hub-vae-z2")' in text and 'hf_hub_download("alice/vae-hub-vae-z2", "encoder.onnx")' in text
 
 
 BUNDLED = sorted(p.parent.name for p in bundled_dir().glob("*/config.json") if p.parent.name in vae_hub.VARIANTS)

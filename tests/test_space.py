@@ -204,6 +204,41 @@ def test_wrong_types_give_short_errors(client, drawings):
     _app_error(client.predict, "my drawing", None, 0, api_name="/compare_betas")
 
 
+def test_encode_array_agrees_with_encode(client, status, drawings):
+    """/encode_array (the pad's server fallback) takes the 28×28 input /encode makes and returns its numbers."""
+    model = "vae-z20"
+    inp, *_, data = client.predict(drawings["7"], model, api_name="/encode")
+    x = _img(inp)[4::8, 4::8, 0].astype(np.float32) / 255  # the 8× upscaled input, back at 28×28
+    got = client.predict(x.ravel().tolist(), model, api_name="/encode_array")
+    assert len(got["recon"]) == 784 and 0 <= min(got["recon"]) <= max(got["recon"]) <= 1
+    # the PNG holds the input rounded to 1/255: the codes agree to that precision
+    np.testing.assert_allclose(got["mean"], data["mean"], atol=0.05)
+    assert abs(got["elbo"] - data["elbo"]) < 2.0
+    assert [n["label"] for n in got["neighbours"]][:4] == [n["label"] for n in data["neighbours"]][:4]
+    assert got["map"]["model"] == "vae-z2" and len(got["map"]["mean"]) == 2
+    for bad in ([0.5] * 783, [2.0] * 784, "pixels", [[0.1] * 28] * 27):
+        msg = _app_error(client.predict, bad, model, api_name="/encode_array")
+        assert "784" in msg or "[0, 1]" in msg, msg
+    _app_error(client.predict, x.ravel().tolist(), "color-vae", api_name="/encode_array")
+
+
+def test_onnx_runtime_pin_matches_the_lock_file():
+    """The CDN fallback's subresource integrity is the hash of the pinned npm file."""
+    import base64
+    import hashlib
+    import json
+
+    from vae_space.tabs import draw
+
+    lock = json.loads((ROOT / "space" / "package-lock.json").read_text())
+    assert lock["packages"]["node_modules/onnxruntime-web"]["version"] == draw.ORT_VERSION
+    local = draw.ORT_DIST / draw.ORT_SCRIPT
+    if not local.is_file():
+        pytest.skip("npm ci has not been run in space/")
+    digest = base64.b64encode(hashlib.sha384(local.read_bytes()).digest()).decode()
+    assert draw.ORT_INTEGRITY == f"sha384-{digest}"
+
+
 # ---------------------------------------------------------------------------- 2. interpolate
 def test_interpolation_ends_are_the_reconstructions(client, status, drawings):
     for model in [m for m in ("vae-z20", "vae-z2") if m in status["loaded"]]:

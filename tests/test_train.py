@@ -92,13 +92,14 @@ def test_cli_quick_writes_the_hub_folder(tmp_path):
     for name in ("vae-z2", "cvae"):
         folder = tmp_path / name
         for f in ("model.safetensors", "config.json", "README.md", "history.json", "figures/samples.png",
-                  "figures/reconstructions.png", "figures/loss_curves.png", "figures/progress.png"):
+                  "figures/reconstructions.png", "figures/loss_curves.png", "figures/progress.png",
+                  "encoder.onnx", "decoder.onnx"):
             assert (folder / f).is_file(), f
         assert not (folder / "checkpoint").exists()
         assert json.loads((folder / "config.json").read_text())["variant"] == name
         assert f"NAMESPACE/vae-hub-{name}" in r.stdout  # dry run listed the staged repo
     assert (tmp_path / "vae-z2" / "figures" / "latent_map.png").is_file()
-    assert "model.safetensors" in r.stdout
+    assert "model.safetensors" in r.stdout and "encoder.onnx" in r.stdout and "decoder.onnx" in r.stdout
 
 
 def test_scratch_model_inside_figures(tmp_path):

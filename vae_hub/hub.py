@@ -1,8 +1,8 @@
 """Save, load and publish: safetensors + config.json + a model card with real numbers.
 
 A model folder (what train.py writes and what is pushed to the Hub) holds:
-model.safetensors, config.json, README.md (the card), history.json, metrics.json (once
-evaluated), figures/*.png. Loading never unpickles anything.
+model.safetensors, config.json, encoder.onnx and decoder.onnx (vae_hub.onnx), README.md (the card),
+history.json, metrics.json (once evaluated), figures/*.png. Loading never unpickles anything.
 """
 
 from __future__ import annotations
@@ -170,6 +170,7 @@ def render_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
                                 ("grad_norms.png", "Per-layer gradient norms, logged during training")]
             if (folder / "figures" / n).is_file()]
     rows = "\n".join(f"| {name} | {_fmt(v, 3)} |" for _, name, v in metrics)
+    onnx_section = _onnx_section(c, repo_id) if has_onnx(folder) else ""
     data_kind = {"gray": "grayscale intensities in [0, 1]", "binarized": "dynamically binarized (fresh Bernoulli draw "
                  "per batch)", "color": "randomly coloured digits (one RGB colour per image, fixed per index and seed)"}
     cond = "\n- **Conditioning:** one-hot digit label into encoder and decoder" if c.conditional else ""
@@ -190,7 +191,7 @@ import vae_hub  # pip install -r requirements.txt from the vae-hub repository
 model = vae_hub.load("{repo_id}")  # or a local folder
 images = model.sample(16{", torch.arange(16) % 10" if c.conditional else ""})
 ```
-
+{onnx_section}
 ## Architecture
 
 - **Backbone:** {arch}
@@ -235,6 +236,56 @@ MNIST test split (10,000 images), nats per image unless stated; from `history.js
 - MNIST is CC BY-SA 3.0 (Yann LeCun, Corinna Cortes, Christopher Burges); these weights follow it.
 """
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def has_onnx(folder: str | Path) -> bool:
+    """Whether the folder carries both ONNX graphs (train.py writes them; the bundled pretrained/ set does not)."""
+    from .onnx import DECODER_FILE, ENCODER_FILE
+
+    return all((Path(folder) / f).is_file() for f in (ENCODER_FILE, DECODER_FILE))
+
+
+def _onnx_section(c: VAEConfig, repo_id: str) -> str:
+    """The card's ONNX section: what goes in and out of each graph, and a runnable onnxruntime snippet that
+    reconstructs a digit (decodes the posterior mode, as model.reconstruct does)."""
+    image = f"(B, {c.in_channels}, 28, 28)"
+    cond_in = ", `y` (B, 10) one-hot label" if c.conditional else ""
+    gauss = f"`mean`, `log_sigma` (B, {c.z_dim}): the Gaussian posterior N(mean, σ²), σ = exp(log_sigma)"
+    cat = f"`logits` (B, {c.n_cat}, {c.k_cat}): log-probabilities of each {c.k_cat}-way variable"
+    enc_out = {"gaussian": gauss, "categorical": cat, "joint": f"{gauss}; {cat}"}[c.latent]
+    z_in = {"gaussian": f"(B, {c.z_dim})", "categorical": f"(B, {c.latent_size}): {c.n_cat} one-hot blocks of {c.k_cat}",
+            "joint": f"(B, {c.latent_size}): the {c.z_dim} Gaussian dimensions, then {c.n_cat} one-hot blocks of {c.k_cat}"}
+    feeds, y = ('{"x": x, "y": y}', ', "y": y') if c.conditional else ('{"x": x}', "")
+    what = "coloured digit (RGB)" if c.in_channels == 3 else "MNIST digit"
+    code = ["import numpy as np, onnxruntime as ort",
+            'enc = ort.InferenceSession("encoder.onnx"); dec = ort.InferenceSession("decoder.onnx")',
+            f"x = np.zeros((1, {c.in_channels}, 28, 28), np.float32)  # {what} in [0, 1]"]
+    if c.conditional:
+        code.append("y = np.eye(10, dtype=np.float32)[[3]]  # its label, one-hot (here: 3)")
+    onehot = f"np.eye({c.k_cat}, dtype=np.float32)[logits.argmax(-1)].reshape(1, -1)"
+    code += {"gaussian": [f"mean, log_sigma = enc.run(None, {feeds})"],
+             "categorical": [f"(logits,) = enc.run(None, {feeds})", f"z = {onehot}  # the most likely code"],
+             "joint": [f"mean, log_sigma, logits = enc.run(None, {feeds})",
+                       f"z = np.concatenate([mean, {onehot}], 1)  # the most likely code"]}[c.latent]
+    z = "mean" if c.latent == "gaussian" else "z"
+    code.append(f'image = 1 / (1 + np.exp(-dec.run(None, {{"z": {z}{y}}})[0]))  # the reconstruction, in [0, 1]')
+    nl = "\n"
+    return f"""
+## Run it without PyTorch (ONNX)
+
+`encoder.onnx` and `decoder.onnx` are the same networks for [ONNX Runtime](https://onnxruntime.ai) (Python, C/C++,
+C#, Java, the browser with onnxruntime-web): float32, weights inside each file, batch axis dynamic. Fetch them with
+`huggingface_hub.hf_hub_download("{repo_id}", "encoder.onnx")` (and `"decoder.onnx"`).
+
+| file | inputs | outputs |
+|---|---|---|
+| `encoder.onnx` | `x` {image} float32 in [0, 1]{cond_in} | {enc_out} |
+| `decoder.onnx` | `z` {z_in[c.latent]}{cond_in} | `logits` {image}: Bernoulli logits (sigmoid gives the image) |
+
+```python
+{nl.join(code)}
+```
+"""
 
 
 def _half_note(hist: dict) -> str:
@@ -290,12 +341,14 @@ def push_folder(folder: str | Path, namespace: str, *, private: bool = False, dr
 
 def save_model_folder(model: VAE, folder: str | Path, history: list[dict], info: dict, test=None,
                       progress: dict | None = None, half: bool = False) -> Path:
-    """Write exactly the folder that is pushed: weights, config, history, figures, card."""
+    """Write exactly the folder that is pushed: weights, config, history, figures, ONNX graphs, card."""
+    from .onnx import DECODER_FILE, ENCODER_FILE, export_folder
     from .viz import write_figures
 
     folder = Path(folder)
     model._storage_dtype = torch.float16 if half else None
-    for stale in ("README.md", "metrics.json"):  # a retrained model's old card and metrics no longer apply
+    # a retrained model's old card, metrics and graphs no longer apply
+    for stale in ("README.md", "metrics.json", ENCODER_FILE, DECODER_FILE):
         (folder / stale).unlink(missing_ok=True)
     model.save_pretrained(folder)
     record = {"variant": model.config.variant, **info, "storage_dtype": "float16" if half else "float32",
@@ -303,5 +356,7 @@ def save_model_folder(model: VAE, folder: str | Path, history: list[dict], info:
     (folder / "history.json").write_text(json.dumps(record, indent=1))
     if test is not None:
         write_figures(model, folder, test, history, progress)
+    # exported from the folder as saved, so the graphs hold exactly the pushed weights (float16-rounded with --half)
+    export_folder(folder)
     write_card(folder)
     return folder

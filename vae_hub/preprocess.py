@@ -1,10 +1,58 @@
 """Turn a drawing (or an uploaded image) into an MNIST-style 28×28 input, the way MNIST itself was made.
 
+This docstring is the one specification of the rules. space/vae_space/web/preprocess.js ports them to
+the browser line by line (for canvas pixels: RGBA, at most WORK_SIDE a side) and
+tests/test_preprocess_parity.py checks that both give the same 28×28 for the same pixels.
+
 MNIST digits were size-normalised to fit a 20×20 box keeping their aspect ratio (anti-aliased), then
-centred in a 28×28 field by their centre of mass. ``to_mnist`` does the same to any image: it
-finds the ink whatever the polarity (dark strokes on white, white on black, strokes on a
-transparent background), crops to the strokes' bounding box, evens out the stroke width so a thin
-pen on a big canvas looks like MNIST's pen, fits 20×20 and centres by mass.
+centred in a 28×28 field by their centre of mass. ``to_mnist(image) = ink_to_mnist(ink_map(image))``
+does the same to any image, finding the ink whatever the polarity (dark strokes on white, white on
+black, strokes on a transparent background) and evening out the stroke width so that a thin pen on a
+big canvas looks like MNIST's pen.
+
+``ink_map``: image -> ink in [0, 1], (H, W) float32
+  1. Pixels become float32 0-255 (``as_array``); an image over WORK_SIDE px a side is box-reduced first.
+  2. Luminance = 0.299 R + 0.587 G + 0.114 B. With alpha (a = alpha / 255): max a < 0.1 is an empty
+     canvas; more than half opaque (a > 0.5) with the opaque luminance flat (std < 20) and dark
+     (mean < 128) is "nearly all ink"; otherwise the image is composited onto white if the strokes'
+     a-weighted mean luminance is < 128 (a dark pen on a transparent pad), else onto black.
+  3. Background = median of the border ring, round(3 % of the short side) px wide (at least 1); if more
+     than a quarter of the ring is over 25 from it, the image is a photo and is refused.
+  4. diff = distance from the background (bg - lum if bg >= 128, else lum - bg). Contrast = its
+     99.5th percentile (over diff[::2, ::2] when the image has over 40 000 px; diff's maximum when
+     that sample has ≤ 400), at least half of diff's maximum; contrast < 30 is an empty canvas.
+     ink = clip(diff / contrast, 0, 1), then clip((ink - 0.1) / 0.9, 0, 1) drops paper texture.
+
+``ink_to_mnist``: ink map -> (28, 28) float32 in [0, 1], white digit on black
+  5. Strokes = ink > 0.25: none is an empty canvas, over half the pixels is "nearly all ink". Crop to
+     the strokes' bounding box; a long side under max(4, 8 % of the image's long side) is only a dot.
+  6. Resize the crop, aspect kept, so its long side is MID = 80 (each side round(side · 80 / long
+     side), at least 1) by area resampling (``_resize``).
+  7. Stretch: divide by max(75th percentile of the pixels > 0.05, 0.05), clip to 1 (a thin pen's
+     averaged grey reads as MNIST's saturated stroke).
+  8. Stroke width w = 2 · area / perimeter of the pixels > 0.5 (perimeter: those with a 4-neighbour
+     outside; ``_stroke_width``). grow = round(TARGET_WIDTH - w); if grow >= 2, pad by s = grow
+     (made odd: grow + 1 if even) zeros each side, grey-dilate with an s×s square (``_dilate``) and
+     crop to the pixels > 0.02. A thick pen is never thinned.
+  9. Area-resample so the long side is FIT = 20 (each side round(side · 20 / long side), at least 1);
+     divide by the maximum (a maximum ≤ 0 is an empty canvas) and clip to 1.
+ 10. Centre of mass (cy, cx) in pixel indices; paste at top = round(14 - cy), left = round(14 - cx),
+     each clamped so the digit stays inside 28×28; zeros elsewhere.
+
+Arithmetic, which a port copies to agree to float precision (not just to the eye):
+  - Arrays are float32 and so is arithmetic with a Python scalar (numpy rounds the scalar to float32
+    first), comparisons included: ``ink > 0.05`` compares against float32(0.05). Scalars that only
+    pick a size or a branch (scale factors, stroke width, contrast before it divides) are float64.
+  - round() is half-to-even (Python's and numpy's).
+  - Percentiles are numpy's default "linear": v sorted, i = (n - 1) · q in float64, j = floor(i),
+    g = i - j; in float32, d = v[j+1] - v[j], result v[j] + d · g, or v[j+1] - d · (1 - g) when
+    g >= 0.5; i >= n - 1 gives v[n - 1]. A median of an even count is (a + b) / 2 in float32.
+  - Area resampling (``_area_weights``, ``_resize``): output pixel i of n covers [i·m/n, (i+1)·m/n)
+    of the m input pixels, each weighted by its overlap / the box's length; float64, the horizontal
+    pass then the vertical, each a sum over taps in order from 0, rounded to float32 at the end.
+  - Centres of mass are float64 running sums in index order (``_mass_centre``).
+  - The stroke-colour and all-ink tests of step 2 are branch decisions only; a port may compute
+    them in float64 in any order.
 
 Inputs that cannot be read as one digit raise ``DrawingError`` with a short message meant for users.
 """
@@ -80,10 +128,11 @@ def _downscale(arr: np.ndarray) -> np.ndarray:
 
 
 def ink_map(image: object) -> np.ndarray:
-    """Where the ink is, in [0, 1] (H, W), whatever the polarity and transparency of the input."""
+    """Where the ink is, in [0, 1] (H, W) float32, whatever the polarity and transparency of the input:
+    steps 1-4 of the module docstring."""
     arr = as_array(image)
     rgb = arr[:, :, :3] if arr.shape[2] >= 3 else arr[:, :, :1].repeat(3, 2)
-    lum = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    lum = rgb[:, :, 0] * 0.299 + rgb[:, :, 1] * 0.587 + rgb[:, :, 2] * 0.114  # 2. float32, in this order
     if arr.shape[2] == 4:
         alpha = arr[:, :, 3] / 255.0
         if alpha.max() < 0.1:
@@ -97,13 +146,13 @@ def ink_map(image: object) -> np.ndarray:
             raise DrawingError("The canvas is nearly all ink: clear it and draw one digit.")
         bg_value = 255.0 if stroke_lum < 128 else 0.0
         lum = lum * alpha + bg_value * (1 - alpha)
-    h, w = lum.shape
+    h, w = lum.shape  # 3. the background, and the photo test
     ring = max(1, round(0.03 * min(h, w)))
     border = np.concatenate([lum[:ring].ravel(), lum[-ring:].ravel(), lum[:, :ring].ravel(), lum[:, -ring:].ravel()])
     bg = float(np.median(border))
     if np.mean(np.abs(border - bg) > 25) > 0.25:  # a drawing's border is flat; a photo's is not
         raise DrawingError("This looks like a photo, not a drawing: draw a digit, or send a digit on a plain background.")
-    # Normalise by the stroke contrast so a grey pencil reads like MNIST's saturated pen.
+    # 4. Normalise by the stroke contrast so a grey pencil reads like MNIST's saturated pen.
     diff = (bg - lum) if bg >= 128 else (lum - bg)
     sub = diff[::2, ::2] if diff.size > 40000 else diff  # a subsample is plenty for a percentile
     contrast = float(np.percentile(sub, 99.5)) if sub.size > 400 else float(diff.max())
@@ -136,14 +185,57 @@ def _dilate(a: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def _area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Area resampling of n_in pixels to n_out: output pixel i covers [i·n_in/n_out, (i+1)·n_in/n_out)
+    of the input, and each input pixel it overlaps counts by overlap / box length. Returns (index,
+    weight), both (taps, n_out): tap k of output i is input pixel first(i) + k (weight 0 past the box;
+    the index is clamped, and only ever read with weight 0)."""
+    lo = np.arange(n_out) * n_in / n_out
+    hi = np.arange(1, n_out + 1) * n_in / n_out
+    first = np.floor(lo).astype(np.int64)
+    taps = int((np.ceil(hi) - first).max())
+    j = first + np.arange(taps)[:, None]
+    weight = np.maximum(np.minimum(hi, j + 1) - np.maximum(lo, j), 0) / (hi - lo)
+    return np.minimum(j, n_in - 1), weight
+
+
 def _resize(a: np.ndarray, w: int, h: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(a.astype(np.float32), "F").resize((w, h), Image.BOX), np.float32)
+    """(H, W) -> (h, w) float32 by exact area resampling (an anti-aliased shrink; an enlargement blends
+    only across the pixel edges it straddles): float64, the horizontal pass then the vertical, taps
+    summed in order, so that a port can repeat it to the last bit."""
+    xi, xw = _area_weights(a.shape[1], w)
+    yi, yw = _area_weights(a.shape[0], h)
+    a = a.astype(np.float64)
+    rows = np.zeros((a.shape[0], w))
+    for k in range(len(xi)):
+        rows += a[:, xi[k]] * xw[k]
+    out = np.zeros((h, w))
+    for k in range(len(yi)):
+        out += rows[yi[k]] * yw[k][:, None]
+    return out.astype(np.float32)
+
+
+def _mass_centre(a: np.ndarray) -> tuple[float, float]:
+    """(cy, cx) of a non-negative (h, w) image with a positive sum, in pixel indices: float64 running
+    sums in index order (cumsum adds left to right, unlike sum's pairwise order)."""
+    m = a.astype(np.float64)
+    rows, cols = np.cumsum(m, 1)[:, -1], np.cumsum(m, 0)[-1]  # Σ over x of each row, Σ over y of each column
+    total = float(np.cumsum(rows)[-1])
+    cy = float(np.cumsum(rows * np.arange(a.shape[0]))[-1]) / total
+    cx = float(np.cumsum(cols * np.arange(a.shape[1]))[-1]) / total
+    return cy, cx
 
 
 def to_mnist(image: object) -> np.ndarray:
     """Any drawing or image -> (28, 28) float32 in [0, 1], white digit on black, MNIST-style."""
-    ink = ink_map(image)
-    mask = ink > 0.25
+    return ink_to_mnist(ink_map(image))
+
+
+def ink_to_mnist(ink: np.ndarray) -> np.ndarray:
+    """An ink map ((H, W) float32 in [0, 1], as ``ink_map`` makes) -> (28, 28) float32 in [0, 1], white
+    digit on black: steps 5-10 of the module docstring."""
+    ink = np.asarray(ink, np.float32)
+    mask = ink > 0.25  # 5. the strokes, their bounding box
     if not mask.any():
         raise DrawingError("Draw a digit first: the canvas is empty.")
     if mask.mean() > 0.5:
@@ -154,15 +246,15 @@ def to_mnist(image: object) -> np.ndarray:
     if long_side < max(4, 0.08 * max(ink.shape)):
         raise DrawingError("That is only a dot: draw a whole digit, filling most of the pad.")
     crop = ink[y0:y1, x0:x1]
-    # 1. bounding box -> long side MID, aspect kept
+    # 6. bounding box -> long side MID, aspect kept
     scale = MID / long_side
     mh, mw = max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale))
     mid = _resize(crop, mw, mh)
-    # a thin pen averages out grey: stretch so that most of the stroke is saturated, as in MNIST
+    # 7. a thin pen averages out grey: stretch so that most of the stroke is saturated, as in MNIST
     strokes = mid[mid > 0.05]
     if strokes.size:
         mid = np.clip(mid / max(float(np.percentile(strokes, 75)), 0.05), 0, 1)
-    # 2. thicken thin pens to MNIST's stroke width (a grey dilation), never thin thick ones
+    # 8. thicken thin pens to MNIST's stroke width (a grey dilation), never thin thick ones
     grow = int(round(TARGET_WIDTH - _stroke_width(mid > 0.5)))
     if grow >= 2:
         size = grow + 1 if grow % 2 == 0 else grow
@@ -171,17 +263,15 @@ def to_mnist(image: object) -> np.ndarray:
         mid = mid[r[0]:r[-1] + 1, c[0]:c[-1] + 1]
     mh, mw = mid.shape
     fit = FIT / max(mh, mw)
-    # 3. anti-aliased fit into 20×20 (box filter), peak ink at 1 like MNIST's saturated strokes
+    # 9. anti-aliased fit into 20×20 (area resampling), peak ink at 1 like MNIST's saturated strokes
     small = _resize(mid, max(1, round(mw * fit)), max(1, round(mh * fit)))
     peak = small.max()
     if peak <= 0:
         raise DrawingError("Draw a digit first: the canvas is empty.")
     small = np.clip(small / peak, 0, 1)
-    # 4. centre of mass to (14, 14), kept inside the field
+    # 10. centre of mass to (14, 14), kept inside the field
     h, w = small.shape
-    total = small.sum()
-    cy = float((small.sum(1) * np.arange(h)).sum() / total)
-    cx = float((small.sum(0) * np.arange(w)).sum() / total)
+    cy, cx = _mass_centre(small)
     top = int(np.clip(round(CENTRE - cy), 0, SIDE - h))
     left = int(np.clip(round(CENTRE - cx), 0, SIDE - w))
     out = np.zeros((SIDE, SIDE), np.float32)

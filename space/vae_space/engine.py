@@ -42,6 +42,7 @@ from vae_hub import hub
 from vae_hub.config import VAEConfig
 from vae_hub.data import cache_dir, color_table, split_seed
 from vae_hub.models import VAE
+from vae_hub.onnx import DECODER_FILE, ENCODER_FILE, export_onnx
 from vae_hub.preprocess import DrawingError, sketch_image, to_mnist
 from vae_hub.variants import VARIANTS
 
@@ -167,6 +168,8 @@ class Entry:
     fingerprint: str = ""  # hash of the weights (and test sample): the key of its disk caches
     ready: threading.Event = field(default_factory=threading.Event)  # test-set encodings (and map) computed
     error: str = ""  # why preparing them failed, if it did
+    onnx: dict[str, Path] | None = None  # encoder/decoder graphs for the browser, once exported
+    onnx_error: str = ""
 
     @property
     def config(self) -> VAEConfig:
@@ -258,6 +261,7 @@ class Engine:
                     self._encode_test(e)
                     if name in ("vae-z2", "vae-z2-corr"):
                         self.maps[name] = self._latent_map(e)
+                    self._export_onnx(e)
             except Exception as ex:
                 e.error = f"could not encode the test digits ({type(ex).__name__}: {_short_reason(ex)})"
                 log.exception("preparing %s failed", name)
@@ -302,6 +306,28 @@ class Engine:
             h.update(v.detach().contiguous().cpu().numpy().tobytes())
         return h.hexdigest()[:20]
 
+    def _export_onnx(self, e: Entry) -> None:
+        """The graphs the browser runs (encoder.onnx, decoder.onnx), exported once per set of weights and
+        cached on disk beside the test codes: the bundled folders carry no ONNX copies (size budget)."""
+        folder = self._cache_path(e, "-onnx")
+        try:
+            if not all((folder / f).is_file() for f in (ENCODER_FILE, DECODER_FILE)):
+                t0 = time.perf_counter()
+                export_onnx(e.model, folder)
+                log.info("exported %s to ONNX in %.1f s", e.name, time.perf_counter() - t0)
+            e.onnx = {"encoder": folder / ENCODER_FILE, "decoder": folder / DECODER_FILE}
+        except Exception as ex:  # the browser then falls back to the server for this model
+            e.onnx_error = f"could not export to ONNX ({type(ex).__name__}: {_short_reason(ex)})"
+            log.exception("ONNX export of %s failed", e.name)
+
+    def map_png(self, e: Entry) -> Path:
+        """The cached picture of a 2-D model's latent map (its limits in the PNG's text)."""
+        return self._cache_path(e, "-map.png")
+
+    def codes_path(self, e: Entry) -> Path:
+        """The cached posterior means and ELBOs of the test sample (safetensors: mu (N, z), elbo (N,))."""
+        return self._cache_path(e, ".safetensors")
+
     def _cache_path(self, e: Entry, suffix: str) -> Path:
         if not e.fingerprint:
             e.fingerprint = self._fingerprint(e)
@@ -331,7 +357,7 @@ class Engine:
 
     def _latent_map(self, e: Entry) -> P.LatentMap:
         """A 2-D model's map of the test sample; the matplotlib rendering is cached on disk as a PNG."""
-        path = self._cache_path(e, "-map.png")
+        path = self.map_png(e)
         title = f"{e.name}: {len(e.mu):,} test digits in latent space"
         try:
             return P.LatentMap.from_png(path)
@@ -472,15 +498,9 @@ class Engine:
         2-D latent map (1σ and 2σ ellipses), nearest test digits, typicality (ELBO percentile)."""
         e = self._need(model, "encoder")
         x = torch.from_numpy(to_mnist(sketch_image(drawing)))[None, None]
-        post = e.model.encode(x)
-        mu_t = post.mean
-        logits = e.model.decode(mu_t)
-        recon_nll = float(e.model.recon_nll(logits, x)[0])
-        kl = float(e.model.kl(post)[0])
-        elbo = -(recon_nll + kl)
-        pct = 100.0 * np.searchsorted(e.elbo_sorted, elbo) / len(e.elbo_sorted)
-        mu, sigma = mu_t[0].numpy(), post.base_dist.scale[0].numpy()
-        idx, dist = self._neighbours(e, mu)
+        r = self._numbers(e, x)
+        logits, recon_nll, kl, elbo, pct = r.logits, r.recon_nll, r.kl, r.elbo, r.percentile
+        mu, sigma, idx, dist = r.mean, r.sigma, r.idx, r.dist
         vote, votes = self._vote(idx)
 
         # the latent map: the chosen model's own when it is 2-D, else the 2-D model's view of the drawing
@@ -526,14 +546,43 @@ class Engine:
         return (P.digit(x[0], 8), P.digit(torch.sigmoid(logits[0]), 8), P.posterior_chart(mu, sigma), map_img,
                 nn_img, summary, data)
 
+    def _numbers(self, e: Entry, x: torch.Tensor) -> Numbers:
+        """One input (1, 1, 28, 28) through a model: what /encode and the browser both report."""
+        post = e.model.encode(x)
+        logits = e.model.decode(post.mean)
+        recon_nll = float(e.model.recon_nll(logits, x)[0])
+        kl = float(e.model.kl(post)[0])
+        elbo = -(recon_nll + kl)
+        pct = 100.0 * np.searchsorted(e.elbo_sorted, elbo) / len(e.elbo_sorted)
+        mu, sigma = post.mean[0].numpy(), post.base_dist.scale[0].numpy()
+        idx, dist = self._neighbours(e, mu)
+        return Numbers(logits, mu, sigma, recon_nll, kl, elbo, float(pct), idx, dist)
+
     @guarded
-    def empty_map(self) -> np.ndarray:
-        """The 2-D model's latent map with nothing drawn on it (before the first drawing)."""
-        m = self._map(MAP_MODEL)
-        if m is None:
-            return P.placeholder(f"The latent map needs {MAP_MODEL}, which is not available: "
-                                 f"{self.missing.get(MAP_MODEL, 'not loaded')}.", (440, 450))
-        return m.draw()
+    def encode_array(self, x: Any, model: str = "vae-z20") -> dict:
+        """An MNIST-style input already made (784 values in [0, 1], row-major, white digit on black; as the
+        browser's preprocessing makes it) through a model: the code, reconstruction, ELBO and its percentile,
+        nearest test digits, and the 2-D map model's code. The pad's fallback when the in-browser
+        runtime cannot load."""
+        e = self._need(model, "encoder")
+        arr = _pixels(x)
+        xt = torch.from_numpy(arr).reshape(1, 1, 28, 28)
+        r = self._numbers(e, xt)
+        map_name = model if e.config.z_dim == 2 else MAP_MODEL
+        m = None
+        if map_name in self.models and self._map(map_name) is not None:
+            if map_name == model:
+                m = {"model": map_name, "mean": r.mean.tolist(), "sigma": r.sigma.tolist()}
+            else:
+                p2 = self.models[map_name].model.encode(xt)
+                m = {"model": map_name, "mean": p2.mean[0].tolist(), "sigma": p2.base_dist.scale[0].tolist()}
+        return {"model": model, "mean": r.mean.tolist(), "sigma": r.sigma.tolist(),
+                "recon": torch.sigmoid(r.logits).flatten().tolist(), "recon_nll": r.recon_nll, "kl": r.kl,
+                "elbo": r.elbo, "elbo_percentile": r.percentile, "elbo_median": float(np.median(e.elbo_sorted)),
+                "n_test": len(e.elbo_sorted),
+                "neighbours": [{"i": int(i), "test_index": int(self.test.index[i]), "label": int(self.test.labels[i]),
+                                "distance": float(d)} for i, d in zip(r.idx, r.dist)],
+                "map": m}
 
     # ------------------------------------------------------------------ 2. interpolate, arithmetic
     @guarded
@@ -926,6 +975,34 @@ class Engine:
 
 
 # ---------------------------------------------------------------------------- helpers
+@dataclass
+class Numbers:
+    """One input through one model."""
+
+    logits: torch.Tensor  # (1, 1, 28, 28) Bernoulli logits of the reconstruction at the posterior mean
+    mean: np.ndarray
+    sigma: np.ndarray
+    recon_nll: float
+    kl: float
+    elbo: float
+    percentile: float  # of the ELBO among the test digits'
+    idx: np.ndarray  # nearest test digits, closest first
+    dist: np.ndarray
+
+
+def _pixels(x: Any) -> np.ndarray:
+    """784 finite values in [0, 1] (a flat list, or 28 rows of 28) -> float32 (784,)."""
+    try:
+        arr = np.asarray(x, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        fail(f"x: expected 784 numbers in [0, 1] (a 28×28 image, row-major), got {_brief(x)}.")
+    if arr.size != 784:
+        fail(f"x: expected 784 numbers in [0, 1] (a 28×28 image, row-major), got {arr.size}.")
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+        fail("x: every value must be a finite number in [0, 1].")
+    return arr
+
+
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write through a temporary file and rename, so a concurrent reader never sees half a file.
     A cache that cannot be written (read-only disk) is skipped, not fatal."""

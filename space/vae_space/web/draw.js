@@ -1,0 +1,671 @@
+// Draw & encode, live in the visitor's browser.
+//
+// The pad is a <canvas>; on every pointer move (coalesced to animation frames) the drawing is turned
+// into an MNIST-style 28×28 input by preprocess.js (the same rules as vae_hub/preprocess.py), the
+// chosen model's encoder and decoder run with onnxruntime-web on ONNX exports of the served weights,
+// and the input, reconstruction, posterior, 2-D latent map, nearest test digits and typicality are
+// painted. Nothing goes to the server while drawing. If the runtime cannot load (no WebAssembly, the
+// script blocked), the same loop asks the server (one request in flight) and says so in one line.
+//
+// mount(element, manifest, server) is called by the tab's js_on_load; window.vaeDraw exposes the
+// state that tests and bench/browser_latency.py read (updates, paint latencies, the last numbers).
+
+import "./preprocess.js";
+
+const CLASS_RGB = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+  [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]];
+const RED = "rgb(220, 38, 38)";
+const BLUE = "rgb(37, 99, 235)";
+const LIGHT_BLUE = "rgb(147, 197, 253)";
+const INK = "rgb(30, 34, 42)";
+const N_NEIGHBOURS = 8;
+const SIDE = 28;
+
+// ------------------------------------------------------------------ small helpers
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+async function loadSafetensors(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  const buf = await r.arrayBuffer();
+  const n = Number(new DataView(buf).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n)));
+  const types = { F32: Float32Array, U8: Uint8Array, I32: Int32Array };
+  const out = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === "__metadata__") continue;
+    const T = types[t.dtype];
+    if (!T) throw new Error(`${url}: unsupported dtype ${t.dtype} for ${name}`);
+    const [s, e] = t.data_offsets;
+    out[name] = { shape: t.shape, data: new T(buf.slice(8 + n + s, 8 + n + e)) };
+  }
+  return out;
+}
+
+function loadScript(src, integrity) {
+  return new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = src;
+    if (integrity) { s.integrity = integrity; s.crossOrigin = "anonymous"; }
+    s.onload = resolve;
+    s.onerror = () => reject(new Error(`could not load ${src}`));
+    document.head.append(s);
+  });
+}
+
+const softplus = (v) => (v > 0 ? v + Math.log1p(Math.exp(-v)) : Math.log1p(Math.exp(v)));
+const sigmoid = (v) => 1 / (1 + Math.exp(-v));
+
+// -------------------------------------------------------------- the numbers, as the server computes them
+// recon: Bernoulli −log p(x|z) summed over pixels; KL: exact, to N(0, I) or to N(0, Σ) (Σ⁻¹ and log|Σ| given).
+function numbers(x, logits, mean, logSigma, prior) {
+  let recon = 0;
+  for (let i = 0; i < x.length; i++) recon += softplus(logits[i]) - x[i] * logits[i];
+  const k = mean.length;
+  let kl = 0;
+  if (!prior) {
+    for (let i = 0; i < k; i++) kl += 0.5 * (mean[i] ** 2 + Math.exp(2 * logSigma[i]) - 1 - 2 * logSigma[i]);
+  } else {
+    let tr = 0, quad = 0, logdetQ = 0;
+    for (let i = 0; i < k; i++) {
+      tr += prior.inv[i][i] * Math.exp(2 * logSigma[i]);
+      logdetQ += 2 * logSigma[i];
+      for (let j = 0; j < k; j++) quad += mean[i] * prior.inv[i][j] * mean[j];
+    }
+    kl = 0.5 * (tr + quad - k + prior.logdet - logdetQ);
+  }
+  return { recon_nll: recon, kl, elbo: -(recon + kl) };
+}
+
+// ------------------------------------------------------------------ runtimes
+class BrowserRuntime {
+  // onnxruntime-web sessions per model, created on first use and kept.
+  constructor(ort) { this.ort = ort; this.sessions = {}; this.kind = "browser"; }
+
+  async session(url) {
+    if (!this.sessions[url]) this.sessions[url] = this.ort.InferenceSession.create(url, { executionProviders: ["wasm"] });
+    return this.sessions[url];
+  }
+
+  async encode(spec, x) {
+    const enc = await this.session(spec.encoder);
+    const out = await enc.run({ x: new this.ort.Tensor("float32", x, [1, 1, SIDE, SIDE]) });
+    return { mean: out.mean.data, logSigma: out.log_sigma.data };
+  }
+
+  async decode(spec, z) {
+    const dec = await this.session(spec.decoder);
+    const out = await dec.run({ z: new this.ort.Tensor("float32", Float32Array.from(z), [1, z.length]) });
+    return out.logits.data;
+  }
+}
+
+// ------------------------------------------------------------------ the app
+class DrawApp {
+  constructor(root, manifest, server) {
+    this.m = manifest;
+    this.server = server;
+    this.root = root;
+    this.model = manifest.default_model;
+    this.strokes = [];  // [{tool, width, points: [[x, y], ...]}]: redrawn on undo
+    this.tool = "pen";
+    this.dirty = false;
+    this.busy = false;
+    this.pending = null;  // timestamp of the oldest pointer event not yet painted
+    this.codes = {};  // model -> {mu, elbo sorted, z}
+    this.test = null;
+    this.state = window.vaeDraw = {
+      ready: false, runtime: null, model: this.model, updates: 0, strokeUpdates: 0, paints: [],
+      serverRequests: 0, last: null, error: null, app: this,
+    };
+    this.build();
+  }
+
+  // ---------------------------------------------------------------- layout
+  build() {
+    const r = this.root;
+    r.innerHTML = "";
+    const models = Object.keys(this.m.models);
+    this.select = el("select", { "aria-label": "Model", class: "vd-select" });
+    for (const name of models) this.select.append(el("option", { value: name, text: name }));
+    this.select.value = this.model;
+    this.example = el("select", { "aria-label": "Start from an example", class: "vd-select" });
+    this.example.append(el("option", { value: "", text: "example…" }));
+    for (const d of Object.keys(this.m.strokes)) this.example.append(el("option", { value: d, text: `a ${d}` }));
+
+    this.canvas = el("canvas", { width: this.m.pad, height: this.m.pad, class: "vd-canvas", "aria-label": "Drawing pad: draw one digit" });
+    this.ctx = this.canvas.getContext("2d", { willReadFrequently: true });
+    const tool = (name, label, title) => el("button", { type: "button", "data-tool": name, class: "vd-btn", title, text: label });
+    const action = (name, label, title) => el("button", { type: "button", "data-action": name, class: "vd-btn", title, text: label });
+    this.buttons = [tool("pen", "✏️ Pen", "Draw (P)"), tool("eraser", "🧽 Eraser", "Erase (E)"),
+      action("undo", "↶ Undo", "Undo the last stroke (Ctrl+Z)"), action("clear", "✕ Clear", "Clear the pad")];
+    const toolbar = el("div", { class: "vd-toolbar" }, ...this.buttons);
+    this.pad = el("div", { id: "draw-pad", class: "vd-pad" }, toolbar, el("div", { class: "vd-paper" }, this.canvas));
+    this.notice = el("div", { class: "vd-notice", role: "status" });
+
+    this.inputCanvas = el("canvas", { width: SIDE, height: SIDE, class: "vd-digit", role: "img", "aria-label": "Input, 28×28" });
+    this.reconCanvas = el("canvas", { width: SIDE, height: SIDE, class: "vd-digit", role: "img", "aria-label": "Reconstruction" });
+    const fig = (canvas, id, caption, placeholder) => {
+      const ph = el("div", { class: "vd-placeholder", text: placeholder });
+      return el("figure", { id, class: "vd-fig" }, el("div", { class: "vd-frame" }, canvas, ph), el("figcaption", { text: caption }));
+    };
+    const pair = el("div", { class: "vd-pair" },
+      fig(this.inputCanvas, "encode-input", "Input (28×28)", "Draw a digit on the pad"),
+      fig(this.reconCanvas, "encode-recon", "Reconstruction", "…and its reconstruction appears here"));
+    this.summary = el("div", { id: "encode-summary", class: "vd-summary" });
+    this.postCanvas = el("canvas", { width: 400, height: 200, class: "vd-chart", role: "img", "aria-label": "Posterior mean and σ per dimension" });
+    this.mapCanvas = el("canvas", { width: 440, height: 454, class: "vd-map", role: "img", "aria-label": "The 2-D latent map with your drawing's posterior" });
+    this.nnCanvas = el("canvas", { width: 8 * 60, height: 80, class: "vd-nn", role: "img", "aria-label": "Nearest test digits in latent space" });
+    this.json = el("pre", { class: "vd-json" });
+
+    const left = el("div", { class: "vd-col vd-left" }, this.pad,
+      el("div", { class: "vd-row" }, el("label", {}, "Model ", this.select), el("label", {}, "Or start from ", this.example)),
+      this.notice);
+    const mid = el("div", { class: "vd-col" }, pair,
+      el("figure", { id: "encode-posterior", class: "vd-fig" }, this.postCanvas,
+        el("figcaption", { text: "Posterior q(z|x): mean (dot), ±1σ and ±2σ (bars) per dimension; grey: the prior's ±1" })),
+      this.summary);
+    const right = el("div", { class: "vd-col" },
+      el("figure", { id: "encode-map", class: "vd-fig" }, this.mapCanvas,
+        el("figcaption", { text: "Your drawing on the 2-D model's latent map: 1σ and 2σ ellipses of q(z|x)" })),
+      el("figure", { id: "encode-neighbours", class: "vd-fig" }, this.nnCanvas,
+        el("figcaption", { text: "Nearest test digits in the chosen model's latent space (label · distance)" })));
+    const details = el("details", { class: "vd-details" }, el("summary", { text: "Numbers (what the /encode API returns)" }), this.json);
+    r.append(el("div", { class: "vd-grid" }, left, mid, right), details);
+
+    this.bindPointer();
+    for (const b of this.buttons) b.addEventListener("click", () => this.onButton(b));
+    this.select.addEventListener("change", () => this.setModel(this.select.value));
+    this.example.addEventListener("change", () => { if (this.example.value) this.drawExample(this.example.value); this.example.value = ""; });
+    this.setTool("pen");
+    this.reset();
+  }
+
+  setTool(name) {
+    this.tool = name;
+    for (const b of this.buttons) if (b.dataset.tool) b.classList.toggle("vd-on", b.dataset.tool === name);
+  }
+
+  onButton(b) {
+    if (b.dataset.tool) return this.setTool(b.dataset.tool);
+    if (b.dataset.action === "undo") { this.strokes.pop(); this.redraw(); this.request(performance.now()); }
+    if (b.dataset.action === "clear") { this.strokes = []; this.redraw(); this.reset(); }
+  }
+
+  // ---------------------------------------------------------------- drawing
+  bindPointer() {
+    const c = this.canvas;
+    c.style.touchAction = "none";  // a finger draws instead of scrolling the page
+    const pos = (e) => {
+      const b = c.getBoundingClientRect();
+      return [(e.clientX - b.left) * (c.width / b.width), (e.clientY - b.top) * (c.height / b.height)];
+    };
+    let active = null;
+    c.addEventListener("pointerdown", (e) => {
+      if (e.button !== undefined && e.button > 0) return;
+      e.preventDefault();
+      c.setPointerCapture?.(e.pointerId);
+      const eraser = this.tool === "eraser" || e.button === 5;  // the pen's eraser end
+      active = { tool: eraser ? "eraser" : "pen", width: eraser ? this.m.pen * 2.5 : this.m.pen, points: [pos(e)] };
+      this.strokes.push(active);
+      this.state.inStroke = true;
+      this.paintStroke(active, 0);
+      this.request(e.timeStamp);
+    });
+    c.addEventListener("pointermove", (e) => {
+      if (!active) return;
+      e.preventDefault();
+      const evs = e.getCoalescedEvents ? e.getCoalescedEvents() : [e];
+      const from = active.points.length - 1;
+      for (const ev of (evs.length ? evs : [e])) active.points.push(pos(ev));
+      this.paintStroke(active, from);
+      this.request(e.timeStamp);
+    });
+    const end = (e) => {
+      if (!active) return;
+      active = null;
+      this.state.inStroke = false;
+      this.request(e.timeStamp, true);
+    };
+    c.addEventListener("pointerup", end);
+    c.addEventListener("pointercancel", end);
+  }
+
+  paintStroke(s, from) {
+    const g = this.ctx;
+    g.save();
+    g.globalCompositeOperation = s.tool === "eraser" ? "destination-out" : "source-over";
+    g.strokeStyle = g.fillStyle = "#000";
+    g.lineWidth = s.width;
+    g.lineCap = g.lineJoin = "round";
+    const p = s.points;
+    if (p.length === 1 || from >= p.length - 1) {
+      const [x, y] = p[p.length - 1];
+      g.beginPath();
+      g.arc(x, y, s.width / 2, 0, 2 * Math.PI);
+      g.fill();
+    } else {
+      g.beginPath();
+      g.moveTo(...p[Math.max(0, from)]);
+      for (let i = Math.max(0, from) + 1; i < p.length; i++) g.lineTo(...p[i]);
+      g.stroke();
+    }
+    g.restore();
+  }
+
+  redraw() {
+    this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    for (const s of this.strokes) this.paintStroke(s, 0);
+  }
+
+  drawExample(digit) {
+    const side = this.canvas.width;
+    this.strokes = this.m.strokes[digit].map((pts) => ({ tool: "pen", width: this.m.pen,
+      points: pts.map(([x, y]) => [x * side, y * side]) }));
+    this.redraw();
+    this.request(performance.now(), true);
+  }
+
+  // ---------------------------------------------------------------- the loop
+  request(t, final = false) {
+    if (this.pending === null) this.pending = t;
+    this.final = this.final || final;
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => { this.scheduled = false; this.update(); });
+  }
+
+  async update() {
+    if (!this.state.ready) return;  // the first update after loading picks the drawing up
+    if (this.busy) { this.dirty = true; return; }
+    const t0 = this.pending;
+    const inStroke = this.state.inStroke;
+    this.pending = null;
+    this.final = false;
+    this.busy = true;
+    try {
+      await this.encodeAndPaint(t0, inStroke);
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.busy = false;
+      if (this.dirty) { this.dirty = false; this.request(performance.now()); }
+    }
+  }
+
+  async encodeAndPaint(t0, inStroke) {
+    if (!this.strokes.length) return this.reset();
+    const img = this.ctx.getImageData(0, 0, this.canvas.width, this.canvas.height);
+    let x;
+    try {
+      x = globalThis.VAEPreprocess.toMnist(img.data, img.width, img.height);
+    } catch (err) {
+      if (err instanceof globalThis.VAEPreprocess.DrawingError) return this.hint(err.message);
+      throw err;
+    }
+    const model = this.model;
+    const res = this.runtime.kind === "browser" ? await this.computeLocal(model, x) : await this.computeServer(model, x);
+    if (!res || model !== this.model) return;  // the model changed meanwhile: the next update paints
+    this.paint(x, res);
+    const t1 = performance.now();
+    this.state.updates += 1;
+    if (inStroke) this.state.strokeUpdates += 1;
+    if (t0 !== null) this.state.paints.push({ t_event: t0, t_painted: t1, in_stroke: inStroke });
+  }
+
+  async computeLocal(model, x) {
+    const spec = await this.spec(model);
+    const rt = this.runtime;
+    const { mean, logSigma } = await rt.encode(spec, x);
+    const logits = await rt.decode(spec, mean);
+    const n = numbers(x, logits, mean, logSigma, spec.prior);
+    const codes = await this.loadCodes(model);
+    const sorted = codes.elboSorted;
+    let below = 0;
+    while (below < sorted.length && sorted[below] < n.elbo) below++;  // searchsorted, side="left"
+    const neighbours = this.nearest(codes, mean);
+    const mapName = spec.z_dim === 2 ? model : this.m.map_model;
+    let map = null;
+    if (this.m.maps[mapName]) {
+      const ms = mapName === model ? { mean, logSigma } : await rt.encode(await this.spec(mapName), x);
+      map = { model: mapName, mean: Array.from(ms.mean), sigma: Array.from(ms.logSigma, Math.exp) };
+    }
+    return {
+      model, mean: Array.from(mean), sigma: Array.from(logSigma, Math.exp), recon: Float32Array.from(logits, sigmoid),
+      recon_nll: n.recon_nll, kl: n.kl, elbo: n.elbo, elbo_percentile: 100 * below / sorted.length,
+      elbo_median: sorted[Math.floor(sorted.length / 2)], n_test: sorted.length, neighbours, map,
+    };
+  }
+
+  async computeServer(model, x) {
+    this.state.serverRequests += 1;
+    const r = await this.server.encode_array({ x: Array.from(x), model });
+    if (r.error) throw new Error(r.error);
+    return { ...r, recon: Float32Array.from(r.recon) };
+  }
+
+  nearest(codes, z) {
+    const k = z.length, n = codes.n, mu = codes.mu;
+    const best = [];  // [d2, i], sorted, at most N_NEIGHBOURS
+    for (let i = 0; i < n; i++) {
+      let d2 = 0;
+      for (let j = 0; j < k; j++) { const d = mu[i * k + j] - z[j]; d2 += d * d; }
+      if (best.length < N_NEIGHBOURS || d2 < best[best.length - 1][0]) {
+        best.push([d2, i]);
+        best.sort((a, b) => a[0] - b[0]);
+        if (best.length > N_NEIGHBOURS) best.pop();
+      }
+    }
+    return best.map(([d2, i]) => ({ i, label: this.test ? this.test.labels[i] : null, distance: Math.sqrt(d2) }));
+  }
+
+  async spec(model) {
+    let s = this.m.models[model];
+    if (!s.ready) {  // still being exported on the server: ask again
+      this.hint(`Preparing ${model}…`);
+      const m = absolute(await this.server.live_manifest({ wait: model }));
+      this.m.models = m.models;
+      s = this.m.models[model];
+      if (!s.ready) throw new Error(s.error || `${model} is not ready yet`);
+    }
+    return s;
+  }
+
+  async loadCodes(model) {
+    if (!this.codes[model]) {
+      this.codes[model] = loadSafetensors((await this.spec(model)).codes).then((t) => ({
+        mu: t.mu.data, n: t.mu.shape[0], elboSorted: Float32Array.from(t.elbo.data).sort(),
+      }));
+    }
+    return this.codes[model];
+  }
+
+  async setModel(name) {
+    if (!this.m.models[name]) return;
+    this.model = this.state.model = name;
+    this.select.value = name;
+    if (this.runtime?.kind === "browser") {
+      try { await this.spec(name); } catch (err) { return this.fail(err); }
+    }
+    this.request(performance.now(), true);
+  }
+
+  // ---------------------------------------------------------------- painting
+  reset() {
+    for (const c of [this.inputCanvas, this.reconCanvas]) {
+      c.getContext("2d").clearRect(0, 0, SIDE, SIDE);
+      c.parentElement.classList.add("vd-empty");
+    }
+    this.postCanvas.getContext("2d").clearRect(0, 0, this.postCanvas.width, this.postCanvas.height);
+    this.paintChartFrame(this.m.models[this.model]?.z_dim || 20);
+    this.nnCanvas.getContext("2d").clearRect(0, 0, this.nnCanvas.width, this.nnCanvas.height);
+    this.summary.innerHTML = "Draw a digit: its code, reconstruction and place among the test digits appear as you draw.";
+    this.json.textContent = "";
+    this.state.last = null;
+    this.paintMap(null);
+    this.hint("");
+  }
+
+  hint(text) {
+    if (this.runtimeNote) text = text ? `${text} · ${this.runtimeNote}` : this.runtimeNote;
+    this.notice.textContent = text;
+  }
+
+  fail(err) {
+    console.warn("vae-hub draw:", err);
+    this.state.error = String(err?.message || err);
+    this.hint(`Could not encode this drawing: ${this.state.error}`);
+  }
+
+  paint(x, r) {
+    this.paintDigit(this.inputCanvas, x);
+    this.paintDigit(this.reconCanvas, r.recon);
+    this.paintPosterior(r.mean, r.sigma);
+    this.paintMap(r.map);
+    this.paintNeighbours(r.neighbours);
+    const pct = r.elbo_percentile;
+    const verdict = pct >= 10 ? "typical" : pct >= 1 ? "unusual" : "very unlike the test digits";
+    const labels = r.neighbours.map((n) => n.label).filter((v) => v !== null && v !== undefined);
+    const counts = new Array(10).fill(0);
+    for (const l of labels) counts[l] += 1;
+    const vote = counts.indexOf(Math.max(...counts));
+    this.summary.innerHTML =
+      `<b>${r.model}</b> reconstructs it with −log p(x|z) = ${r.recon_nll.toFixed(1)} nats, KL = ${r.kl.toFixed(1)} nats.<br>` +
+      `<b>Typicality:</b> ELBO ${r.elbo.toFixed(1)} nats is at the <b>${pct.toFixed(0)}th percentile</b> of ` +
+      `${r.n_test.toLocaleString("en")} test digits (median ${r.elbo_median.toFixed(1)}): <i>${verdict}</i>.<br>` +
+      (labels.length ? `<b>Nearest test digits</b> in ${r.model}'s latent space: ${counts[vote]} of ${labels.length} are a <b>${vote}</b>.` : "");
+    const data = {
+      model: r.model, mean: r.mean.map((v) => +v.toFixed(4)), sigma: r.sigma.map((v) => +v.toFixed(4)),
+      recon_nll: +r.recon_nll.toFixed(3), kl: +r.kl.toFixed(3), elbo: +r.elbo.toFixed(3),
+      elbo_percentile: +pct.toFixed(2), knn_label: labels.length ? vote : null,
+      neighbours: r.neighbours.map((n) => ({ test_index: this.test ? this.test.index[n.i] : null, label: n.label, distance: +n.distance.toFixed(4) })),
+      map_model: r.map ? r.map.model : null, runtime: this.runtime.kind,
+    };
+    this.json.textContent = JSON.stringify(data, null, 1);
+    this.state.last = { ...data, x: Array.from(x), recon: Array.from(r.recon), mean: r.mean, sigma: r.sigma,
+      recon_nll: r.recon_nll, kl: r.kl, elbo: r.elbo, elbo_percentile: pct };
+    this.hint("");
+  }
+
+  paintDigit(canvas, v) {
+    const g = canvas.getContext("2d");
+    const im = g.createImageData(SIDE, SIDE);
+    for (let i = 0; i < SIDE * SIDE; i++) {
+      const c = Math.round(255 * Math.min(1, Math.max(0, v[i])));
+      im.data[4 * i] = im.data[4 * i + 1] = im.data[4 * i + 2] = c;
+      im.data[4 * i + 3] = 255;
+    }
+    g.putImageData(im, 0, 0);
+    canvas.parentElement.classList.remove("vd-empty");
+  }
+
+  chartGeometry(n) {
+    const row = Math.max(9, Math.min(22, Math.floor(260 / n)));
+    return { row, top: 8, left: 34, right: 12, bottom: 22, span: 3, height: 8 + n * row + 22 };
+  }
+
+  paintChartFrame(n) {
+    const c = this.postCanvas, G = this.chartGeometry(n);
+    if (c.height !== G.height) c.height = G.height;
+    const g = c.getContext("2d");
+    g.fillStyle = "#fff";
+    g.fillRect(0, 0, c.width, c.height);
+    const x0 = G.left, x1 = c.width - G.right;
+    const sx = (v) => x0 + (Math.min(Math.max(v, -G.span), G.span) + G.span) / (2 * G.span) * (x1 - x0);
+    g.fillStyle = "rgb(226, 232, 240)";
+    g.fillRect(sx(-1), G.top, sx(1) - sx(-1), n * G.row);
+    g.strokeStyle = "rgb(180, 184, 190)";
+    g.beginPath(); g.moveTo(sx(0), G.top); g.lineTo(sx(0), G.top + n * G.row); g.stroke();
+    g.fillStyle = "rgb(110, 116, 128)";
+    g.font = "10px sans-serif";
+    g.textAlign = "right"; g.textBaseline = "middle";
+    for (let i = 0; i < n; i++) if (n <= 24 || i % 2 === 0) g.fillText(`z${i + 1}`, x0 - 4, G.top + i * G.row + G.row / 2);
+    g.textAlign = "center"; g.textBaseline = "top";
+    for (let v = -G.span; v <= G.span; v++) g.fillText(String(v), sx(v), G.top + n * G.row + 4);
+    return { g, G, sx };
+  }
+
+  paintPosterior(mu, sigma) {
+    const n = mu.length;
+    const { g, G, sx } = this.paintChartFrame(n);
+    for (let i = 0; i < n; i++) {
+      const y = G.top + i * G.row + G.row / 2, m = mu[i], s = sigma[i];
+      g.fillStyle = LIGHT_BLUE;
+      const h2 = Math.max(2, G.row / 3), h1 = Math.max(3, G.row / 2);
+      g.fillRect(sx(m - 2 * s), y - h2 / 2, sx(m + 2 * s) - sx(m - 2 * s), h2);
+      g.fillStyle = BLUE;
+      g.fillRect(sx(m - s), y - h1 / 2, sx(m + s) - sx(m - s), h1);
+      g.fillStyle = INK;
+      g.beginPath(); g.arc(sx(m), y, Math.max(2.5, G.row * 0.22), 0, 2 * Math.PI); g.fill();
+    }
+  }
+
+  mapSpec(name) { return this.m.maps[name || this.m.map_model]; }
+
+  paintMap(p) {
+    const spec = this.mapSpec(p ? p.model : null);
+    const g = this.mapCanvas.getContext("2d");
+    if (!spec) return;
+    const bg = this.mapImages?.[spec.png];
+    if (!bg) return;  // painted once the background has loaded
+    if (this.mapCanvas.width !== spec.width) { this.mapCanvas.width = spec.width; this.mapCanvas.height = spec.height; }
+    g.drawImage(bg, 0, 0);
+    if (!p) return;
+    const [x0, y0, x1, y1] = spec.box, lim = spec.lim;
+    const px = (z) => [x0 + (z[0] + lim) / (2 * lim) * (x1 - x0), y1 - (z[1] + lim) / (2 * lim) * (y1 - y0)];
+    const scale = (x1 - x0) / (2 * lim);
+    const clamp = (v, a, b) => Math.min(Math.max(v, a), b);
+    const [cx, cy] = px(p.mean);
+    g.save();
+    g.beginPath(); g.rect(x0, y0, x1 - x0, y1 - y0); g.clip();
+    const ell = (k, width, fill) => {
+      g.beginPath();
+      g.ellipse(cx, cy, Math.max(2, k * p.sigma[0] * scale), Math.max(2, k * p.sigma[1] * scale), 0, 0, 2 * Math.PI);
+      if (fill) { g.fillStyle = fill; g.fill(); }
+      g.lineWidth = width; g.strokeStyle = RED; g.stroke();
+    };
+    ell(2, 1.6, "rgba(220, 38, 38, 0.11)");
+    ell(1, 2.6, null);
+    g.restore();
+    const qx = clamp(cx, x0, x1), qy = clamp(cy, y0, y1);
+    for (const [w, c] of [[5, "#fff"], [2.2, RED]]) {
+      g.lineWidth = w; g.strokeStyle = c;
+      g.beginPath(); g.moveTo(qx - 6, qy); g.lineTo(qx + 6, qy); g.moveTo(qx, qy - 6); g.lineTo(qx, qy + 6); g.stroke();
+    }
+    g.font = "12px sans-serif"; g.fillStyle = RED; g.textAlign = "left"; g.textBaseline = "top";
+    const under = p.model === this.model ? "" : ` under ${p.model}`;
+    g.fillText(`your drawing: 1σ and 2σ of q(z|x)${under}`, x0 + 6, y0 + 4);
+  }
+
+  paintNeighbours(list) {
+    const c = this.nnCanvas, g = c.getContext("2d");
+    g.fillStyle = "#fff";
+    g.fillRect(0, 0, c.width, c.height);
+    if (!this.test) return;
+    const k = 2, tile = SIDE * k, gap = (c.width - list.length * tile) / (list.length + 1);
+    const im = g.createImageData(SIDE, SIDE);
+    const tmp = this.tmpCanvas || (this.tmpCanvas = el("canvas", { width: SIDE, height: SIDE }));
+    list.forEach((n, j) => {
+      const off = n.i * SIDE * SIDE;
+      for (let p = 0; p < SIDE * SIDE; p++) {
+        const v = this.test.images[off + p];
+        im.data[4 * p] = im.data[4 * p + 1] = im.data[4 * p + 2] = v;
+        im.data[4 * p + 3] = 255;
+      }
+      tmp.getContext("2d").putImageData(im, 0, 0);
+      const x = gap + j * (tile + gap);
+      g.imageSmoothingEnabled = false;
+      g.drawImage(tmp, x, 4, tile, tile);
+      const rgb = CLASS_RGB[n.label] || [0, 0, 0];
+      g.fillStyle = `rgb(${rgb.join(",")})`;
+      g.font = "bold 12px sans-serif"; g.textAlign = "center"; g.textBaseline = "top";
+      g.fillText(`${n.label} · ${n.distance.toFixed(2)}`, x + tile / 2, tile + 8);
+    });
+  }
+
+  // ---------------------------------------------------------------- start-up
+  async start() {
+    const loads = [this.loadMaps(), this.loadTest()];
+    this.runtime = await this.pickRuntime();
+    this.state.runtime = this.runtime.kind;
+    this.pad.dataset.runtime = this.runtime.kind;
+    if (this.runtime.kind === "browser") {
+      // compile the default model's graphs and fetch its codes before saying "ready"
+      const spec = await this.spec(this.model);
+      await Promise.all([this.runtime.session(spec.encoder), this.runtime.session(spec.decoder), this.loadCodes(this.model),
+        this.m.models[this.m.map_model]?.ready ? this.runtime.session(this.m.models[this.m.map_model].encoder) : null]);
+    }
+    await Promise.all(loads);
+    await this.warmUp();
+    this.state.ready = true;
+    this.pad.dataset.ready = "1";
+    this.state.readyAt = performance.now();
+    this.paintMap(null);
+    if (this.strokes.length) this.request(performance.now(), true);
+  }
+
+  async warmUp() {
+    // The first runs of the preprocessing and of each graph are JIT-compiled (50-100 ms): do them now, on an
+    // example digit drawn off screen, so the visitor's first stroke is as fast as the rest.
+    const c = el("canvas", { width: this.canvas.width, height: this.canvas.height });
+    const saved = [this.ctx, this.strokes];
+    this.ctx = c.getContext("2d", { willReadFrequently: true });
+    for (const pts of this.m.strokes["7"]) this.paintStroke({ tool: "pen", width: this.m.pen, points: pts.map(([x, y]) => [x * c.width, y * c.height]) }, 0);
+    try {
+      const img = this.ctx.getImageData(0, 0, c.width, c.height);
+      const x = globalThis.VAEPreprocess.toMnist(img.data, img.width, img.height);
+      if (this.runtime.kind === "browser") await this.computeLocal(this.model, x);
+    } catch (err) {
+      console.warn("vae-hub draw: warm-up failed", err);
+    } finally {
+      [this.ctx, this.strokes] = saved;
+    }
+  }
+
+  async pickRuntime() {
+    const why = (m) => { this.runtimeNote = `Running on the server: ${m}.`; this.hint(""); };
+    if (this.m.force_server) { why("the in-browser runtime is switched off here"); return { kind: "server" }; }
+    if (typeof WebAssembly !== "object") { why("this browser has no WebAssembly"); return { kind: "server" }; }
+    try {
+      if (!window.ort) await loadScript(this.m.ort.script, this.m.ort.integrity);
+      const ort = window.ort;
+      ort.env.wasm.wasmPaths = this.m.ort.wasm_prefix;
+      // threads need SharedArrayBuffer, which only cross-origin-isolated pages have
+      ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+      ort.env.logLevel = "error";
+      const rt = new BrowserRuntime(ort);
+      await rt.session((await this.spec(this.model)).encoder);
+      return rt;
+    } catch (err) {
+      console.warn("vae-hub draw: onnxruntime-web unavailable, using the server", err);
+      why("the in-browser runtime could not load");
+      return { kind: "server" };
+    }
+  }
+
+  async loadMaps() {
+    this.mapImages = {};
+    await Promise.all(Object.values(this.m.maps).map((spec) => new Promise((resolve) => {
+      const img = new Image();
+      img.onload = () => { this.mapImages[spec.png] = img; resolve(); };
+      img.onerror = () => resolve();
+      img.src = spec.png;
+    })));
+  }
+
+  async loadTest() {
+    const t = await loadSafetensors(this.m.test.url);
+    this.test = { images: t.images.data, labels: t.labels.data, index: t.index.data };
+  }
+}
+
+// The manifest's URLs are relative to the page; onnxruntime resolves its own files against its script's URL,
+// so everything is made absolute once.
+function absolute(m) {
+  const abs = (u) => (u ? new URL(u, document.baseURI).href : u);
+  if (m.ort && m.ort.source === "local") { m.ort.script = abs(m.ort.script); m.ort.wasm_prefix = abs(m.ort.wasm_prefix); }
+  if (m.test) m.test.url = abs(m.test.url);
+  for (const s of Object.values(m.models || {})) for (const k of ["encoder", "decoder", "codes"]) s[k] = abs(s[k]);
+  for (const s of Object.values(m.maps || {})) s.png = abs(s.png);
+  return m;
+}
+
+export async function mount(element, manifest, server) {
+  absolute(manifest);
+  const app = new DrawApp(element, manifest, server);
+  try {
+    await app.start();
+  } catch (err) {
+    app.fail(err);
+  }
+  return app;
+}
