@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ for _p in (HERE.parent, HERE):
 import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 from vae_space.engine import BETAS, COLOR_MODELS, MAP_MODEL, SOURCES, Engine  # noqa: E402
+from vae_space.guard import SafeBlocks  # noqa: E402
 from vae_space.tabs import draw  # noqa: E402
 
 from vae_hub.preprocess import MAX_PIXELS  # noqa: E402
@@ -79,40 +81,10 @@ def image(label: str, **kw) -> gr.Image:
     return gr.Image(label=label, **kw)
 
 
-class SafeBlocks(gr.Blocks):
-    """Blocks whose input processing never leaks a traceback: a value Gradio cannot turn into the
-    component's type (a wrong type through the API, an unreadable file) becomes a short gr.Error."""
-
-    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
-        try:
-            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
-        except gr.Error as e:  # Gradio's own checks, e.g. a value not among a dropdown's choices
-            msg = str(e.message)
-            if len(msg) > 160:  # they list every choice: keep the point, not the list
-                msg = msg.split(": [", 1)[0] + " (the API page lists the choices)."
-            raise gr.Error(f"Invalid input for /{block_fn.api_name or block_fn.name}: {msg}", duration=6,
-                           print_exception=False) from None
-        except Exception as e:
-            raise gr.Error(f"Invalid input for /{block_fn.api_name or block_fn.name}: {_why(e)}", duration=6,
-                           print_exception=False) from None
-
-
 def note_box(text: str | None) -> None:
     """A highlighted note (why a section is limited), only when there is something to say."""
     if text:
         gr.Markdown(text, elem_classes=["note"])
-
-
-def _why(e: BaseException) -> str:
-    cause = e.__cause__ or e
-    name = type(cause).__name__
-    if name == "DecompressionBombError":
-        return "the image is too large (the limit is 4096×4096)."
-    if name == "UnidentifiedImageError":
-        return "that file is not an image we can read."
-    if name == "ValidationError":
-        return "a value of the wrong type (see the API page for what each input expects)."
-    return f"a value of the wrong type ({name})."
 
 
 def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.Blocks:
@@ -422,7 +394,13 @@ def main(argv: list[str] | None = None) -> None:
     engine = Engine.start(args.weights)
     demo = build_demo(engine, args.concurrency, args.model_concurrency)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
-    demo.launch(theme=THEME, css=CSS, js=JS, max_file_size="25mb", footer_links=["api", "gradio"])
+    # SIGTERM (a Space stopping, `kill`) exits like Ctrl+C, so the atexit clean-up removes our temp folders
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Every API call is a new session holding a copy of the page's state (~340 kB): keep the newest few
+    # hundred, not Gradio's default 10,000 (bench/space_memory.py shows memory flat over 5,000 calls).
+    sessions = int(os.environ.get("VAE_SPACE_SESSIONS", 256))
+    demo.launch(theme=THEME, css=CSS, js=JS, max_file_size="25mb", footer_links=["api", "gradio"],
+                state_session_capacity=sessions)
 
 
 if __name__ == "__main__":

@@ -392,3 +392,110 @@ def test_space_card_lists_every_model():
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and str(meta["sdk_version"]).startswith("6.")
     assert (ROOT / "space" / meta["app_file"]).is_file()
     assert set(meta["models"]) == {repo_id_for(v) for v in VARIANTS}
+
+
+# ---------------------------------------------------------------------------- a server that stays up
+def _queue_call(http, fn_index: int, data: list, session: str) -> dict:
+    """One call of any event handler, public or private, as the page makes it: join the queue, read the result."""
+    import json
+
+    r = http.post("/gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": session,
+                                                   "event_data": None, "trigger_id": None})
+    if r.status_code != 200:
+        return {"http": r.status_code, "detail": r.text[:300]}
+    with http.stream("GET", f"/gradio_api/queue/data?session_hash={session}") as s:
+        for line in s.iter_lines():
+            if line.startswith("data:"):
+                msg = json.loads(line[5:])
+                if msg.get("msg") == "process_completed":
+                    return msg
+    return {"http": "no result"}
+
+
+def _upload(http, path: Path) -> dict:
+    with open(path, "rb") as f:
+        r = http.post("/gradio_api/upload", files={"files": (path.name, f, "image/png")})
+    r.raise_for_status()
+    return {"path": r.json()[0], "meta": {"_type": "gradio.FileData"}, "orig_name": path.name}
+
+
+def test_every_endpoint_answers_bad_input_briefly(tmp_path):
+    """Every event handler, private ones included, gets junk: each answers with a short error (or a value),
+    never a traceback or an echo of the input, and the server answers a good request afterwards."""
+    import httpx
+
+    url = space_url()
+    log = Path(_server["log"])
+    log_before = log.read_text()
+    png = tmp_path / "seven.png"
+    Image.fromarray(render_strokes(DIGIT_STROKES[7], (200, 200), 10)).save(png)
+    big = tmp_path / "big.png"
+    Image.new("L", (5000, 5000), 255).save(big)  # a few kB on disk, 25 Mpx decoded
+    long = "x" * 100_000
+    with httpx.Client(base_url=url.rstrip("/"), timeout=60) as http:
+        config = http.get("/config").json()
+        fns = [d for d in config["dependencies"] if d.get("backend_fn")]
+        assert len(fns) > 20
+        seven, huge = _upload(http, png), _upload(http, big)
+        layers = {"background": None, "layers": [seven] * 80, "composite": seven, "id": None}
+        for d in fns:
+            n = len(d["inputs"])
+            for label, data in (("long strings", [long] * n), ("nothing", [None] * n),
+                                ("many layers", [layers] * n), ("huge image", [huge] * n)):
+                out = _queue_call(http, d["id"], data, f"fuzz-{d['id']}-{label[:4]}")
+                assert "http" not in out, f"{d.get('api_name')} ({label}): {out}"
+                if out.get("success"):
+                    continue
+                err = (out.get("output") or {}).get("error")
+                assert isinstance(err, str) and err, f"{d.get('api_name')} ({label}): no message: {out}"
+                assert len(err) <= 240 and "x" * 41 not in err, f"{d.get('api_name')} ({label}): {err[:300]}"
+        # what the refusals say, on the /encode handler
+        enc = next(d["id"] for d in fns if d.get("api_name") == "encode")
+        err = _queue_call(http, enc, [layers, "vae-z20"], "fuzz-layers")["output"]["error"]
+        assert "layer" in err, err
+        err = _queue_call(http, enc, [{"background": None, "layers": [], "composite": huge, "id": None}, "vae-z20"],
+                          "fuzz-huge")["output"]["error"]
+        assert "4096" in err, err
+        err = _queue_call(http, enc, [{"background": None, "layers": [], "composite": {
+            "path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, "id": None}, "vae-z20"], "fuzz-path")
+        assert "not allowed" in err["output"]["error"], err
+        truncated = tmp_path / "cut.png"
+        truncated.write_bytes(png.read_bytes()[:300])
+        err = _queue_call(http, enc, [{"background": None, "layers": [], "composite": _upload(http, truncated),
+                                       "id": None}, "vae-z20"], "fuzz-cut")["output"]["error"]
+        assert "unreadable" in err or "not an image" in err, err
+        good = _queue_call(http, enc, [{"background": None, "layers": [], "composite": seven, "id": None}, "vae-z20"],
+                           "after-fuzz")
+        assert good.get("success"), good
+    new_log = log.read_text()[len(log_before):]
+    assert "Traceback" not in new_log, new_log[-2000:]
+
+
+def test_sigterm_removes_the_temp_folders():
+    """A Space being stopped (SIGTERM) exits cleanly and leaves no vae_space_* folder behind."""
+    import signal
+
+    tmp = Path(tempfile.gettempdir())
+    before = set(tmp.glob("vae_space_*"))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("VAE_HUB_WEIGHTS", "VAE_HUB_NAMESPACE", "SPACE_ID")}
+    env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1",
+               GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "space" / "app.py")], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 120:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        ours = set(tmp.glob("vae_space_*")) - before
+        assert ours, "the app made its temp folder"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert not [p for p in ours if p.exists()], "SIGTERM left temp folders behind"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -765,6 +765,8 @@ class Engine:
 
     def map_click(self, model: str, evt: gr.SelectData) -> tuple[float, float]:
         """A click on a 2-D model's latent map -> its latent coordinates (they go to the sliders)."""
+        if not isinstance(evt, gr.SelectData) or not isinstance(evt.index, (list, tuple)) or len(evt.index) != 2:
+            fail("/map_click answers a click on the latent map; for a point of your choice use /decode_point.")
         try:
             e = self._need(model, "map2d")
             z1, z2 = self._map(e.name).to_z(float(evt.index[0]), float(evt.index[1]))
@@ -777,6 +779,8 @@ class Engine:
 
     def grid_click(self, n: int, span: float, evt: gr.SelectData) -> tuple[float, float]:
         """A click on the manifold grid -> the latent coordinates of that cell's centre."""
+        if not isinstance(evt, gr.SelectData) or not isinstance(evt.index, (list, tuple)) or len(evt.index) != 2:
+            fail("/grid_click answers a click on the decoded grid; for a point of your choice use /decode_point.")
         try:
             n = _number(n, 3, 25, "grid size", integer=True)
             span = _number(span, 0.5, 5.0, "span")

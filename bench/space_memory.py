@@ -1,0 +1,112 @@
+"""Does the Space's memory stay flat under many API calls? Each `POST /gradio_api/call/...` without a session
+hash is a new session, and Gradio keeps each session's state (a copy of the page's component values, about
+340 kB here) up to `state_session_capacity` sessions. The app caps that (VAE_SPACE_SESSIONS, default 256).
+
+    python bench/space_memory.py                  # 5,000 calls of /encode_array, RSS every 250 calls
+    python bench/space_memory.py --calls 1500 --sessions 10000 --out bench/results/space_memory_unbounded.json
+
+Prints the CPU model and the app's resident memory over the calls; writes bench/results/space_memory.json.
+Flat means: the growth over the second half of the calls is small against the first half's warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from space_latency import launch  # noqa: E402
+
+from vae_hub.preprocess import DIGIT_STROKES, render_strokes, to_mnist  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "space_memory.json"
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def call(http, x: list[float]) -> None:
+    r = http.post("/gradio_api/call/encode_array", json={"data": [x, "vae-z20"]})
+    r.raise_for_status()
+    with http.stream("GET", f"/gradio_api/call/encode_array/{r.json()['event_id']}") as s:
+        for line in s.iter_lines():
+            if line.startswith("event:") and line[6:].strip() in ("complete", "error"):
+                if line[6:].strip() == "error":
+                    raise RuntimeError("encode_array failed")
+                break
+
+
+def main(argv: list[str] | None = None) -> int:
+    import httpx
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=5000)
+    ap.add_argument("--every", type=int, default=250)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--sessions", type=int, default=None, help="VAE_SPACE_SESSIONS for the app (default: the app's)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    if args.sessions:
+        os.environ["VAE_SPACE_SESSIONS"] = str(args.sessions)
+    x = to_mnist(render_strokes(DIGIT_STROKES[7], (280, 280), 20)).ravel().round(4).tolist()
+    url, proc = launch(None)
+    samples = []
+    try:
+        with httpx.Client(base_url=url.rstrip("/"), timeout=60) as http, ThreadPoolExecutor(args.clients) as pool:
+            call(http, x)  # warm
+            t0 = time.time()
+            samples.append((0, rss_mib(proc.pid)))
+            done = 0
+            while done < args.calls:
+                n = min(args.every, args.calls - done)
+                list(pool.map(lambda _: call(http, x), range(n)))
+                done += n
+                samples.append((done, rss_mib(proc.pid)))
+                print(f"  {done:6d} calls  RSS {samples[-1][1]:7.1f} MiB", flush=True)
+            wall = time.time() - t0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    calls = np.array([c for c, _ in samples], float)
+    rss = np.array([r for _, r in samples])
+    half = len(samples) // 2
+    slope_kb = float(np.polyfit(calls[half:], rss[half:], 1)[0] * 1024) if len(samples) > 3 else float("nan")
+    result = {"cpu": cpu_model(), "calls": args.calls, "clients": args.clients, "wall_s": round(wall, 1),
+              "sessions": int(os.environ.get("VAE_SPACE_SESSIONS", 256)),
+              "rss_mib": [[int(c), round(r, 1)] for c, r in samples],
+              "rss_start_mib": round(float(rss[0]), 1), "rss_end_mib": round(float(rss[-1]), 1),
+              "growth_second_half_kb_per_call": round(slope_kb, 2)}
+    print(f"\nCPU: {result['cpu']}; {args.calls} calls of /encode_array from {args.clients} clients in {wall:.0f} s; "
+          f"session capacity {result['sessions']}")
+    print(f"RSS {result['rss_start_mib']} -> {result['rss_end_mib']} MiB; growth over the second half "
+          f"{slope_kb:.1f} kB per call")
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
