@@ -27,9 +27,10 @@ for _p in (HERE.parent, HERE):
 
 import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
+from vae_space import browser  # noqa: E402
 from vae_space.engine import BETAS, COLOR_MODELS, MAP_MODEL, SOURCES, Engine  # noqa: E402
 from vae_space.guard import SafeBlocks  # noqa: E402
-from vae_space.tabs import draw  # noqa: E402
+from vae_space.tabs import draw, explore  # noqa: E402
 
 from vae_hub.preprocess import MAX_PIXELS  # noqa: E402
 from vae_hub.variants import VARIANTS  # noqa: E402
@@ -99,7 +100,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
     q = dict(concurrency_id="models", concurrency_limit=model_slots)
     live = dict(concurrency_id="live", concurrency_limit=live_slots)
     h = _UI(engine)
-    gr.set_static_paths(draw.static_paths())  # the browser's scripts, runtime and model exports
+    gr.set_static_paths(browser.static_paths())  # the browser's scripts, runtime and model exports
 
     # delete_cache: every 10 min, drop cached output files older than 30 min (each drawing makes new ones)
     with SafeBlocks(title="vae-hub: what a VAE learns", delete_cache=(600, 1800)) as demo:
@@ -206,34 +207,21 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
 
             # ---------------------------------------------------------- 4. latent explorer
             with gr.Tab("Latent explorer", id="explore") as t_explore:
-                gr.Markdown("### The 2-D model's manifold\nEvery point of a 2-D latent decodes to an image. "
-                            "Click the map or the grid, or move the sliders, to decode a point.")
+                gr.Markdown("**Start here:** move the mouse over the map or the grid (or drag a finger): the point under "
+                            "it is decoded at once, in your browser. The map shows where the test digits' codes lie; "
+                            "the grid shows what the decoder makes of every point. Look for where one digit turns "
+                            "into another.", elem_classes=["note"])
                 note_box(engine.unavailable_note(["vae-z2", "vae-z3", "vae-z2-corr"], "The explorer runs"))
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=1, min_width=260):
-                        ex_model = gr.Dropdown(maps2d, value=maps2d[0] if maps2d else None, label="2-D model",
-                                               interactive=bool(maps2d))
-                        z1 = gr.Slider(-4, 4, value=0.0, step=0.05, label="z₁")
-                        z2 = gr.Slider(-4, 4, value=0.0, step=0.05, label="z₂")
-                        point = image(label="Decoded point", height=230, show_label=True,
-                                      elem_classes=["pixelated"])
-                    with gr.Column(scale=2):
-                        ex_map = image(label="Latent map (click to decode)", elem_id="explore-map")
-                    with gr.Column(scale=2):
-                        grid = image(label="Decoded grid, z₂ up (click to decode)", elem_id="manifold-grid",
-                                     elem_classes=["pixelated"])
-                        with gr.Row():
-                            grid_n = gr.Slider(5, 25, value=15, step=1, label="Grid size")
-                            span = gr.Slider(1.0, 4.0, value=2.5, step=0.25, label="Span (±)")
-                gr.on([ex_model.change, grid_n.release, span.release], h.manifold, [ex_model, grid_n, span], grid,
-                      api_name="manifold", **q)
-                on_visit(t_explore, h.manifold, [ex_model, grid_n, span], grid)
-                gr.on([ex_model.change, z1.change, z2.change], h.decode_point, [ex_model, z1, z2], [point, ex_map],
-                      api_name="decode_point", trigger_mode="always_last", show_progress="hidden", **live)
-                on_visit(t_explore, h.decode_point, [ex_model, z1, z2], [point, ex_map])
-                ex_map.select(engine.map_click, ex_model, [z1, z2], api_name="map_click", api_visibility="undocumented")
-                grid.select(engine.grid_click, [grid_n, span], [z1, z2], api_name="grid_click",
-                            api_visibility="undocumented")
+                explore.build(engine)
+                # The same views for API users: decoded grids and points, computed on the server.
+                with gr.Group(visible=False):
+                    ex_model = gr.Dropdown(maps2d, value=maps2d[0] if maps2d else None, label="2-D model")
+                    z1, z2 = gr.Number(0.0, label="z₁"), gr.Number(0.0, label="z₂")
+                    grid_n, span = gr.Number(15, label="grid size"), gr.Number(2.5, label="span")
+                    grid, point, ex_map = image(label="grid"), image(label="decoded point"), image(label="map")
+                gr.Button(visible=False).click(h.manifold, [ex_model, grid_n, span], grid, api_name="manifold", **q)
+                gr.Button(visible=False).click(h.decode_point, [ex_model, z1, z2], [point, ex_map],
+                                               api_name="decode_point", **live)
 
                 gr.Markdown("### Slices of the 3-D model\n`vae-z3` has one more dimension than a map shows: "
                             "fix z₃ and decode the (z₁, z₂) plane. Right: the test digits whose z₃ is near the slice.")

@@ -227,3 +227,69 @@ def test_image_read_back_is_the_page_input(browser):
         assert img.size == (280, 280)
     finally:
         pg.close()
+
+
+def _explore(pg: Page) -> None:
+    pg.page.get_by_role("tab", name="Latent explorer").click()
+    pg.page.wait_for_selector(".vx-root[data-ready='1']", timeout=60_000)
+
+
+def _hover(pg: Page, selector: str, u: float, v: float) -> None:
+    box = pg.page.locator(selector).bounding_box()
+    pg.page.mouse.move(box["x"] + u * box["width"], box["y"] + v * box["height"], steps=8)
+    pg.page.wait_for_function("() => !window.vaeExplore.app.busy && !window.vaeExplore.app.queued", timeout=30_000)
+
+
+def _point(pg: Page) -> np.ndarray:
+    px = pg.page.evaluate("() => Array.from(document.querySelector('.vx-point').getContext('2d')"
+                          ".getImageData(0, 0, 28, 28).data)")
+    return np.asarray(px, np.float32).reshape(28, 28, 4)[:, :, 0] / 255
+
+
+def test_latent_explorer_decodes_under_the_cursor(browser):
+    """Hovering the map decodes in the browser (no API call), the same z the server decodes; the grid links."""
+    from gradio_client import Client
+
+    pg = Page(browser)
+    try:
+        _explore(pg)
+        assert pg.page.evaluate("() => window.vaeExplore.runtime") == "browser"
+        requests: list[str] = []
+        pg.page.on("request", lambda r: requests.append(r.url))
+        before = pg.page.evaluate("() => window.vaeExplore.decodes")
+        _hover(pg, ".vx-map", 0.30, 0.45)
+        z_a, img_a = pg.page.evaluate("() => window.vaeExplore.z"), _point(pg)
+        _hover(pg, ".vx-map", 0.75, 0.35)
+        z_b, img_b = pg.page.evaluate("() => window.vaeExplore.z"), _point(pg)
+        assert pg.page.evaluate("() => window.vaeExplore.decodes") > before + 2
+        assert not requests, f"hovering made requests: {requests}"
+        assert z_a[0] < z_b[0] and np.abs(img_a - img_b).mean() > 0.02, "a different point decodes differently"
+        # the server decodes the same z to the same picture (up to the 8-bit canvas)
+        server = Client(space_url(), verbose=False)
+        pic = server.predict("vae-z2", z_b[0], z_b[1], api_name="/decode_point")[0]
+        ref = np.asarray(Image.open(pic).convert("L"), np.float32)
+        k = ref.shape[0] // 28
+        assert np.abs(ref[k // 2::k, k // 2::k][:28, :28] / 255 - img_b).max() < 0.02
+        _hover(pg, ".vx-grid", 0.2, 0.8)  # the grid's lower left is z₁ < 0, z₂ < 0
+        z_c = pg.page.evaluate("() => window.vaeExplore.z")
+        assert z_c[0] < 0 and z_c[1] < 0
+        assert not pg.errors, pg.errors
+    finally:
+        pg.close()
+
+
+def test_latent_explorer_3d_slider_and_server_fallback(browser):
+    pg = Page(browser, init_script="delete globalThis.WebAssembly;")
+    try:
+        _explore(pg)
+        assert pg.page.evaluate("() => window.vaeExplore.runtime") == "server"
+        pg.page.select_option("#explore-live select[aria-label='Model']", "vae-z3")
+        pg.page.wait_for_function("() => window.vaeExplore.z && window.vaeExplore.z.length === 3", timeout=30_000)
+        before = _point(pg)
+        pg.page.evaluate("() => { const s = document.querySelector('#explore-live input[aria-label=\"z₃\"]'); "
+                         "s.value = '2.5'; s.dispatchEvent(new Event('input')); }")
+        pg.page.wait_for_function("() => window.vaeExplore.z[2] === 2.5 && !window.vaeExplore.app.busy", timeout=30_000)
+        assert np.abs(_point(pg) - before).mean() > 0.01, "moving z₃ re-decodes the point"
+        assert not [e for e in pg.errors if "WebAssembly" not in e], pg.errors
+    finally:
+        pg.close()

@@ -228,7 +228,7 @@ def test_onnx_runtime_pin_matches_the_lock_file():
     import hashlib
     import json
 
-    from vae_space.tabs import draw
+    from vae_space import browser as draw
 
     lock = json.loads((ROOT / "space" / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/onnxruntime-web"]["version"] == draw.ORT_VERSION

@@ -763,36 +763,26 @@ class Engine:
 
         return P.digit(img, 8), m.draw(paint)
 
-    def map_click(self, model: str, evt: gr.SelectData) -> tuple[float, float]:
-        """A click on a 2-D model's latent map -> its latent coordinates (they go to the sliders)."""
-        if not isinstance(evt, gr.SelectData) or not isinstance(evt.index, (list, tuple)) or len(evt.index) != 2:
-            fail("/map_click answers a click on the latent map; for a point of your choice use /decode_point.")
+    @guarded
+    def decode_points(self, model: Any, z: Any, k: Any) -> list[float]:
+        """Codes (n × k, row-major, n ≤ 625) of a 2-D or 3-D model -> n decoded images, 784 values each in
+        [0, 1], flat: what the explorer paints when the in-browser runtime cannot load."""
+        e = self._need(model, "any")
+        if e.config.z_dim not in (2, 3) or not is_encoder(e.config):
+            fail(f"{e.name} is not a 2-D or 3-D model; choose vae-z2, vae-z2-corr or vae-z3.")
+        k = _number(k, 1, 3, "k", integer=True)
+        if k != e.config.z_dim:
+            fail(f"k: {e.name} has {e.config.z_dim} latent dimensions, got k={k}.")
         try:
-            e = self._need(model, "map2d")
-            z1, z2 = self._map(e.name).to_z(float(evt.index[0]), float(evt.index[1]))
-            return round(float(np.clip(z1, -6, 6)), 2), round(float(np.clip(z2, -6, 6)), 2)
-        except gr.Error:
-            raise
-        except Exception as ex:
-            log.exception("map_click failed")
-            fail(f"Could not read that click ({type(ex).__name__}).")
-
-    def grid_click(self, n: int, span: float, evt: gr.SelectData) -> tuple[float, float]:
-        """A click on the manifold grid -> the latent coordinates of that cell's centre."""
-        if not isinstance(evt, gr.SelectData) or not isinstance(evt.index, (list, tuple)) or len(evt.index) != 2:
-            fail("/grid_click answers a click on the decoded grid; for a point of your choice use /decode_point.")
-        try:
-            n = _number(n, 3, 25, "grid size", integer=True)
-            span = _number(span, 0.5, 5.0, "span")
-            col = min(n - 1, max(0, int(float(evt.index[0]) // 28)))
-            row = min(n - 1, max(0, int(float(evt.index[1]) // 28)))
-            t = np.linspace(-span, span, n)
-            return round(float(t[col]), 2), round(float(-t[row]), 2)
-        except gr.Error:
-            raise
-        except Exception as ex:
-            log.exception("grid_click failed")
-            fail(f"Could not read that click ({type(ex).__name__}).")
+            codes = np.asarray(z, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            fail(f"z: expected a flat list of numbers (n × {k}), got {_brief(z)}.")
+        if codes.size == 0 or codes.size % k or codes.size // k > 625:
+            fail(f"z: expected n × {k} numbers with 1 ≤ n ≤ 625, got {codes.size}.")
+        if not np.isfinite(codes).all() or np.abs(codes).max() > 10:
+            fail("z: every value must be a finite number in [-10, 10].")
+        out = torch.sigmoid(e.model.decode(torch.from_numpy(codes).reshape(-1, k)))
+        return out.flatten().tolist()
 
     @guarded
     def slice3d(self, z3: float = 0.0, n: int = 12, span: float = 2.5) -> tuple:

@@ -11,56 +11,9 @@
 // state that tests and bench/browser_latency.py read (updates, paint latencies, the last numbers).
 
 import "./preprocess.js";
+import { BLUE, CLASS_RGB, INK, LIGHT_BLUE, RED, SIDE, absolute, el, loadOrt, loadSafetensors } from "./runtime.js";
 
-const CLASS_RGB = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-  [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]];
-const RED = "rgb(220, 38, 38)";
-const BLUE = "rgb(37, 99, 235)";
-const LIGHT_BLUE = "rgb(147, 197, 253)";
-const INK = "rgb(30, 34, 42)";
 const N_NEIGHBOURS = 8;
-const SIDE = 28;
-
-// ------------------------------------------------------------------ small helpers
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") e.className = v;
-    else if (k === "text") e.textContent = v;
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) e.append(c);
-  return e;
-}
-
-async function loadSafetensors(url) {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  const buf = await r.arrayBuffer();
-  const n = Number(new DataView(buf).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n)));
-  const types = { F32: Float32Array, U8: Uint8Array, I32: Int32Array };
-  const out = {};
-  for (const [name, t] of Object.entries(header)) {
-    if (name === "__metadata__") continue;
-    const T = types[t.dtype];
-    if (!T) throw new Error(`${url}: unsupported dtype ${t.dtype} for ${name}`);
-    const [s, e] = t.data_offsets;
-    out[name] = { shape: t.shape, data: new T(buf.slice(8 + n + s, 8 + n + e)) };
-  }
-  return out;
-}
-
-function loadScript(src, integrity) {
-  return new Promise((resolve, reject) => {
-    const s = document.createElement("script");
-    s.src = src;
-    if (integrity) { s.integrity = integrity; s.crossOrigin = "anonymous"; }
-    s.onload = resolve;
-    s.onerror = () => reject(new Error(`could not load ${src}`));
-    document.head.append(s);
-  });
-}
 
 const softplus = (v) => (v > 0 ? v + Math.log1p(Math.exp(-v)) : Math.log1p(Math.exp(v)));
 const sigmoid = (v) => 1 / (1 + Math.exp(-v));
@@ -84,29 +37,6 @@ function numbers(x, logits, mean, logSigma, prior) {
     kl = 0.5 * (tr + quad - k + prior.logdet - logdetQ);
   }
   return { recon_nll: recon, kl, elbo: -(recon + kl) };
-}
-
-// ------------------------------------------------------------------ runtimes
-class BrowserRuntime {
-  // onnxruntime-web sessions per model, created on first use and kept.
-  constructor(ort) { this.ort = ort; this.sessions = {}; this.kind = "browser"; }
-
-  async session(url) {
-    if (!this.sessions[url]) this.sessions[url] = this.ort.InferenceSession.create(url, { executionProviders: ["wasm"] });
-    return this.sessions[url];
-  }
-
-  async encode(spec, x) {
-    const enc = await this.session(spec.encoder);
-    const out = await enc.run({ x: new this.ort.Tensor("float32", x, [1, 1, SIDE, SIDE]) });
-    return { mean: out.mean.data, logSigma: out.log_sigma.data };
-  }
-
-  async decode(spec, z) {
-    const dec = await this.session(spec.decoder);
-    const out = await dec.run({ z: new this.ort.Tensor("float32", Float32Array.from(z), [1, z.length]) });
-    return out.logits.data;
-  }
 }
 
 // ------------------------------------------------------------------ the app
@@ -616,13 +546,7 @@ class DrawApp {
     if (this.m.force_server) { why("the in-browser runtime is switched off here"); return { kind: "server" }; }
     if (typeof WebAssembly !== "object") { why("this browser has no WebAssembly"); return { kind: "server" }; }
     try {
-      if (!window.ort) await loadScript(this.m.ort.script, this.m.ort.integrity);
-      const ort = window.ort;
-      ort.env.wasm.wasmPaths = this.m.ort.wasm_prefix;
-      // threads need SharedArrayBuffer, which only cross-origin-isolated pages have
-      ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
-      ort.env.logLevel = "error";
-      const rt = new BrowserRuntime(ort);
+      const rt = await loadOrt(this.m);
       await rt.session((await this.spec(this.model)).encoder);
       return rt;
     } catch (err) {
@@ -646,17 +570,6 @@ class DrawApp {
     const t = await loadSafetensors(this.m.test.url);
     this.test = { images: t.images.data, labels: t.labels.data, index: t.index.data };
   }
-}
-
-// The manifest's URLs are relative to the page; onnxruntime resolves its own files against its script's URL,
-// so everything is made absolute once.
-function absolute(m) {
-  const abs = (u) => (u ? new URL(u, document.baseURI).href : u);
-  if (m.ort && m.ort.source === "local") { m.ort.script = abs(m.ort.script); m.ort.wasm_prefix = abs(m.ort.wasm_prefix); }
-  if (m.test) m.test.url = abs(m.test.url);
-  for (const s of Object.values(m.models || {})) for (const k of ["encoder", "decoder", "codes"]) s[k] = abs(s[k]);
-  for (const s of Object.values(m.maps || {})) s.png = abs(s.png);
-  return m;
 }
 
 export async function mount(element, manifest, server) {

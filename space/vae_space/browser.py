@@ -1,0 +1,93 @@
+"""What the Space's in-browser views need from the server: static paths for their scripts, the
+onnxruntime-web runtime, the test digits and the cached ONNX exports, and the manifest that tells the page
+where each of those is.
+
+onnxruntime-web is served by the app from ``space/node_modules`` after ``npm ci`` in ``space/`` (works
+offline); without it, the page loads the same pinned version from a public CDN with subresource integrity.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+from vae_hub.data import cache_dir
+from vae_hub.preprocess import DIGIT_STROKES
+
+from .engine import MAP_MODEL, TEST_DIGITS, Engine
+
+SPACE = Path(__file__).resolve().parents[1]
+WEB = Path(__file__).resolve().parent / "web"
+ORT_DIST = SPACE / "node_modules" / "onnxruntime-web" / "dist"
+ORT_VERSION = json.loads((SPACE / "package.json").read_text())["dependencies"]["onnxruntime-web"]
+ORT_SCRIPT = "ort.wasm.min.js"  # the WebAssembly-only build: no WebGL/WebGPU code to download
+# sha384 of dist/ort.wasm.min.js of that version (tests check it against the npm package)
+ORT_INTEGRITY = "sha384-Bw6URI+Gvoadw0do7/QrSHUC9D1vCYYK5OSqChFyhyV5mzPL4oe2rOAFljAnS8Sq"
+ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_VERSION}/dist/"
+PAD = 280  # the pad's drawing surface in pixels (≤ preprocess.WORK_SIDE, so both sides see the same pixels)
+PEN = 20  # pen width on it: a digit drawn across most of the pad gets about MNIST's stroke-to-height ratio
+
+
+def static_paths() -> list[Path]:
+    """What the browser fetches straight from disk: our scripts, the runtime, test digits, cached exports."""
+    paths = [WEB, TEST_DIGITS, cache_dir() / "space"]
+    if (ORT_DIST / ORT_SCRIPT).is_file():
+        paths.append(ORT_DIST)
+    return paths
+
+
+def file_url(path: Path) -> str:
+    """A URL, relative to the page, for a file under one of the static paths."""
+    return "gradio_api/file=" + quote(str(Path(path).resolve()), safe="/")
+
+
+def ort_source() -> dict:
+    if (ORT_DIST / ORT_SCRIPT).is_file():
+        return {"source": "local", "script": file_url(ORT_DIST / ORT_SCRIPT), "wasm_prefix": file_url(ORT_DIST) + "/",
+                "integrity": None, "version": ORT_VERSION}
+    return {"source": "cdn", "script": ORT_CDN + ORT_SCRIPT, "wasm_prefix": ORT_CDN, "integrity": ORT_INTEGRITY,
+            "version": ORT_VERSION}
+
+
+def _prior(engine: Engine, name: str) -> dict | None:
+    """N(0, Σ) priors: what the browser's exact KL needs (Σ⁻¹ and log|Σ|); None for N(0, I)."""
+    cov = engine.models[name].config.prior_cov
+    if cov is None:
+        return None
+    s = np.asarray(cov, np.float64)
+    return {"inv": np.linalg.inv(s).tolist(), "logdet": float(np.linalg.slogdet(s)[1])}
+
+
+def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) -> dict:
+    """Where the browser finds each model's graphs and test codes, the maps, the runtime and the test digits.
+    Waits for the default model, the map model and ``wait`` to be prepared (exported, test set encoded)."""
+    encoders = engine.available("encoder")
+    default = next((m for m in ("vae-z20", MAP_MODEL) if m in encoders), encoders[0] if encoders else None)
+    for name in {default, MAP_MODEL, wait} & set(encoders):
+        engine.models[name].ready.wait(timeout)
+    models = {}
+    for name in encoders:
+        e = engine.models[name]
+        ready = e.ready.is_set() and e.onnx is not None and not e.error
+        spec: dict[str, Any] = {"ready": ready, "z_dim": e.config.z_dim, "prior": _prior(engine, name),
+                                "error": e.error or e.onnx_error or None}
+        if ready:
+            spec.update(encoder=file_url(e.onnx["encoder"]), decoder=file_url(e.onnx["decoder"]),
+                        codes=file_url(engine.codes_path(e)))
+        models[name] = spec
+    maps = {}
+    for name, m in engine.maps.items():
+        png = engine.map_png(engine.models[name])
+        if png.is_file():
+            maps[name] = {"png": file_url(png), "lim": m.lim, "box": list(m.box), "width": m.W, "height": m.H}
+    return {"draw_js": file_url(WEB / "draw.js"), "ort": ort_source(), "default_model": default, "map_model": MAP_MODEL,
+            "models": models, "maps": maps, "test": {"url": file_url(TEST_DIGITS), "n": len(engine.test.labels)},
+            "strokes": {str(d): s for d, s in DIGIT_STROKES.items()}, "pad": PAD, "pen": PEN,
+            "force_server": os.environ.get("VAE_SPACE_RUNTIME", "").lower() == "server"}
+
+
