@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 HERE = Path(__file__).resolve().parent
 # vae_space lives beside this file; vae_hub one level up in the repository, or beside it in a Space
@@ -55,8 +57,17 @@ JS = """
   const pick = () => document.querySelectorAll('.vae-pad button[aria-label="Brush"]').forEach((b) => {
     if (!b.dataset.vaePicked) { b.dataset.vaePicked = "1"; b.click(); }
   });
-  new MutationObserver(pick).observe(document.body, { childList: true, subtree: true });
+  // Output pictures get their component's label as alt text (Gradio leaves it empty).
+  const alt = () => document.querySelectorAll('.block img:not([alt]), .block img[alt=""]').forEach((img) => {
+    const block = img.closest('.block');
+    const cls = block ? Array.from(block.classList).find((c) => c.startsWith('alt-')) : null;
+    const label = block && block.querySelector('[data-testid="block-label"]');
+    const text = cls ? decodeURIComponent(cls.slice(4)) : (label ? label.textContent.trim() : '');
+    if (text) img.alt = text;
+  });
+  new MutationObserver(() => { pick(); alt(); }).observe(document.body, { childList: true, subtree: true });
   pick();
+  alt();
 }
 """
 PAD_SIZE = (400, 400)
@@ -79,7 +90,25 @@ def image(label: str, **kw) -> gr.Image:
     kw.setdefault("format", "png")
     kw.setdefault("interactive", False)
     kw.setdefault("buttons", BIG)
+    # Gradio renders no label text when it is hidden and leaves the <img> alt empty: the page script
+    # reads the label back from this class and sets it as the alt text
+    kw["elem_classes"] = [*kw.get("elem_classes", []), "alt-" + quote(label, safe="")]
     return gr.Image(label=label, **kw)
+
+
+# One line at the top of each tab: what to do, and what to look for.
+START = {
+    "interpolate": "press **Interpolate A → B** (or pick other test digits): look at how the frames morph, and "
+                   "whether the path on the map crosses other digits' regions.",
+    "beta": "press **Compare**: as β grows, watch the reconstruction blur and the KL bars vanish, one dimension after another.",
+    "generate": "press **Sample** for new digits from the prior (each press, a new seed); pick a digit for the "
+                "conditional model; below, see which codes control colour.",
+    "models": "pick a variant to read its card: what it is, how it was trained, its test numbers and where to download it.",
+}
+
+
+def start_here(text: str) -> None:
+    gr.Markdown(f"**Start here:** {text}", elem_classes=["note"])
 
 
 def note_box(text: str | None) -> None:
@@ -131,6 +160,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
 
             # ---------------------------------------------------------- 2. interpolate
             with gr.Tab("Interpolate", id="interpolate") as t_interp:
+                start_here(START["interpolate"])
                 gr.Markdown("Pick two endpoints — draw them or take test digits — and walk between their codes. "
                             "**Linear** moves in a straight line; **spherical** (slerp) follows the arc between "
                             "the two codes, which stays where Gaussian codes usually are. Or switch to latent "
@@ -177,6 +207,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
 
             # ---------------------------------------------------------- 3. beta comparison
             with gr.Tab("β comparison", id="beta") as t_beta:
+                start_here(START["beta"])
                 gr.Markdown("The same 10-D architecture trained with five weights β on the KL term. One input goes "
                             "through all of them: larger β buys a more compressed code — fewer dimensions in use, "
                             "blurrier reconstructions. The KL of each dimension shows which ones each β keeps alive; "
@@ -251,6 +282,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
 
             # ---------------------------------------------------------- 5. generate
             with gr.Tab("Generate", id="generate") as t_gen:
+                start_here(START["generate"])
                 with gr.Row(equal_height=False):
                     with gr.Column(min_width=300):
                         gr.Markdown("### Prior samples\nz ~ p(z), decoded.")
@@ -258,7 +290,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                                               interactive=bool(every))
                         with gr.Row():
                             g_n = gr.Slider(4, 100, value=36, step=1, label="Samples")
-                            g_seed = gr.Number(0, precision=0, minimum=0, label="Seed")
+                            g_seed = gr.Number(0, precision=0, minimum=0, label="Seed (Enter to reuse)")
                         g_go = gr.Button("Sample", variant="primary", interactive=bool(every))
                         g_img = image(label="Samples", elem_classes=["pixelated"])
                     with gr.Column(min_width=300):
@@ -273,8 +305,11 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                             c_seed = gr.Number(0, precision=0, minimum=0, label="Seed", interactive=has_cvae)
                         c_img = image(label="Conditional samples",
                                       elem_classes=["pixelated"])
-                gr.on([g_go.click, g_model.change, g_n.release], h.generate, [g_model, g_n, g_seed], g_img,
+                gr.on([g_model.change, g_n.release, g_seed.submit], h.generate, [g_model, g_n, g_seed], g_img,
                       api_name="generate", **q)
+                # each press draws new samples: a fresh seed, shown in the field so a result can be reproduced
+                g_go.click(_new_seed, None, g_seed, api_visibility="private", show_progress="hidden").then(
+                    h.generate, [g_model, g_n, g_seed], g_img, api_visibility="private", **q)
                 on_visit(t_gen, h.generate, [g_model, g_n, g_seed], g_img)
                 gr.on([c_digit.change, c_n.release, c_seed.change], h.conditional, [c_digit, c_n, c_seed], c_img,
                       api_name="conditional", **q)
@@ -300,6 +335,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
 
             # ---------------------------------------------------------- 6. models
             with gr.Tab("Models", id="models") as t_models:
+                start_here(START["models"])
                 gr.Markdown("### All variants")
                 gr.Dataframe(engine.overview(), interactive=False, wrap=True,
                              column_widths=["13%", "24%", "8%", "8%", "47%"])
@@ -334,6 +370,10 @@ def _quiet(fn: Callable, n_outputs: int) -> Callable:
 
     run.__name__ = f"{getattr(fn, '__name__', 'handler')}_quiet"
     return run
+
+
+def _new_seed() -> int:
+    return secrets.randbelow(1_000_000)
 
 
 def _mode_visibility(mode: str) -> tuple:

@@ -293,3 +293,27 @@ def test_latent_explorer_3d_slider_and_server_fallback(browser):
         assert not [e for e in pg.errors if "WebAssembly" not in e], pg.errors
     finally:
         pg.close()
+
+
+def test_generate_tab_new_samples_each_press_and_alt_text(browser):
+    pg = Page(browser)
+    try:
+        pg.page.get_by_role("tab", name="Generate").click()
+        imgs = "() => Array.from(document.querySelectorAll('.block img')).filter(i => i.src.includes('gradio_api/file'))"
+        pg.page.wait_for_function(f"() => ({imgs})().length >= 3", timeout=60_000)
+        alts = pg.page.evaluate(f"() => ({imgs})().map(i => i.alt)")
+        assert all(alts), f"output images without alt text: {alts}"
+        seed = pg.page.locator("input[aria-label='Seed (Enter to reuse)']")
+        src = "() => document.querySelector('img[alt=\"Samples\"]').src"
+        seeds, srcs = [], []
+        for _ in range(2):
+            before = pg.page.evaluate(src)
+            pg.page.get_by_role("button", name="Sample", exact=True).click()
+            pg.page.wait_for_function(f"() => ({src})() !== {before!r}", timeout=30_000)
+            seeds.append(seed.input_value())
+            srcs.append(pg.page.evaluate(src))
+        assert seeds[0] != seeds[1], "each press draws a new seed"
+        assert "/work/" not in pg.page.inner_text("body") and "/root/" not in pg.page.inner_text("body"), \
+            "no server paths on the page"
+    finally:
+        pg.close()

@@ -131,9 +131,20 @@ class WeightSource:
         return str(Path(self.location) / variant)
 
     def describe(self) -> str:
-        return {"folder": f"local folder `{self.location}` (--weights / VAE_HUB_WEIGHTS)",
+        return {"folder": f"local folder `{self.shown()}` (--weights / VAE_HUB_WEIGHTS)",
                 "hub": f"the Hugging Face Hub, namespace `{self.location}` (VAE_HUB_NAMESPACE)",
-                "bundled": f"the bundled `pretrained/` folder (`{self.location}`)"}[self.kind]
+                "bundled": "the bundled `pretrained/` folder"}[self.kind]
+
+    def shown(self, path: str | Path | None = None) -> str:
+        """A path as visitors see it: relative to the weights source (no server paths on the page)."""
+        base = Path(self.location)
+        name = "pretrained" if self.kind == "bundled" else base.name
+        if path is None:
+            return name + "/"
+        try:
+            return f"{name}/{Path(path).resolve().relative_to(base.resolve()).as_posix()}"
+        except ValueError:
+            return Path(path).name
 
 
 def resolve_source(weights: str | None = None) -> WeightSource:
@@ -932,7 +943,7 @@ class Engine:
             return (f"### {variant}\n\n⚠️ Not available in this app: {self.missing.get(variant, 'not loaded')}.\n\n"
                     f"{VARIANTS[variant].description}", pd.DataFrame(columns=["metric", "value"]), [], download)
         if e.folder is not None and self.source.kind != "hub":
-            download += f"\n\nLoaded here from `{e.folder}`."
+            download += f"\n\nLoaded here from `{self.source.shown(e.folder)}`."
         body = _strip_front_matter(e.card) or f"### {variant}\n\n{e.config.description}"
         body = body.split("\n## Figures", 1)[0].strip()  # figures go to the gallery, where they render
         df = pd.DataFrame([[key.replace("_", " "), round(v, 3)] for key, _, v in e.metrics], columns=["metric", "value"])
@@ -954,7 +965,9 @@ class Engine:
 
     def status(self) -> dict:
         """Where the weights come from, which variants are loaded, missing (and why), and ready."""
-        return {"source": self.source.kind, "location": self.source.location, "loaded": list(self.models),
+        return {"source": self.source.kind,
+                "location": self.source.location if self.source.kind == "hub" else self.source.shown(),
+                "loaded": list(self.models),
                 "missing": dict(self.missing), "ready": [n for n, e in self.models.items() if e.ready.is_set()],
                 "startup_s": round(self.startup_s, 2),
                 "prepared_s": None if self.prepared_s is None else round(self.prepared_s, 2)}
