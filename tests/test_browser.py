@@ -200,6 +200,16 @@ def test_model_choice_swaps_in_the_browser(browser):
         pg.settle()
         requests: list[str] = []
         pg.page.on("request", lambda r: requests.append(r.url))
+        # the diagram: z = μ + σ·ε with the drawing's numbers; a new ε gives another z and another x̂
+        flow = "() => [document.querySelector('.vf-flow').innerText, Array.from(document.querySelector(" \
+               "'canvas[aria-label^=\"x̂\"]').getContext('2d').getImageData(0, 0, 28, 28).data)]"
+        text_a, px_a = pg.page.evaluate(flow)
+        assert "μ = (" in text_a and "ε = (" in text_a
+        pg.page.click("#draw-live button[data-action='resample']")
+        pg.settle()
+        text_b, px_b = pg.page.evaluate(flow)
+        assert text_a.split("ε = (")[1] != text_b.split("ε = (")[1] and px_a != px_b
+        assert text_a.split("ε = (")[0] == text_b.split("ε = (")[0], "μ and σ stay: the drawing did not change"
         pg.page.select_option("#draw-live select[aria-label='Model']", "vae-z2")
         pg.page.wait_for_function("() => window.vaeDraw.last && window.vaeDraw.last.model === 'vae-z2'", timeout=30_000)
         pg.settle()

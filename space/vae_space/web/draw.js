@@ -76,8 +76,8 @@ class DrawApp {
     this.ctx = this.canvas.getContext("2d", { willReadFrequently: true });
     const tool = (name, label, title) => el("button", { type: "button", "data-tool": name, class: "vd-btn", title, text: label });
     const action = (name, label, title) => el("button", { type: "button", "data-action": name, class: "vd-btn", title, text: label });
-    this.buttons = [tool("pen", "✏️ Pen", "Draw (P)"), tool("eraser", "🧽 Eraser", "Erase (E)"),
-      action("undo", "↶ Undo", "Undo the last stroke (Ctrl+Z)"), action("clear", "✕ Clear", "Clear the pad")];
+    this.buttons = [tool("pen", "✎ Pen", "Draw"), tool("eraser", "⌫ Eraser", "Erase"),
+      action("undo", "↶ Undo", "Undo the last stroke"), action("clear", "✕ Clear", "Clear the pad")];
     const toolbar = el("div", { class: "vd-toolbar" }, ...this.buttons);
     this.pad = el("div", { id: "draw-pad", class: "vd-pad" }, toolbar, el("div", { class: "vd-paper" }, this.canvas));
     this.notice = el("div", { class: "vd-notice", role: "status" });
@@ -110,7 +110,7 @@ class DrawApp {
       el("figure", { id: "encode-neighbours", class: "vd-fig" }, this.nnCanvas,
         el("figcaption", { text: "Nearest test digits in the chosen model's latent space (label · distance)" })));
     const details = el("details", { class: "vd-details" }, el("summary", { text: "Numbers (what the /encode API returns)" }), this.json);
-    r.append(el("div", { class: "vd-grid" }, left, mid, right), details);
+    r.append(el("div", { class: "vd-grid" }, left, mid, right), this.buildFlow(), details);
 
     this.bindPointer();
     for (const b of this.buttons) b.addEventListener("click", () => this.onButton(b));
@@ -118,6 +118,54 @@ class DrawApp {
     this.example.addEventListener("change", () => { if (this.example.value) this.drawExample(this.example.value); this.example.value = ""; });
     this.setTool("pen");
     this.reset();
+  }
+
+  // x → encoder → (μ, σ) → z = μ + σ·ε → decoder → x̂, with the drawing's own numbers
+  buildFlow() {
+    const thumb = () => el("canvas", { width: SIDE, height: SIDE, class: "vd-digit vf-thumb", role: "img" });
+    this.flowX = thumb();
+    this.flowX.setAttribute("aria-label", "x: the input");
+    this.flowXs = thumb();
+    this.flowXs.setAttribute("aria-label", "x̂: decoded from the sampled z");
+    this.flowMu = el("div", { class: "vf-nums" });
+    this.flowZ = el("div", { class: "vf-nums" });
+    const resample = el("button", { type: "button", class: "vd-btn", "data-action": "resample", text: "↻ resample ε",
+      title: "Draw a new ε ~ N(0, I): the same drawing gives another z and another x̂" });
+    resample.addEventListener("click", () => { this.eps = null; this.request(performance.now(), true); });
+    const box = (title, tip, ...c) => el("div", { class: "vf-box", title: tip }, el("div", { class: "vf-title", text: title }), ...c);
+    const arrow = () => el("div", { class: "vf-arrow", text: "→" });
+    this.flow = el("div", { class: "vf-flow", "aria-label": "How the drawing goes through the VAE" },
+      box("x", "The 28×28 input the model sees", el("div", { class: "vd-frame" }, this.flowX)), arrow(),
+      box("encoder", "A neural network: x → the parameters of q(z|x)"), arrow(),
+      box("μ, σ", "q(z|x) = N(μ, σ²): the code is a distribution, not a point. σ is how unsure the encoder is.", this.flowMu), arrow(),
+      box("z = μ + σ·ε", "A sample of the code: ε ~ N(0, I) is noise, scaled by σ and shifted by μ (the reparameterisation trick)",
+        this.flowZ, resample), arrow(),
+      box("decoder", "A neural network: z → the probability of ink at each pixel"), arrow(),
+      box("x̂", "The picture decoded from this sampled z (the reconstruction above uses z = μ)", el("div", { class: "vd-frame" }, this.flowXs)));
+    return this.flow;
+  }
+
+  randn(k) {
+    // Box-Muller: ε ~ N(0, I), fixed until "resample ε" so the picture does not flicker while drawing
+    const e = new Float32Array(k);
+    for (let i = 0; i < k; i++) e[i] = Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
+    return e;
+  }
+
+  async paintFlow(x, r) {
+    const k = r.mean.length, show = Math.min(3, k);
+    if (!this.eps || this.eps.length !== k) this.eps = this.randn(k);
+    const z = r.mean.map((m, i) => m + r.sigma[i] * this.eps[i]);
+    const fmt = (a) => a.slice(0, show).map((v) => v.toFixed(2)).join(", ") + (k > show ? ", …" : "");
+    this.flowMu.innerHTML = `μ = (${fmt(r.mean)})<br>σ = (${fmt(r.sigma)})`;
+    this.flowZ.innerHTML = `ε = (${fmt(Array.from(this.eps))})<br>z = (${fmt(z)})`;
+    this.paintDigit(this.flowX, x);
+    if (this.runtime.kind === "browser") {
+      const logits = await this.runtime.decode(this.m.models[r.model], z);
+      this.paintDigit(this.flowXs, Float32Array.from(logits, sigmoid));
+    } else {
+      this.paintDigit(this.flowXs, r.recon);  // the server returns the decoding of μ only
+    }
   }
 
   setTool(name) {
@@ -250,6 +298,7 @@ class DrawApp {
     this.state.updates += 1;
     if (inStroke) this.state.strokeUpdates += 1;
     if (t0 !== null) this.state.paints.push({ t_event: t0, t_painted: t1, in_stroke: inStroke });
+    await this.flowTask;  // one graph run at a time: the diagram's decode finishes before the next update
   }
 
   async computeLocal(model, x) {
@@ -323,9 +372,18 @@ class DrawApp {
     if (!this.m.models[name]) return;
     this.model = this.state.model = name;
     this.select.value = name;
+    this.state.modelReady = null;
     if (this.runtime?.kind === "browser") {
-      try { await this.spec(name); } catch (err) { return this.fail(err); }
+      // fetch and compile the model's graphs and codes now, not on the next stroke
+      try {
+        const spec = await this.spec(name);
+        await Promise.all([this.runtime.session(spec.encoder), this.runtime.session(spec.decoder), this.loadCodes(name)]);
+        const { mean } = await this.runtime.encode(spec, new Float32Array(SIDE * SIDE));  // first runs are the slow ones
+        await this.runtime.decode(spec, mean);
+      } catch (err) { return this.fail(err); }
     }
+    if (this.model !== name) return;  // another choice came meanwhile
+    this.state.modelReady = name;
     this.request(performance.now(), true);
   }
 
@@ -340,6 +398,8 @@ class DrawApp {
     this.nnCanvas.getContext("2d").clearRect(0, 0, this.nnCanvas.width, this.nnCanvas.height);
     this.summary.innerHTML = "Draw a digit: its code, reconstruction and place among the test digits appear as you draw.";
     this.json.textContent = "";
+    for (const c of [this.flowX, this.flowXs]) c.getContext("2d").clearRect(0, 0, SIDE, SIDE);
+    this.flowMu.textContent = this.flowZ.textContent = "";
     this.state.last = null;
     this.paintMap(null);
     this.hint("");
@@ -357,6 +417,7 @@ class DrawApp {
   }
 
   paint(x, r) {
+    this.flowTask = this.paintFlow(x, r).catch((err) => console.warn("vae-hub draw: flow", err));
     this.paintDigit(this.inputCanvas, x);
     this.paintDigit(this.reconCanvas, r.recon);
     this.paintPosterior(r.mean, r.sigma);
@@ -517,6 +578,7 @@ class DrawApp {
     await Promise.all(loads);
     await this.warmUp();
     this.state.ready = true;
+    this.state.modelReady = this.model;
     this.pad.dataset.ready = "1";
     this.state.readyAt = performance.now();
     this.paintMap(null);
