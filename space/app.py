@@ -32,7 +32,7 @@ from PIL import Image  # noqa: E402
 from vae_space import browser  # noqa: E402
 from vae_space.engine import BETAS, COLOR_MODELS, MAP_MODEL, SOURCES, Engine  # noqa: E402
 from vae_space.guard import SafeBlocks  # noqa: E402
-from vae_space.tabs import draw, explore  # noqa: E402
+from vae_space.tabs import draw, explore, interpolate  # noqa: E402
 
 from vae_hub.preprocess import MAX_PIXELS  # noqa: E402
 from vae_hub.variants import VARIANTS  # noqa: E402
@@ -184,6 +184,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                 with gr.Row():
                     go_interp = gr.Button("Interpolate A → B", variant="primary")
                     go_arith = gr.Button("Compute A − B + C", variant="primary", visible=False)
+                interpolate.build(engine)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
                         strip = image(label="Frames: linear (top), spherical (bottom)", elem_id="interp-strip",
@@ -204,6 +205,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                 bump = reroll.click(lambda s: int(s or 0) + 1, seed, seed, api_visibility="private", show_progress="hidden")
                 bump.then(_run_mode(h), [mode, *arith_in, steps], interp_out, api_visibility="private", **q)
                 on_visit(t_interp, h.interpolate, interp_in, interp_out)
+                ip_json.change(None, ip_json, None, js=interpolate.ON_RESULT)
 
             # ---------------------------------------------------------- 3. beta comparison
             with gr.Tab("β comparison", id="beta") as t_beta:

@@ -327,3 +327,33 @@ def test_generate_tab_new_samples_each_press_and_alt_text(browser):
             "no server paths on the page"
     finally:
         pg.close()
+
+
+def test_interpolation_scrubs_in_the_browser(browser):
+    pg = Page(browser)
+    try:
+        pg.page.get_by_role("tab", name="Interpolate").click()
+        pg.page.wait_for_function("() => window.vaeInterp && window.vaeInterp.t !== null", timeout=60_000)
+        requests: list[str] = []
+        pg.page.on("request", lambda r: requests.append(r.url))
+
+        def at(t: float) -> tuple[np.ndarray, np.ndarray]:
+            before = pg.page.evaluate("() => window.vaeInterp.decodes")
+            pg.page.evaluate("(t) => { const s = document.querySelector('#interp-live input[type=range]'); "
+                             "s.value = String(t); s.dispatchEvent(new Event('input')); }", t)
+            pg.page.wait_for_function(f"() => window.vaeInterp.t === {t} && window.vaeInterp.decodes > {before} "
+                                      "&& !window.vaeInterp.app.busy", timeout=30_000)
+            read = "(label) => Array.from(document.querySelector(`#interp-live canvas[aria-label='${label}']`)" \
+                   ".getContext('2d').getImageData(0, 0, 28, 28).data)"
+            return tuple(np.asarray(pg.page.evaluate(read, lab), np.float32).reshape(28, 28, 4)[:, :, 0] / 255
+                         for lab in ("Linear path at t", "Spherical path at t"))
+
+        lin0, sph0 = at(0.0)
+        assert np.abs(lin0 - sph0).max() < 0.01, "both paths start at A"
+        lin5, sph5 = at(0.5)
+        lin1, _ = at(1.0)
+        assert np.abs(lin0 - lin1).mean() > 0.05 and np.abs(lin5 - lin0).mean() > 0.02, "the frames morph from A to B"
+        assert not [u for u in requests if "/static/fonts/" not in u], f"scrubbing made requests: {requests}"
+        assert not pg.errors, pg.errors
+    finally:
+        pg.close()
