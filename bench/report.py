@@ -24,6 +24,7 @@ CMD = {
     "inference": "python bench/inference.py",
     "space_latency": "python bench/space_latency.py --load",
     "eval_cost": f"python bench/eval_cost.py --dataset {DATA}",
+    "browser_latency": "python bench/browser_latency.py --runtime both",
 }
 
 
@@ -90,6 +91,62 @@ def summary_rows(r: dict[str, dict]) -> list[tuple[str, str, str, bool | None, s
         parts = [f"{n} {v['extrapolated_test_split_seconds'] / 60:.1f} min" for n, v in c.items() if isinstance(v, dict)
                  and "seconds_per_image" in v]
         rows.append(("k = 5,000 likelihood over the 10,000 test digits", "—", "; ".join(parts), None, CMD["eval_cost"]))
+    rows += browser_rows(r.get("browser_latency"))
+    return rows
+
+
+def _passes(run: dict) -> dict[str, dict]:
+    return {m: p for m, p in run.get("passes", {}).items() if "skipped" not in p}
+
+
+def browser_rows(b: dict | None) -> list[tuple[str, str, str, bool | None, str]]:
+    """The pad in headless Chromium, the in-browser runtime: one row per target of the issue."""
+    run = (b or {}).get("runs", {}).get("browser")
+    if not run:
+        return []
+    t, cmd, passes = b["target"], CMD["browser_latency"], _passes(run)
+    rows = []
+    pl = run["page_load"]["ready"]
+    if pl.get("n"):
+        rows.append(("Draw pad in Chromium: page load → pad ready (localhost, fresh context)", f"≤ {t['page_ready_s']:g} s",
+                     f"median {pl['median_ms'] / 1000:.2f} s, slowest {pl['max_ms'] / 1000:.2f} s of {pl['n']} loads",
+                     pl["max_ms"] <= 1000 * t["page_ready_s"], cmd))
+    if passes:
+        def move_ok(p: dict) -> bool:
+            mp = p["move_to_paint"]
+            return bool(mp.get("n") and mp["p95_ms"] <= t["move_to_paint_p95_ms"] and p["strokes_without_update"] == 0
+                        and p["longest_wait_ms"]["max_ms"] <= t["max_wait_ms"])
+
+        def up_ok(p: dict) -> bool:
+            return bool(p["up_to_final"].get("n") and p["up_to_final"]["p95_ms"] <= t["up_to_final_ms"]
+                        and p["finals_missing"] == 0)
+
+        rows.append(("Draw pad: pointer-move → painted reconstruction, during strokes",
+                     f"p95 ≤ {t['move_to_paint_p95_ms']:g} ms, updates throughout the stroke",
+                     "; ".join(f"{m} p95 {p['move_to_paint']['p95_ms']:.0f} ms (median {p['move_to_paint']['median_ms']:.0f}), "
+                               f"{p['updates_per_stroke']['median']:.0f} updates per stroke (fewest "
+                               f"{p['updates_per_stroke']['min']}), longest wait {p['longest_wait_ms']['max_ms']:.0f} ms"
+                               for m, p in passes.items() if p["move_to_paint"].get("n")) or "no updates during strokes",
+                     all(move_ok(p) for p in passes.values()), cmd))
+        rows.append(("Draw pad: mouse-up → final reconstruction", f"≤ {t['up_to_final_ms']:g} ms (p95 over strokes)",
+                     "; ".join(f"{m} p95 {p['up_to_final']['p95_ms']:.0f} ms (median {p['up_to_final']['median_ms']:.0f})"
+                               + (f", {p['finals_missing']} missing" if p["finals_missing"] else "")
+                               for m, p in passes.items() if p["up_to_final"].get("n")) or "no final paints",
+                     all(up_ok(p) for p in passes.values()), cmd))
+        def sent(m: str, p: dict) -> str:
+            r = p["requests"]
+            n = r["network"] + r["page_fallback_requests"]
+            return f"{m} {n}" + (f" ({r['files']} static files: the model fetched on its first stroke)"
+                                 if n and r["files"] == n else "")
+
+        total = sum(p["requests"]["network"] + p["requests"]["page_fallback_requests"] for p in passes.values())
+        strokes = sum(p["strokes"] for p in passes.values())
+        measured = "; ".join(sent(m, p) for m, p in passes.items()) + f" over {strokes} strokes"
+        if (fb := _passes(b["runs"].get("server", {}))):
+            measured += (f" (server fallback: {sum(p['requests']['network'] for p in fb.values()):,} over "
+                         f"{sum(p['strokes'] for p in fb.values())})")
+        rows.append(("Draw pad: server requests while drawing", f"{t['requests_while_drawing']} with the browser runtime",
+                     measured, total <= t["requests_while_drawing"], cmd))
     return rows
 
 
@@ -164,6 +221,48 @@ def details(r: dict[str, dict]) -> list[str]:
             out += [f"| {k} | {v['median_ms']:.0f} | {v['p95_ms']:.0f} | {v['n']} |" for k, v in ld["latency"].items()]
             if (why := _why_not_250(s)):
                 out += ["", why]
+    if (b := r.get("browser_latency")) and b.get("runs"):
+        out += browser_details(b)
+    return out
+
+
+def browser_details(b: dict) -> list[str]:
+    """Per runtime and model: the figures behind the browser rows, the fallback beside the browser runtime."""
+    m = b.get("machine", {})
+    first = next((p for run in b["runs"].values() for p in _passes(run).values()), {})
+    times = {1: "once", 2: "twice"}.get(first.get("repeats", 1), f"{first.get('repeats')} times")
+    out = ["", f"The draw pad in headless Chromium {m.get('chromium', '')} driven by Playwright (`{CMD['browser_latency']}`): "
+           f"the ten digits drawn {times} per model with mouse moves, Clear between digits; times in ms from the pointer "
+           "event's timeStamp to the reconstruction painted, median / p95; the longest wait is the longest a stroke went "
+           "without a new reconstruction while a pointer event waited to be shown:", "",
+           "| runtime | model | strokes | updates per stroke (fewest) | updates/s | pointer-move → painted | "
+           "longest wait | mouse-up → final | requests while drawing | page load → ready |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, run in b["runs"].items():
+        pl = run.get("page_load", {}).get("ready", {})
+        load = f"{pl['median_ms'] / 1000:.2f} s" if pl.get("n") else ""
+        for model, p in _passes(run).items():
+            mp, up, w = p["move_to_paint"], p["up_to_final"], p["longest_wait_ms"]
+            fmt = lambda d: f"{d['median_ms']:.0f} / {d['p95_ms']:.0f}" if d.get("n") else "—"  # noqa: E731
+            out.append(f"| {name} | {model} | {p['strokes']} | {p['updates_per_stroke']['median']:.0f} "
+                       f"({p['updates_per_stroke']['min']}) | {p['updates_per_s']:.0f} | {fmt(mp)} | "
+                       f"{w.get('max_ms', 0):.0f} | {fmt(up)} | {p['requests']['network']} | {load} |")
+            load = ""
+    for name, run in b["runs"].items():
+        for model, p in _passes(run).items():
+            first, rest, r = p.get("first_update_ms"), p.get("longest_wait_after_first_stroke_ms"), p["requests"]
+            if name == "browser" and first and rest is not None and first > b["target"]["max_wait_ms"] >= rest:
+                out += ["", f"**Why {model}'s longest wait is {p['longest_wait_ms']['max_ms']:.0f} ms.** It is the first "
+                        f"update after picking the model in the Model select ({first:.0f} ms): the page fetches and compiles "
+                        f"that model's graphs and test codes on its first stroke"
+                        + (f" (the {r['files']} requests while drawing)" if r["files"] else "")
+                        + f". After that first stroke no stroke waited longer than {rest:.0f} ms."]
+    notes = []
+    for name, run in b["runs"].items():
+        if run.get("console"):
+            notes.append(f"{len(run['console'])} console errors/warnings with the {name} runtime")
+    if notes:
+        out += ["", "Seen: " + "; ".join(notes) + " (listed in `bench/results/browser_latency.json`)."]
     return out
 
 

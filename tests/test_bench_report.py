@@ -95,3 +95,101 @@ def test_load_explanation_uses_the_runs_figures():
     assert "Why not 250 ms" in text and "58 ms per request" in text and "= 1000 ms" in text
     load["latency"]["encode"]["p95_ms"] = 240
     assert "Why not 250 ms" not in rep.render({"space_latency": {"load": load, "cpu_per_request": cpr}})
+
+
+def _browser_pass(model: str, p95: float = 30.0, up_p95: float = 20.0, wait: float = 40.0, without: int = 0,
+                  network: int = 0, fallback: int = 0) -> dict:
+    lat = lambda med, p: {"n": 200, "median_ms": med, "p95_ms": p, "min_ms": 1.0, "max_ms": p + 5}  # noqa: E731
+    return {"model": model, "repeats": 2, "strokes": 22, "updates_per_stroke": {"median": 40, "min": 12, "max": 90},
+            "updates_per_s": 30.0, "strokes_without_update": without, "longest_wait_ms": lat(25.0, wait) | {"max_ms": wait},
+            "move_to_paint": lat(p95 / 2, p95), "up_to_final": lat(up_p95 / 2, up_p95), "finals_missing": 0,
+            "requests": {"network": network, "files": 0, "other": network, "page_fallback_requests": fallback, "samples": []}}
+
+
+def _browser(ready_max_ms: float = 1500.0, **kw) -> dict:
+    ready = {"n": 5, "median_ms": ready_max_ms - 100, "p95_ms": ready_max_ms, "min_ms": 900.0, "max_ms": ready_max_ms}
+    run = lambda name, **k: {"runtime": name, "page_load": {"ready": ready},  # noqa: E731
+                             "passes": {m: _browser_pass(m, **k) for m in ("vae-z20", "conv-vae-z20")}, "console": []}
+    return {"machine": {"cpu": "test cpu", "cores": 2, "chromium": "1.2.3"},
+            "target": {"move_to_paint_p95_ms": 50.0, "max_wait_ms": 100.0, "up_to_final_ms": 50.0, "page_ready_s": 3.0,
+                       "requests_while_drawing": 0},
+            "runs": {"browser": run("browser", **kw), "server": run("server", p95=140.0, network=300, fallback=300)}}
+
+
+def test_browser_rows_follow_the_figures():
+    rep = _report()
+    rows = rep.summary_rows({"browser_latency": _browser()})
+    for start in ("Draw pad in Chromium: page load", "Draw pad: pointer-move", "Draw pad: mouse-up", "Draw pad: server requests"):
+        assert _row(rows, start)[3] is True, start
+    # the fallback's figures are for comparison only: its 140 ms and 300 requests do not decide a verdict
+    assert _row(rows, "Draw pad: server requests")[2] == \
+        "vae-z20 0; conv-vae-z20 0 over 44 strokes (server fallback: 600 over 44)"
+    assert _row(rep.summary_rows({"browser_latency": _browser(ready_max_ms=3100)}), "Draw pad in Chromium")[3] is False
+    for kw in ({"p95": 51.0}, {"wait": 120.0}, {"without": 1}):  # slow, or no updates during part of a stroke
+        assert _row(rep.summary_rows({"browser_latency": _browser(**kw)}), "Draw pad: pointer-move")[3] is False, kw
+    assert _row(rep.summary_rows({"browser_latency": _browser(up_p95=55.0)}), "Draw pad: mouse-up")[3] is False
+    for kw in ({"network": 1}, {"fallback": 1}):
+        assert _row(rep.summary_rows({"browser_latency": _browser(**kw)}), "Draw pad: server requests")[3] is False, kw
+    files = _browser(network=3)
+    files["runs"]["browser"]["passes"]["vae-z20"]["requests"].update(network=0, other=0)
+    files["runs"]["browser"]["passes"]["conv-vae-z20"]["requests"].update(files=3, other=0)
+    row = _row(rep.summary_rows({"browser_latency": files}), "Draw pad: server requests")
+    assert row[3] is False and "conv-vae-z20 3 (3 static files: the model fetched on its first stroke)" in row[2]
+    # only the fallback measured: no browser rows, the details table still shows it
+    only_server = _browser()
+    del only_server["runs"]["browser"]
+    assert not [r for r in rep.summary_rows({"browser_latency": only_server}) if r[0].startswith("Draw pad")]
+    assert "| server | vae-z20 | 22 |" in rep.render({"browser_latency": only_server})
+
+
+def test_browser_details_table():
+    rep = _report()
+    text = rep.render({"browser_latency": _browser()})
+    assert "Chromium 1.2.3" in text and "drawn twice per model" in text
+    assert "| browser | vae-z20 | 22 | 40 (12) | 30 | 15 / 30 | 40 | 10 / 20 | 0 | 1.40 s |" in text
+    assert "| server | conv-vae-z20 | 22 | 40 (12) | 30 | 70 / 140 | 40 | 10 / 20 | 300 |  |" in text
+    assert "**Why" not in text
+    # a slow first stroke after switching model (the graphs load then) is explained from the figures
+    slow = _browser(wait=175.0)
+    slow["runs"]["browser"]["passes"]["conv-vae-z20"].update(first_update_ms=175.0, longest_wait_after_first_stroke_ms=31.0)
+    slow["runs"]["browser"]["passes"]["conv-vae-z20"]["requests"].update(network=3, files=3)
+    text2 = rep.render({"browser_latency": slow})
+    assert "**Why conv-vae-z20's longest wait is 175 ms.**" in text2 and "(the 3 requests while drawing)" in text2
+    assert "no stroke waited longer than 31 ms" in text2 and "Why vae-z20's" not in text2
+    not_run = next(line for line in text.splitlines() if line.startswith("Not run yet"))
+    assert "browser_latency.py" not in not_run and "browser_latency.py" in rep.render({}).split("Not run yet")[1]
+
+
+def _browser_bench():
+    spec = importlib.util.spec_from_file_location("bench_browser_latency", ROOT / "bench" / "browser_latency.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_browser_analysis_of_a_synthetic_timeline():
+    """Two strokes, as the page records them: paint latencies, updates per stroke, waits and the final paint."""
+    bl = _browser_bench()
+    paints = [  # stroke 1: down at 0, moves at 10, 20, 30, 40, up at 50
+        {"t_event": 0, "t_painted": 12, "in_stroke": True},
+        {"t_event": 10, "t_painted": 30, "in_stroke": True},   # shows the moves at 10 and 20
+        {"t_event": 30, "t_painted": 45, "in_stroke": True},
+        {"t_event": 40, "t_painted": 60, "in_stroke": False},  # the final paint: 10 ms after the up
+        # stroke 2: down at 100, one move at 105, up at 200 (the input paused: that is not a wait)
+        {"t_event": 100, "t_painted": 110, "in_stroke": True},
+        {"t_event": 200, "t_painted": 280, "in_stroke": False},  # 80 ms after the up
+    ]
+    moves = [[10, 10, 1], [20, 20, 1], [30, 25, 2], [40, 40, 1], [105, 105, 1]]
+    a = bl.analyse(paints, downs=[0, 100], ups=[50, 200], moves=moves)
+    assert a["strokes"] == 2 and a["in_stroke_updates"] == 4 and a["strokes_without_update"] == 0
+    assert a["updates_per_stroke"] == {"median": 2.0, "min": 1, "max": 3}
+    assert [r["moves"] for r in a["per_stroke"]] == [4, 1]
+    assert a["move_to_paint"]["n"] == 4 and a["move_to_paint"]["max_ms"] == 20 and a["move_to_paint"]["median_ms"] == 13.5
+    assert a["move_to_paint_from_oldest_sample"]["max_ms"] == 20  # the merged move at 30 had a sample at 25: 45 - 25
+    assert a["up_to_final"]["median_ms"] == 45 and a["finals_missing"] == 0
+    # waits: stroke 1: 12, 30-12=18, 45-30=15, final 60-45=15 -> 18; stroke 2: 10, final 280-200=80 -> 80
+    assert [r["longest_wait_ms"] for r in a["per_stroke"]] == [18, 80]
+    assert a["coalesced_moves"] == 1 and a["move_samples"] == 6
+    # a stroke whose final paint never came
+    b = bl.analyse(paints[:3], downs=[0], ups=[50], moves=moves[:4])
+    assert b["finals_missing"] == 1 and b["up_to_final"] == {"n": 0}
