@@ -58,6 +58,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from common import machine  # noqa: E402
+from space_latency import _peak_rss_mib  # noqa: E402
 
 from vae_hub.preprocess import DIGIT_STROKES  # noqa: E402
 
@@ -133,16 +134,6 @@ def launch(weights: str | None, runtime: str, timeout: float = 180.0) -> tuple[s
             time.sleep(0.3)
     proc.terminate()
     raise RuntimeError(f"the app did not start in {timeout:.0f} s; log {log.name}")
-
-
-def _peak_rss_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
 
 
 # ---------------------------------------------------------------------------- one page

@@ -107,6 +107,12 @@ class Page:
     def close(self) -> None:
         self.context.close()
 
+    def __enter__(self) -> Page:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def _classify(img: np.ndarray) -> int:
     from vae_hub.classifier import load_classifier
@@ -117,8 +123,7 @@ def _classify(img: np.ndarray) -> int:
 
 
 def test_draw_a_seven_live_and_it_matches_the_server(browser, tmp_path):
-    pg = Page(browser)
-    try:
+    with Page(browser) as pg:
         assert pg.state("runtime") == "browser", "onnxruntime-web should run in the page"
         assert pg.page.locator("#encode-recon .vd-empty, #encode-recon.vd-empty").count() + \
             pg.page.locator("#encode-recon .vd-frame.vd-empty").count() > 0, "empty outputs show their placeholders"
@@ -149,13 +154,10 @@ def test_draw_a_seven_live_and_it_matches_the_server(browser, tmp_path):
         assert abs(last["elbo_percentile"] - server["elbo_percentile"]) <= 0.5
         assert [n["test_index"] for n in last["neighbours"]] == [n["test_index"] for n in server["neighbours"]]
         assert not pg.errors, pg.errors
-    finally:
-        pg.close()
 
 
 def test_touch_draws_a_one_and_clear_resets_quietly(browser):
-    pg = Page(browser, has_touch=True)
-    try:
+    with Page(browser, has_touch=True) as pg:
         pg.draw_touch(DIGIT_STROKES[1])
         pg.settle()
         assert pg.state("updates") >= 2
@@ -173,13 +175,10 @@ def test_touch_draws_a_one_and_clear_resets_quietly(browser):
         pg.settle()
         assert pg.state("updates") > before and pg.state("last") is not None
         assert not pg.errors, pg.errors
-    finally:
-        pg.close()
 
 
 def test_falls_back_to_the_server_without_webassembly(browser):
-    pg = Page(browser, init_script="delete globalThis.WebAssembly;")
-    try:
+    with Page(browser, init_script="delete globalThis.WebAssembly;") as pg:
         assert pg.state("runtime") == "server"
         assert "server" in pg.page.inner_text("#draw-live .vd-notice").lower()
         pg.draw_mouse(DIGIT_STROKES[3])
@@ -189,13 +188,10 @@ def test_falls_back_to_the_server_without_webassembly(browser):
         last = pg.state("last")
         assert last["runtime"] == "server" and len(last["mean"]) == 20
         assert not [e for e in pg.errors if "WebAssembly" not in e], pg.errors
-    finally:
-        pg.close()
 
 
 def test_model_choice_swaps_in_the_browser(browser):
-    pg = Page(browser)
-    try:
+    with Page(browser) as pg:
         pg.draw_mouse(DIGIT_STROKES[2])
         pg.settle()
         requests: list[str] = []
@@ -217,14 +213,11 @@ def test_model_choice_swaps_in_the_browser(browser):
         # only static files (the model's graphs and codes), no API call
         assert not [u for u in requests if "gradio_api/file=" not in u], requests
         assert not pg.errors, pg.errors
-    finally:
-        pg.close()
 
 
 def test_image_read_back_is_the_page_input(browser):
     """The input canvas shows exactly the 28×28 the model saw (the page's own preprocessing)."""
-    pg = Page(browser)
-    try:
+    with Page(browser) as pg:
         pg.draw_mouse(DIGIT_STROKES[0])
         pg.settle()
         x = np.asarray(pg.state("last")["x"], np.float32).reshape(28, 28)
@@ -235,8 +228,6 @@ def test_image_read_back_is_the_page_input(browser):
         img = Image.open(io.BytesIO(base64.b64decode(pg.page.evaluate(
             "() => document.querySelector('#draw-pad canvas').toDataURL('image/png')").split(",", 1)[1])))
         assert img.size == (280, 280)
-    finally:
-        pg.close()
 
 
 def _explore(pg: Page) -> None:
@@ -260,8 +251,7 @@ def test_latent_explorer_decodes_under_the_cursor(browser):
     """Hovering the map decodes in the browser (no API call), the same z the server decodes; the grid links."""
     from gradio_client import Client
 
-    pg = Page(browser)
-    try:
+    with Page(browser) as pg:
         _explore(pg)
         assert pg.page.evaluate("() => window.vaeExplore.runtime") == "browser"
         requests: list[str] = []
@@ -284,13 +274,10 @@ def test_latent_explorer_decodes_under_the_cursor(browser):
         z_c = pg.page.evaluate("() => window.vaeExplore.z")
         assert z_c[0] < 0 and z_c[1] < 0
         assert not pg.errors, pg.errors
-    finally:
-        pg.close()
 
 
 def test_latent_explorer_3d_slider_and_server_fallback(browser):
-    pg = Page(browser, init_script="delete globalThis.WebAssembly;")
-    try:
+    with Page(browser, init_script="delete globalThis.WebAssembly;") as pg:
         _explore(pg)
         assert pg.page.evaluate("() => window.vaeExplore.runtime") == "server"
         pg.page.select_option("#explore-live select[aria-label='Model']", "vae-z3")
@@ -301,13 +288,10 @@ def test_latent_explorer_3d_slider_and_server_fallback(browser):
         pg.page.wait_for_function("() => window.vaeExplore.z[2] === 2.5 && !window.vaeExplore.app.busy", timeout=30_000)
         assert np.abs(_point(pg) - before).mean() > 0.01, "moving z₃ re-decodes the point"
         assert not [e for e in pg.errors if "WebAssembly" not in e], pg.errors
-    finally:
-        pg.close()
 
 
 def test_generate_tab_new_samples_each_press_and_alt_text(browser):
-    pg = Page(browser)
-    try:
+    with Page(browser) as pg:
         pg.page.get_by_role("tab", name="Generate").click()
         imgs = "() => Array.from(document.querySelectorAll('.block img')).filter(i => i.src.includes('gradio_api/file'))"
         pg.page.wait_for_function(f"() => ({imgs})().length >= 3", timeout=60_000)
@@ -325,15 +309,18 @@ def test_generate_tab_new_samples_each_press_and_alt_text(browser):
         assert seeds[0] != seeds[1], "each press draws a new seed"
         assert "/work/" not in pg.page.inner_text("body") and "/root/" not in pg.page.inner_text("body"), \
             "no server paths on the page"
-    finally:
-        pg.close()
 
 
 def test_interpolation_scrubs_in_the_browser(browser):
-    pg = Page(browser)
-    try:
+    with Page(browser) as pg:
         pg.page.get_by_role("tab", name="Interpolate").click()
-        pg.page.wait_for_function("() => window.vaeInterp && window.vaeInterp.t !== null", timeout=60_000)
+        pg.page.wait_for_function("() => window.vaeInterp && window.vaeInterp.ready", timeout=60_000)
+        # the tab's first visit computes a path on the server; its result feeds the scrubber
+        pg.page.wait_for_function("() => window.vaeInterp.t !== null && !window.vaeInterp.app.busy", timeout=120_000)
+        pg.page.wait_for_function("() => ['#interp-strip', '#interp-gif', '#interp-map'].every((id) => { "
+                                  "const i = document.querySelector(id + ' img'); return i && i.complete; })",
+                                  timeout=60_000)
+        pg.page.wait_for_timeout(300)
         requests: list[str] = []
         pg.page.on("request", lambda r: requests.append(r.url))
 
@@ -355,5 +342,3 @@ def test_interpolation_scrubs_in_the_browser(browser):
         assert np.abs(lin0 - lin1).mean() > 0.05 and np.abs(lin5 - lin0).mean() > 0.02, "the frames morph from A to B"
         assert not [u for u in requests if "/static/fonts/" not in u], f"scrubbing made requests: {requests}"
         assert not pg.errors, pg.errors
-    finally:
-        pg.close()

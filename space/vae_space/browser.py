@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import gradio as gr
 import numpy as np
 
 from vae_hub.data import cache_dir
@@ -85,9 +87,49 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
         png = engine.map_png(engine.models[name])
         if png.is_file():
             maps[name] = {"png": file_url(png), "lim": m.lim, "box": list(m.box), "width": m.W, "height": m.H}
-    return {"draw_js": file_url(WEB / "draw.js"), "ort": ort_source(), "default_model": default, "map_model": MAP_MODEL,
+    return {"ort": ort_source(), "default_model": default, "map_model": MAP_MODEL,
             "models": models, "maps": maps, "test": {"url": file_url(TEST_DIGITS), "n": len(engine.test.labels)},
             "strokes": {str(d): s for d, s in DIGIT_STROKES.items()}, "pad": PAD, "pen": PEN,
             "force_server": os.environ.get("VAE_SPACE_RUNTIME", "").lower() == "server"}
 
 
+
+
+# Each live panel's own script: fetch the manifest, import the panel's module, hand it the element.
+_MOUNT = """
+const root = element.querySelector('.vh-root');
+(async () => {
+  try {
+    const m = await server.live_manifest({});
+    if (!m || m.error) throw new Error((m && m.error) || 'no manifest');
+    const mod = await import(new URL(m.module_js, document.baseURI).href);
+    await mod.mount(root, m, server);
+  } catch (err) {
+    root.textContent = WHAT + ' could not start: ' + (err && err.message ? err.message : err);
+    console.warn('vae-hub:', err);
+  }
+})();
+"""
+
+
+def live_panel(engine: Engine, module: str, what: str, root_class: str, css: Iterable[str] = ("draw.css",),
+               server_functions: Iterable[Callable] = (), only: Iterable[str] | None = None, wait: str | None = None,
+               **kw: Any) -> gr.HTML:
+    """A gr.HTML that runs ``web/<module>`` in the page on the manifest (``server.live_manifest``), with the
+    given server functions as its fallbacks. ``only``: the models it needs; ``wait``: one to wait for."""
+    keep = set(only) if only is not None else None
+
+    def live_manifest(data: Any = None) -> dict:
+        asked = data.get("wait") if isinstance(data, dict) and isinstance(data.get("wait"), str) else None
+        try:
+            m = manifest(engine, asked if asked in engine.models else wait)
+        except Exception as e:  # the page shows it; the server keeps going
+            return {"error": f"{type(e).__name__}: {str(e)[:160]}"}
+        if keep is not None:
+            m["models"] = {k: v for k, v in m["models"].items() if k in keep and v["ready"]}
+        m["module_js"] = file_url(WEB / module)
+        return m
+
+    return gr.HTML("", html_template=f"<div class='vh-root {root_class}'>Loading {what.lower()}…</div>",
+                   css_template="".join((WEB / c).read_text() for c in css), js_on_load=_MOUNT.replace("WHAT", json.dumps(what)),
+                   server_functions=[live_manifest, *server_functions], apply_default_css=False, **kw)

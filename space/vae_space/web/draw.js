@@ -11,7 +11,7 @@
 // state that tests and bench/browser_latency.py read (updates, paint latencies, the last numbers).
 
 import "./preprocess.js";
-import { BLUE, CLASS_RGB, INK, LIGHT_BLUE, RED, SIDE, absolute, el, loadOrt, loadSafetensors } from "./runtime.js";
+import { BLUE, CLASS_RGB, INK, LIGHT_BLUE, RED, SIDE, absolute, el, loadMapImages, loadOrt, loadSafetensors } from "./runtime.js";
 
 const N_NEIGHBOURS = 8;
 
@@ -619,13 +619,7 @@ class DrawApp {
   }
 
   async loadMaps() {
-    this.mapImages = {};
-    await Promise.all(Object.values(this.m.maps).map((spec) => new Promise((resolve) => {
-      const img = new Image();
-      img.onload = () => { this.mapImages[spec.png] = img; resolve(); };
-      img.onerror = () => resolve();
-      img.src = spec.png;
-    })));
+    this.mapImages = await loadMapImages(this.m.maps);
   }
 
   async loadTest() {

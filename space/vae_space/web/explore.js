@@ -3,7 +3,7 @@
 // the current z on both. The 3-D model gets a z₃ slider that re-decodes its grid as it moves. Without
 // WebAssembly the same views ask the server to decode (/decode_points), one request in flight.
 
-import { CLASS_RGB, RED, SIDE, absolute, el, loadOrt } from "./runtime.js";
+import { CLASS_RGB, RED, SIDE, absolute, el, loadMapImages, loadOrt } from "./runtime.js";
 
 const sigmoid = (v) => 1 / (1 + Math.exp(-v));
 
@@ -214,13 +214,7 @@ class ExploreApp {
   }
 
   async start() {
-    this.images = {};
-    await Promise.all(Object.values(this.m.maps).map((s) => new Promise((resolve) => {
-      const img = new Image();
-      img.onload = () => { this.images[s.png] = img; resolve(); };
-      img.onerror = () => resolve();
-      img.src = s.png;
-    })));
+    this.images = await loadMapImages(this.m.maps);
     try {
       if (this.m.force_server) throw new Error("the in-browser runtime is switched off here");
       this.runtime = await loadOrt(this.m);

@@ -3,7 +3,7 @@
 // is decoded at once with the model's ONNX decoder; the point moves along both paths on the 2-D map (for
 // models with more dimensions, the 2-D model's encoding of the decoded frames, as the server draws it).
 
-import { SIDE, absolute, el, loadOrt } from "./runtime.js";
+import { SIDE, absolute, el, loadMapImages, loadOrt } from "./runtime.js";
 
 const sigmoid = (v) => 1 / (1 + Math.exp(-v));
 const BLUE = "rgb(37, 99, 235)";
@@ -53,13 +53,7 @@ class InterpApp {
   }
 
   async start() {
-    this.images = {};
-    await Promise.all(Object.values(this.m.maps).map((s) => new Promise((resolve) => {
-      const img = new Image();
-      img.onload = () => { this.images[s.png] = img; resolve(); };
-      img.onerror = () => resolve();
-      img.src = s.png;
-    })));
+    this.images = await loadMapImages(this.m.maps);
     try {
       if (this.m.force_server) throw new Error("switched off here");
       this.runtime = await loadOrt(this.m);
@@ -69,7 +63,9 @@ class InterpApp {
     this.state.runtime = this.runtime ? "browser" : "none";
     this.state.ready = true;
     this.root.dataset.ready = "1";
-    if (this.pendingInfo) this.set(this.pendingInfo);
+    const early = this.pendingInfo || window.vaeInterpPending;  // a result that came while this loaded
+    window.vaeInterpPending = null;
+    if (early) await this.set(early);
   }
 
   async decode(model, codes, n) {

@@ -102,3 +102,15 @@ export function absolute(m) {
   return m;
 }
 
+
+// The manifest's map backgrounds as loaded <img> elements, by URL (a map that fails to load is left out).
+export async function loadMapImages(maps) {
+  const out = {};
+  await Promise.all(Object.values(maps).map((spec) => new Promise((resolve) => {
+    const img = new Image();
+    img.onload = () => { out[spec.png] = img; resolve(); };
+    img.onerror = () => resolve();
+    img.src = spec.png;
+  })));
+  return out;
+}
