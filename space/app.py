@@ -74,12 +74,18 @@ PAD_SIZE = (400, 400)
 BIG = ["download", "fullscreen"]  # corner buttons on figures (no "share")
 
 
-def sketchpad(label: str, elem_id: str, size: tuple[int, int] = PAD_SIZE) -> gr.Sketchpad:
+def sketchpad(label: str, elem_id: str, size: tuple[int, int] = PAD_SIZE, visible: bool = True) -> gr.Sketchpad:
     """A black pen with about MNIST's stroke-to-digit proportion on this canvas; one layer, no tools."""
     return gr.Sketchpad(label=label, elem_id=elem_id, elem_classes=["vae-pad"], canvas_size=size, height=size[1] + 60,
                         type="numpy", image_mode="RGBA", layers=False, transforms=(), buttons=[],
                         brush=gr.Brush(default_size=max(4, size[0] // 24), colors=["#000000"], color_mode="fixed"),
-                        fixed_canvas=True)
+                        fixed_canvas=True, visible=visible)
+
+
+def pad_when_drawing(source: gr.Dropdown, pad: gr.Sketchpad) -> None:
+    """A pad opens only when its input's source is "my drawing"; test digits need none."""
+    source.change(lambda s: gr.update(visible=s == "my drawing"), source, pad, api_visibility="private",
+                  show_progress="hidden")
 
 
 def image(label: str, **kw) -> gr.Image:
@@ -176,7 +182,8 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                     for slot, default in zip("ABC", ("test digit 3", "test digit 8", "test digit 7")):
                         with gr.Column(visible=slot != "C", min_width=220) as col:
                             src = gr.Dropdown(SOURCES, value=default, label=f"{slot}: source")
-                            p = sketchpad(f"Draw {slot} (used when the source is 'my drawing')", f"pad-{slot}", (240, 240))
+                            p = sketchpad(f"Draw {slot}", f"pad-{slot}", (240, 240), visible=default == "my drawing")
+                            pad_when_drawing(src, p)
                             p.change(lambda: "my drawing", None, src, api_visibility="private", show_progress="hidden")
                         srcs.append(src)
                         pads.append(p)
@@ -219,7 +226,8 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=260):
                         b_src = gr.Dropdown(SOURCES, value="random test digit", label="Input")
-                        b_pad = sketchpad("Draw the input (source: 'my drawing')", "pad-beta", (280, 280))
+                        b_pad = sketchpad("Draw the input", "pad-beta", (280, 280), visible=False)
+                        pad_when_drawing(b_src, b_pad)
                         b_seed = gr.Number(0, precision=0, minimum=0, label="Test-digit pick (seed)")
                         b_go = gr.Button("Compare", variant="primary", interactive=have_beta)
                         b_inp = image(label="Input (28×28)", height=180, show_label=True,

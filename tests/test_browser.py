@@ -315,6 +315,8 @@ def test_interpolation_scrubs_in_the_browser(browser):
     with Page(browser) as pg:
         pg.page.get_by_role("tab", name="Interpolate").click()
         pg.page.wait_for_function("() => window.vaeInterp && window.vaeInterp.ready", timeout=60_000)
+        assert pg.page.locator("#pad-A canvas").count() == 0 or not pg.page.locator("#pad-A").is_visible(), \
+            "no pad while the endpoints are test digits"
         # the tab's first visit computes a path on the server; its result feeds the scrubber
         pg.page.wait_for_function("() => window.vaeInterp.t !== null && !window.vaeInterp.app.busy", timeout=120_000)
         pg.page.wait_for_function("() => ['#interp-strip', '#interp-gif', '#interp-map'].every((id) => { "
