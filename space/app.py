@@ -32,7 +32,7 @@ from PIL import Image  # noqa: E402
 from vae_space import browser  # noqa: E402
 from vae_space.engine import BETAS, COLOR_MODELS, MAP_MODEL, SOURCES, Engine  # noqa: E402
 from vae_space.guard import SafeBlocks  # noqa: E402
-from vae_space.tabs import draw, explore, interpolate  # noqa: E402
+from vae_space.tabs import beta, draw, explore, interpolate  # noqa: E402
 
 from vae_hub.preprocess import MAX_PIXELS  # noqa: E402
 from vae_hub.variants import VARIANTS  # noqa: E402
@@ -235,6 +235,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                     with gr.Column(scale=5):
                         b_fig = image(label="Reconstruction, KL per dimension and traversals for each β",
                                       elem_id="beta-figure")
+                        beta.build(engine)
                         b_table = gr.Dataframe(label="Test metrics from each model's card, and this input's numbers",
                                                interactive=False, wrap=True)
                 with gr.Accordion("Numbers", open=False):
@@ -245,6 +246,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                 drawn.then(_quiet(h.compare_betas, 4), [b_src, b_pad, b_seed], b_out, api_visibility="private",
                            trigger_mode="always_last", **q)
                 on_visit(t_beta, h.compare_betas, [b_src, b_pad, b_seed], b_out)
+                b_json.change(None, b_json, None, js=beta.ON_RESULT)
 
             # ---------------------------------------------------------- 4. latent explorer
             with gr.Tab("Latent explorer", id="explore") as t_explore:

@@ -344,3 +344,25 @@ def test_interpolation_scrubs_in_the_browser(browser):
         assert np.abs(lin0 - lin1).mean() > 0.05 and np.abs(lin5 - lin0).mean() > 0.02, "the frames morph from A to B"
         assert not [u for u in requests if "/static/fonts/" not in u], f"scrubbing made requests: {requests}"
         assert not pg.errors, pg.errors
+
+
+def test_beta_sweep_decodes_all_five_in_the_browser(browser):
+    with Page(browser) as pg:
+        pg.page.get_by_role("tab", name="β comparison").click()
+        pg.page.wait_for_function("() => window.vaeBeta && window.vaeBeta.ready && window.vaeBeta.value !== null "
+                                  "&& !window.vaeBeta.app.busy", timeout=120_000)
+        cells = "() => Array.from(document.querySelectorAll('#beta-live .vb-cell canvas')).map((c) => " \
+                "Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data).filter((_, i) => i % 4 === 0))"
+        before = np.asarray(pg.page.evaluate(cells), np.float32)
+        assert before.shape == (5, 784), "one picture per β"
+        n = pg.page.evaluate("() => window.vaeBeta.decodes")
+        pg.page.evaluate("() => { const s = document.querySelector('#beta-live input[type=range]'); s.value = '2.5'; "
+                         "s.dispatchEvent(new Event('input')); }")
+        pg.page.wait_for_function(f"() => window.vaeBeta.value === 2.5 && window.vaeBeta.decodes > {n} "
+                                  "&& !window.vaeBeta.app.busy", timeout=30_000)
+        after = np.asarray(pg.page.evaluate(cells), np.float32)
+        moved = np.abs(after - before).mean(1) / 255
+        assert moved[0] > 0.01, f"the small-β model's most-used dimension changes its picture: {moved}"
+        captions = pg.page.inner_text("#beta-live .vb-row")
+        assert "β = 0.5" in captions and "β = 8" in captions
+        assert not pg.errors, pg.errors

@@ -726,7 +726,8 @@ class Engine:
             imgs = P.to_rgb(torch.sigmoid(m.decode(torch.cat(zs))))
             logits = m.decode(mu[None])
             results[b] = dict(kl=kl_d, order=order, top=top, recon=imgs[0], trav=imgs[1:].reshape(len(top), 7, 28, 28, 3),
-                              recon_nll=float(m.recon_nll(logits, x)[0]), kl_total=float(kl_d.sum()))
+                              recon_nll=float(m.recon_nll(logits, x)[0]), kl_total=float(kl_d.sum()),
+                              mean=[round(float(v), 5) for v in mu])
         vmax = max(float(r["kl"].max()) for r in results.values())
         rows = [_beta_header()] + [_beta_row(VARIANTS[b].beta, results.get(b), vmax, self.missing.get(b, "not loaded"))
                                    for b in BETAS]
@@ -742,6 +743,7 @@ class Engine:
         table = pd.DataFrame(rows, columns=["model", "β", "test loss", "test recon", "test KL", "active dims (test)",
                                             "this input: recon", "this input: KL", "this input: dims used"])
         data = {"input": desc, "models": {b: {"kl_per_dim": r["kl"].round(4).tolist(), "order": r["order"].tolist(),
+                                              "mean": r["mean"], "beta": VARIANTS[b].beta,
                                               "recon_nll": round(r["recon_nll"], 3)} for b, r in results.items()}}
         return P.digit(x[0], 6), figure, table, data
 

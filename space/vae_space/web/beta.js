@@ -1,0 +1,109 @@
+// β comparison, swept in the browser: for the input just compared, a slider moves one latent dimension of
+// every β-VAE at once (each model's most-used, second or third most-used dimension for this input, by KL)
+// and decodes all five side by side with their ONNX decoders.
+
+import { SIDE, absolute, el, loadOrt } from "./runtime.js";
+
+const sigmoid = (v) => 1 / (1 + Math.exp(-v));
+
+class BetaApp {
+  constructor(root, manifest) {
+    this.m = manifest;
+    this.root = root;
+    this.data = null;
+    this.busy = false;
+    this.queued = false;
+    this.state = window.vaeBeta = { ready: false, decodes: 0, value: null, app: this, set: (d) => this.set(d) };
+    this.rank = el("select", { "aria-label": "Which dimension", class: "vd-select" });
+    ["most used", "2nd most used", "3rd most used"].forEach((t, i) => this.rank.append(el("option", { value: String(i), text: t })));
+    this.slider = el("input", { type: "range", min: "-3", max: "3", step: "0.05", value: "0", "aria-label": "Value of the dimension", class: "vi-slider" });
+    this.value = el("span", { class: "vx-mono" });
+    this.row = el("div", { class: "vb-row" });
+    this.note = el("div", { class: "vd-notice", text: "Press Compare: then sweep a dimension of all five models at once." });
+    root.innerHTML = "";
+    root.append(el("div", { class: "vd-row" }, el("label", {}, "Sweep each model's ", this.rank, " dimension"),
+      el("label", { class: "vi-row" }, "−3 ", this.slider, " 3 ", this.value)), this.row, this.note);
+    this.rank.addEventListener("change", () => this.refresh());
+    this.slider.addEventListener("input", () => this.refresh());
+  }
+
+  async start() {
+    try {
+      if (this.m.force_server) throw new Error("switched off here");
+      this.runtime = await loadOrt(this.m);
+    } catch (err) {
+      this.runtime = null;
+      this.note.textContent = "The in-browser runtime could not load: the figure above shows three fixed traversals.";
+    }
+    this.state.ready = true;
+    this.root.dataset.ready = "1";
+    const early = window.vaeBetaPending;
+    window.vaeBetaPending = null;
+    if (early) this.set(early);
+  }
+
+  set(data) {
+    if (!data || !data.models || !this.runtime) return;
+    this.data = data;
+    this.row.innerHTML = "";
+    this.cells = {};
+    for (const [name, r] of Object.entries(data.models)) {
+      if (!this.m.models[name] || !Array.isArray(r.mean)) continue;
+      const c = el("canvas", { width: SIDE, height: SIDE, class: "vd-digit", role: "img", "aria-label": `${name} swept` });
+      const cap = el("figcaption");
+      this.cells[name] = { c, cap };
+      this.row.append(el("figure", { class: "vd-fig vb-cell" }, el("div", { class: "vd-frame" }, c), cap));
+    }
+    this.note.textContent = `Input: ${data.input}. Each model's own dimension, ranked by its KL for this input.`;
+    this.refresh();
+  }
+
+  refresh() {
+    this.queued = true;
+    if (!this.busy) this.run();
+  }
+
+  async run() {
+    this.busy = true;
+    try {
+      while (this.queued) {
+        this.queued = false;
+        await this.paint();
+      }
+    } catch (err) {
+      this.note.textContent = `Could not decode: ${err.message || err}`;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async paint() {
+    if (!this.data) return;
+    const v = +this.slider.value, rank = +this.rank.value;
+    this.value.textContent = v.toFixed(2);
+    await Promise.all(Object.entries(this.cells).map(async ([name, cell]) => {
+      const r = this.data.models[name];
+      const dim = r.order[rank];
+      const z = Float32Array.from(r.mean);
+      z[dim] = v;
+      const img = Float32Array.from(await this.runtime.decode(this.m.models[name], z), sigmoid);
+      const g = cell.c.getContext("2d"), im = g.createImageData(SIDE, SIDE);
+      for (let i = 0; i < SIDE * SIDE; i++) {
+        const x = Math.round(255 * img[i]);
+        im.data[4 * i] = im.data[4 * i + 1] = im.data[4 * i + 2] = x;
+        im.data[4 * i + 3] = 255;
+      }
+      g.putImageData(im, 0, 0);
+      cell.cap.textContent = `β = ${r.beta} · z${dim + 1} (KL ${r.kl_per_dim[dim].toFixed(2)})`;
+    }));
+    this.state.decodes += 1;
+    this.state.value = v;
+  }
+}
+
+export async function mount(element, manifest) {
+  absolute(manifest);
+  const app = new BetaApp(element, manifest);
+  await app.start();
+  return app;
+}
