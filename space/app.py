@@ -44,7 +44,11 @@ log = logging.getLogger("vae_space")
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 CSS = """
+/* only pictures made of digit tiles alone scale pixelated; figures with text scale smoothly */
 .pixelated img { image-rendering: pixelated; }
+/* figures are drawn on white: in dark mode they sit in a light frame instead of glaring edge to edge */
+.dark .block img[src*="gradio_api/file"], .dark .vd-chart, .dark .vd-map, .dark .vd-nn, .dark .vx-map, .dark .vx-grid {
+  background: #fff; border-radius: 8px; padding: 4px; box-sizing: border-box; }
 #footer { font-size: 0.85em; opacity: 0.85; text-align: center; margin-top: 1em; }
 #encode-summary { min-height: 6em; }
 .note { font-size: 0.9em; }
@@ -194,8 +198,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                 interpolate.build(engine)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
-                        strip = image(label="Frames: linear (top), spherical (bottom)", elem_id="interp-strip",
-                                      elem_classes=["pixelated"])
+                        strip = image(label="Frames: linear (top), spherical (bottom)", elem_id="interp-strip")
                         gif = image(label="Animation (linear | spherical)", elem_id="interp-gif", show_label=True,
                                     type="filepath", height=220)
                     with gr.Column(scale=2):
@@ -340,7 +343,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                         k_table = gr.Dataframe(label="What each variable controls", interactive=False, wrap=True,
                                                headers=["variable", "kind", "colour change", "shape change", "controls"])
                     with gr.Column(scale=3):
-                        k_img = image(label="Sweeps", elem_classes=["pixelated"])
+                        k_img = image(label="Sweeps")
                 gr.on([k_model.change, k_seed.change], h.color_codes, [k_model, k_seed], [k_img, k_table],
                       api_name="color_codes", **q)
                 on_visit(t_gen, h.color_codes, [k_model, k_seed], [k_img, k_table])

@@ -328,7 +328,10 @@ def test_model_cards(client, status):
         card, metrics, figs, download = client.predict(v, api_name="/model_card")
         assert v in card and f"vae-hub-{v}" in download
         if v in status["loaded"]:
-            assert "test loss" in " ".join(r[0] for r in metrics["data"])
+            names = [r[0] for r in metrics["data"]]
+            assert "test loss" in " ".join(names) and not any("_" in n for n in names), "human labels, not raw keys"
+            assert "## Test metrics" not in card, "the metrics are shown once, in the table"
+            assert "## Training recipe" in card
             assert figs, f"{v}: no figures"
         else:
             assert "Not available" in card

@@ -948,7 +948,8 @@ class Engine:
             download += f"\n\nLoaded here from `{self.source.shown(e.folder)}`."
         body = _strip_front_matter(e.card) or f"### {variant}\n\n{e.config.description}"
         body = body.split("\n## Figures", 1)[0].strip()  # figures go to the gallery, where they render
-        df = pd.DataFrame([[key.replace("_", " "), round(v, 3)] for key, _, v in e.metrics], columns=["metric", "value"])
+        body = _drop_section(body, "## Test metrics")  # shown once, in the metrics table beside the card
+        df = pd.DataFrame([[name, round(v, 3)] for _, name, v in e.metrics], columns=["metric", "value"])
         figs = []
         if e.folder is not None:
             for f in sorted((e.folder / "figures").glob("*.png")) if (e.folder / "figures").is_dir() else []:
@@ -1114,6 +1115,16 @@ def _color_shape_change(imgs: torch.Tensor) -> tuple[float, float]:
     chroma = rgb / rgb.amax(1, keepdim=True).clamp_min(1e-3)
     col = float((chroma - chroma.mean(0)).norm(dim=1).mean())
     return col, shape
+
+
+def _drop_section(markdown: str, heading: str) -> str:
+    """The markdown without the section under ``heading`` (up to the next heading of the same level)."""
+    head, sep, rest = markdown.partition(f"\n{heading}")
+    if not sep:
+        return markdown
+    level = heading.split(" ", 1)[0] + " "
+    nxt = rest.find(f"\n{level}")
+    return head.rstrip() + ("\n\n" + rest[nxt + 1:] if nxt >= 0 else "")
 
 
 def _strip_front_matter(card: str) -> str:

@@ -429,9 +429,14 @@ class DrawApp {
     const counts = new Array(10).fill(0);
     for (const l of labels) counts[l] += 1;
     const vote = counts.indexOf(Math.max(...counts));
+    const t = (word, tip) => `<abbr title="${tip}">${word}</abbr>`;
+    const nats = t("nats", "Information measured with natural logarithms: 1 nat ≈ 1.44 bits");
     this.summary.innerHTML =
-      `<b>${r.model}</b> reconstructs it with −log p(x|z) = ${r.recon_nll.toFixed(1)} nats, KL = ${r.kl.toFixed(1)} nats.<br>` +
-      `<b>Typicality:</b> ELBO ${r.elbo.toFixed(1)} nats is at the <b>${pct.toFixed(0)}th percentile</b> of ` +
+      `<b>${r.model}</b> reconstructs it with ${t("−log p(x|z)", "How surprised the decoder is by your input, given the code: lower is a better reconstruction")} ` +
+      `= ${r.recon_nll.toFixed(1)} ${nats}, ${t("KL", "KL(q(z|x) ‖ p(z)): how far the code's distribution is from the prior, the price of the information the code carries")} ` +
+      `= ${r.kl.toFixed(1)} ${nats}.<br>` +
+      `<b>Typicality:</b> ${t("ELBO", "Evidence lower bound = −(reconstruction + KL): a lower bound on log p(x), how likely the model finds the input")} ` +
+      `${r.elbo.toFixed(1)} ${nats} is at the <b>${t(pct.toFixed(0) + "th percentile", "The share of the test digits whose ELBO is lower than your drawing's")}</b> of ` +
       `${r.n_test.toLocaleString("en")} test digits (median ${r.elbo_median.toFixed(1)}): <i>${verdict}</i>.<br>` +
       (labels.length ? `<b>Nearest test digits</b> in ${r.model}'s latent space: ${counts[vote]} of ${labels.length} are a <b>${vote}</b>.` : "");
     const data = {
