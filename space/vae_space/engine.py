@@ -431,6 +431,11 @@ class Engine:
         self._wait(e)
         return self.maps.get(name)
 
+    def _no_map(self, what: str) -> np.ndarray:
+        """The picture shown where a map would be when the 2-D model is missing: why, in words."""
+        return P.placeholder(f"{what} needs {MAP_MODEL}, which is not available: "
+                             f"{self.missing.get(MAP_MODEL, 'not loaded')}.", (440, 450))
+
     def unavailable_note(self, names: list[str], feature: str) -> str:
         gone = [n for n in names if n not in self.models]
         if not gone:
@@ -522,7 +527,7 @@ class Engine:
                 mz, ms = mu, sigma
             else:
                 p2 = self.models[map_name].model.encode(x)
-                mz, ms = p2.mean[0].numpy(), p2.base_dist.scale[0].numpy()
+                mz, ms = p2.mean[0].numpy(), p2.stddev[0].numpy()
 
             def paint(ov: P.Overlay) -> None:
                 if map_name == model:
@@ -536,8 +541,7 @@ class Engine:
 
             map_img = m.draw(paint)
         else:
-            map_img = P.placeholder(f"The latent map needs {MAP_MODEL}, which is not available: "
-                                    f"{self.missing.get(MAP_MODEL, 'not loaded')}.", (440, 450))
+            map_img = self._no_map("The latent map")
 
         labels = [f"{self.test.labels[i]} · {d:.2f}" for i, d in zip(idx, dist)]
         nn_img = P.with_header(P.labelled_tiles(P.to_rgb(self.test.x[idx]), labels, k=2,
@@ -565,7 +569,7 @@ class Engine:
         kl = float(e.model.kl(post)[0])
         elbo = -(recon_nll + kl)
         pct = 100.0 * np.searchsorted(e.elbo_sorted, elbo) / len(e.elbo_sorted)
-        mu, sigma = post.mean[0].numpy(), post.base_dist.scale[0].numpy()
+        mu, sigma = post.mean[0].numpy(), post.stddev[0].numpy()
         idx, dist = self._neighbours(e, mu)
         return Numbers(logits, mu, sigma, recon_nll, kl, elbo, float(pct), idx, dist)
 
@@ -586,7 +590,7 @@ class Engine:
                 m = {"model": map_name, "mean": r.mean.tolist(), "sigma": r.sigma.tolist()}
             else:
                 p2 = self.models[map_name].model.encode(xt)
-                m = {"model": map_name, "mean": p2.mean[0].tolist(), "sigma": p2.base_dist.scale[0].tolist()}
+                m = {"model": map_name, "mean": p2.mean[0].tolist(), "sigma": p2.stddev[0].tolist()}
         return {"model": model, "mean": r.mean.tolist(), "sigma": r.sigma.tolist(),
                 "recon": torch.sigmoid(r.logits).flatten().tolist(), "recon_nll": r.recon_nll, "kl": r.kl,
                 "elbo": r.elbo, "elbo_percentile": r.percentile, "elbo_median": float(np.median(e.elbo_sorted)),
@@ -634,8 +638,7 @@ class Engine:
 
             map_img = m.draw(paint)
         else:
-            map_img = P.placeholder(f"The path map needs {MAP_MODEL}: {self.missing.get(MAP_MODEL, 'not loaded')}.",
-                                    (440, 450))
+            map_img = self._no_map("The path map")
         info = {"model": model, "a": da, "b": db, "steps": steps, "t": t.round(decimals=4).tolist(),
                 "z_a": za.round(decimals=4).tolist(), "z_b": zb.round(decimals=4).tolist(), "tiles": boxes,
                 "omega_degrees": round(float(_angle(za, zb)) * 180 / math.pi, 2)}
@@ -695,7 +698,7 @@ class Engine:
 
             map_img = m.draw(paint)
         else:
-            map_img = P.placeholder(f"The map needs {MAP_MODEL}: {self.missing.get(MAP_MODEL, 'not loaded')}.", (440, 450))
+            map_img = self._no_map("The map")
         info = {"model": model, "a": descs[0], "b": descs[1], "c": descs[2], "z_result": zr.round(decimals=4).tolist(),
                 "knn_label": vote, "knn_votes": votes}
         return row, map_img, info
@@ -713,7 +716,7 @@ class Engine:
         for b in have:
             m = self._need(b, "beta").model
             post = m.encode(x)
-            mu, sd = post.mean[0], post.base_dist.scale[0]
+            mu, sd = post.mean[0], post.stddev[0]
             kl_d = (0.5 * (mu**2 + sd**2 - 1 - 2 * sd.log())).numpy()
             order = np.argsort(-kl_d)
             top = order[:3]
@@ -900,7 +903,7 @@ class Engine:
         kinds: list[str] = []
         if c.z_dim:
             g = getattr(post, "continuous", post)
-            mu, sd = g.base_dist.loc[0], g.base_dist.scale[0]
+            mu, sd = g.mean[0], g.stddev[0]
             kl_d = 0.5 * (mu**2 + sd**2 - 1 - 2 * sd.log())
             for dim in kl_d.argsort(descending=True)[: min(4, c.z_dim)].tolist():
                 z = base.repeat(9, 1)
