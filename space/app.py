@@ -47,7 +47,7 @@ CSS = """
 /* only pictures made of digit tiles alone scale pixelated; figures with text scale smoothly */
 .pixelated img { image-rendering: pixelated; }
 /* figures are drawn on white: in dark mode they sit in a light frame instead of glaring edge to edge */
-.dark .block img[src*="gradio_api/file"], .dark .vd-chart, .dark .vd-map, .dark .vd-nn, .dark .vx-map, .dark .vx-grid {
+.dark .block img, .dark .vd-chart, .dark .vd-map, .dark .vd-nn, .dark .vx-map, .dark .vx-grid {
   background: #fff; border-radius: 8px; padding: 4px; box-sizing: border-box; }
 #footer { font-size: 0.85em; opacity: 0.85; text-align: center; margin-top: 1em; }
 #encode-summary { min-height: 6em; }
@@ -163,7 +163,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
         gr.Markdown("# vae-hub · see what a variational autoencoder learns\n"
                     "One family of VAEs trained on MNIST: draw a digit and watch it being encoded, walk between "
                     "digits, compare β values side by side, explore the latent space and sample.")
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # on phones the tabs wrap onto more rows: none hidden in a menu
             # ---------------------------------------------------------- 1. draw & encode
             with gr.Tab("Draw & encode", id="draw"):
                 draw.build(engine, h.encode, live)
@@ -353,7 +353,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                 start_here(START["models"])
                 gr.Markdown("### All variants")
                 gr.Dataframe(engine.overview(), interactive=False, wrap=True,
-                             column_widths=["13%", "24%", "8%", "8%", "47%"])
+                             column_widths=["150px", "100px", "80px", "70px", "440px"])  # px: a phone scrolls sideways
                 m_variant = gr.Dropdown(list(VARIANTS), value="vae-z20", label="Variant")
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
