@@ -195,6 +195,12 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                 with gr.Row():
                     go_interp = gr.Button("Interpolate A → B", variant="primary")
                     go_arith = gr.Button("Compute A − B + C", variant="primary", visible=False)
+                    preset = gr.Button("Try: thick 7 − thin 7 + thin 2", scale=0)
+                gr.Markdown("*Style transfer by arithmetic:* a thick 7 minus a thin 7 is roughly \"thickness\"; added "
+                            "to a thin 2 it gives a bolder stroke. Expect it to keep some of the 7's shape too: these "
+                            "unconditional models do not hold style apart from the digit's identity (the class-"
+                            "conditional cvae on the Generate tab does: its code is style alone).",
+                            elem_classes=["note"])
                 interpolate.build(engine)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
@@ -210,6 +216,9 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                 go_interp.click(h.interpolate, interp_in, interp_out, api_name="interpolate", **q)
                 arith_in = [ip_model, srcs[0], pads[0], srcs[1], pads[1], srcs[2], pads[2], seed]
                 go_arith.click(h.arithmetic, arith_in, [strip, ip_map, ip_json], api_name="arithmetic", **q)
+                preset.click(lambda: ("Arithmetic A − B + C", "thick test digit 7", "thin test digit 7", "thin test digit 2"),
+                             None, [mode, *srcs], api_visibility="private", show_progress="hidden").then(
+                    h.arithmetic, arith_in, [strip, ip_map, ip_json], api_visibility="private", **q)
                 mode.change(_mode_visibility, mode, [cols[2], go_interp, go_arith, gif, strip],
                             api_visibility="private", show_progress="hidden")
                 bump = reroll.click(lambda s: int(s or 0) + 1, seed, seed, api_visibility="private", show_progress="hidden")

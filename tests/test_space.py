@@ -502,3 +502,18 @@ def test_sigterm_removes_the_temp_folders():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_style_transfer_preset_sources(client, status):
+    """'thick'/'thin' test digits pick by ink within the class, and the arithmetic preset runs."""
+    from vae_space.engine import TestDigits
+
+    if "vae-z20" not in status["loaded"]:
+        pytest.skip("vae-z20 not loaded")
+    test = TestDigits.load()
+    ink = {}
+    for w in ("thick", "thin"):
+        _, _, info = client.predict("vae-z20", f"{w} test digit 7", None, f"{w} test digit 7", None, "thin test digit 2",
+                                    None, 0, api_name="/arithmetic")
+        ink[w] = int(test.images[list(test.index).index(int(info["a"].split("#")[1].split(" ")[0]))].sum())
+    assert ink["thick"] > 1.5 * ink["thin"], ink

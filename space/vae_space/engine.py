@@ -56,7 +56,9 @@ BETAS = ["beta-vae-b0.5", "beta-vae-b1", "beta-vae-b2", "beta-vae-b4", "beta-vae
 COLOR_MODELS = ["color-vae", "color-gumbel", "color-joint"]
 MAP_MODEL = "vae-z2"
 CLASS_ARRAY = np.array(P.CLASS_RGB, np.uint8)
-SOURCES = ["my drawing", "random test digit"] + [f"test digit {d}" for d in range(10)]
+SOURCES = (["my drawing", "random test digit"] + [f"test digit {d}" for d in range(10)]
+           + [f"{w} test digit {d}" for w in ("thick", "thin") for d in range(10)])
+STYLE_SHARE = 0.15  # "thick"/"thin": a test digit from the 15% of its class with the most/least ink
 N_NEIGHBOURS = 8
 TMP_TTL_S = 120  # our output files only need to live until Gradio has copied them
 COLOR_CHANGE, SHAPE_CHANGE = 0.12, 0.08  # thresholds of _color_shape_change for the "controls" column
@@ -460,6 +462,11 @@ class Engine:
         rng = np.random.default_rng([seed, slot])
         pool = np.arange(len(self.test.labels)) if source == "random test digit" else \
             np.flatnonzero(self.test.labels == int(source.rsplit(" ", 1)[1]))
+        if source.startswith(("thick", "thin")):  # stroke weight by ink mass within the class
+            ink = self.test.images[pool].reshape(len(pool), -1).sum(1, dtype=np.int64)
+            k = max(1, int(len(pool) * STYLE_SHARE))
+            order = np.argsort(ink)
+            pool = pool[order[-k:] if source.startswith("thick") else order[:k]]
         i = int(rng.choice(pool))
         return self.test.x[i:i + 1], int(self.test.labels[i]), f"test digit #{int(self.test.index[i])} (a {self.test.labels[i]})"
 
