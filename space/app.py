@@ -201,7 +201,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                             "unconditional models do not hold style apart from the digit's identity (the class-"
                             "conditional cvae on the Generate tab does: its code is style alone).",
                             elem_classes=["note"])
-                interpolate.build(engine)
+                scrub = interpolate.build(engine)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
                         strip = image(label="Frames: linear (top), spherical (bottom)", elem_id="interp-strip")
@@ -219,7 +219,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
                 preset.click(lambda: ("Arithmetic A − B + C", "thick test digit 7", "thin test digit 7", "thin test digit 2"),
                              None, [mode, *srcs], api_visibility="private", show_progress="hidden").then(
                     h.arithmetic, arith_in, [strip, ip_map, ip_json], api_visibility="private", **q)
-                mode.change(_mode_visibility, mode, [cols[2], go_interp, go_arith, gif, strip],
+                mode.change(_mode_visibility, mode, [cols[2], go_interp, go_arith, gif, strip, scrub],
                             api_visibility="private", show_progress="hidden")
                 bump = reroll.click(lambda s: int(s or 0) + 1, seed, seed, api_visibility="private", show_progress="hidden")
                 bump.then(_run_mode(h), [mode, *arith_in, steps], interp_out, api_visibility="private", **q)
@@ -405,7 +405,7 @@ def _mode_visibility(mode: str) -> tuple:
     label = "A − B + C: reconstructions of A, B, C and the decoded result" if arith else \
         "Frames: linear (top), spherical (bottom)"
     return (gr.update(visible=arith), gr.update(visible=not arith), gr.update(visible=arith),
-            gr.update(visible=not arith), gr.update(label=label))
+            gr.update(visible=not arith), gr.update(label=label), gr.update(visible=not arith))
 
 
 class _UI:
