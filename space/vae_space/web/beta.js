@@ -2,7 +2,7 @@
 // every β-VAE at once (each model's most-used, second or third most-used dimension for this input, by KL)
 // and decodes all five side by side with their ONNX decoders.
 
-import { SIDE, absolute, el, loadOrt } from "./runtime.js";
+import { Latest, SIDE, absolute, el, loadOrt, putDigit } from "./runtime.js";
 
 const sigmoid = (v) => 1 / (1 + Math.exp(-v));
 
@@ -11,8 +11,7 @@ class BetaApp {
     this.m = manifest;
     this.root = root;
     this.data = null;
-    this.busy = false;
-    this.queued = false;
+    this.latest = new Latest(() => this.paint(), (err) => { this.note.textContent = `Could not decode: ${err.message || err}`; });
     this.state = window.vaeBeta = { ready: false, decodes: 0, value: null, app: this, set: (d) => this.set(d) };
     this.rank = el("select", { "aria-label": "Which dimension", class: "vd-select" });
     ["most used", "2nd most used", "3rd most used"].forEach((t, i) => this.rank.append(el("option", { value: String(i), text: t })));
@@ -58,24 +57,9 @@ class BetaApp {
     this.refresh();
   }
 
-  refresh() {
-    this.queued = true;
-    if (!this.busy) this.run();
-  }
+  refresh() { this.latest.request(); }
 
-  async run() {
-    this.busy = true;
-    try {
-      while (this.queued) {
-        this.queued = false;
-        await this.paint();
-      }
-    } catch (err) {
-      this.note.textContent = `Could not decode: ${err.message || err}`;
-    } finally {
-      this.busy = false;
-    }
-  }
+  get busy() { return this.latest.busy; }
 
   async paint() {
     if (!this.data) return;
@@ -86,14 +70,7 @@ class BetaApp {
       const dim = r.order[rank];
       const z = Float32Array.from(r.mean);
       z[dim] = v;
-      const img = Float32Array.from(await this.runtime.decode(this.m.models[name], z), sigmoid);
-      const g = cell.c.getContext("2d"), im = g.createImageData(SIDE, SIDE);
-      for (let i = 0; i < SIDE * SIDE; i++) {
-        const x = Math.round(255 * img[i]);
-        im.data[4 * i] = im.data[4 * i + 1] = im.data[4 * i + 2] = x;
-        im.data[4 * i + 3] = 255;
-      }
-      g.putImageData(im, 0, 0);
+      putDigit(cell.c, Float32Array.from(await this.runtime.decode(this.m.models[name], z), sigmoid));
       cell.cap.textContent = `β = ${r.beta} · z${dim + 1} (KL ${r.kl_per_dim[dim].toFixed(2)})`;
     }));
     this.state.decodes += 1;

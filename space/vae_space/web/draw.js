@@ -11,7 +11,7 @@
 // state that tests and bench/browser_latency.py read (updates, paint latencies, the last numbers).
 
 import "./preprocess.js";
-import { BLUE, CLASS_RGB, INK, LIGHT_BLUE, RED, SIDE, absolute, el, loadMapImages, loadOrt, loadSafetensors } from "./runtime.js";
+import { BLUE, CLASS_RGB, INK, LIGHT_BLUE, RED, SIDE, absolute, el, loadMapImages, loadOrt, loadSafetensors, putDigit } from "./runtime.js";
 
 const N_NEIGHBOURS = 8;
 
@@ -453,14 +453,7 @@ class DrawApp {
   }
 
   paintDigit(canvas, v) {
-    const g = canvas.getContext("2d");
-    const im = g.createImageData(SIDE, SIDE);
-    for (let i = 0; i < SIDE * SIDE; i++) {
-      const c = Math.round(255 * Math.min(1, Math.max(0, v[i])));
-      im.data[4 * i] = im.data[4 * i + 1] = im.data[4 * i + 2] = c;
-      im.data[4 * i + 3] = 255;
-    }
-    g.putImageData(im, 0, 0);
+    putDigit(canvas, v);
     canvas.parentElement.classList.remove("vd-empty");
   }
 

@@ -3,7 +3,7 @@
 // the current z on both. The 3-D model gets a z₃ slider that re-decodes its grid as it moves. Without
 // WebAssembly the same views ask the server to decode (/decode_points), one request in flight.
 
-import { CLASS_RGB, RED, SIDE, absolute, el, loadMapImages, loadOrt } from "./runtime.js";
+import { CLASS_RGB, RED, SIDE, absolute, el, loadMapImages, loadOrt, putDigit } from "./runtime.js";
 
 const sigmoid = (v) => 1 / (1 + Math.exp(-v));
 
@@ -127,14 +127,7 @@ class ExploreApp {
 
   async paintPoint() {
     const k = this.k(), z = this.z.slice(0, k);
-    const img = await this.decode(Float32Array.from(z), k);
-    const g = this.point.getContext("2d"), im = g.createImageData(SIDE, SIDE);
-    for (let i = 0; i < SIDE * SIDE; i++) {
-      const v = Math.round(255 * img[i]);
-      im.data[4 * i] = im.data[4 * i + 1] = im.data[4 * i + 2] = v;
-      im.data[4 * i + 3] = 255;
-    }
-    g.putImageData(im, 0, 0);
+    putDigit(this.point, await this.decode(Float32Array.from(z), k));
     this.readout.textContent = `z = (${z.map((v) => v.toFixed(2)).join(", ")})`;
     this.state.z = z;
     this.paintMap();

@@ -3,7 +3,7 @@
 // is decoded at once with the model's ONNX decoder; the point moves along both paths on the 2-D map (for
 // models with more dimensions, the 2-D model's encoding of the decoded frames, as the server draws it).
 
-import { SIDE, absolute, el, loadMapImages, loadOrt } from "./runtime.js";
+import { Latest, SIDE, absolute, el, loadMapImages, loadOrt, putDigit } from "./runtime.js";
 
 const sigmoid = (v) => 1 / (1 + Math.exp(-v));
 const BLUE = "rgb(37, 99, 235)";
@@ -29,8 +29,7 @@ class InterpApp {
     this.root = root;
     this.info = null;
     this.t = 0.5;
-    this.busy = false;
-    this.queued = false;
+    this.latest = new Latest(() => this.paint(), (err) => { this.note.textContent = `Could not decode: ${err.message || err}`; });
     this.state = window.vaeInterp = { ready: false, runtime: null, decodes: 0, t: null, app: this, set: (i) => this.set(i) };
     this.slider = el("input", { type: "range", min: "0", max: "1", step: "0.01", value: "0.5", "aria-label": "t: from A (0) to B (1)", class: "vi-slider" });
     this.tLabel = el("span", { class: "vx-mono" });
@@ -107,47 +106,22 @@ class InterpApp {
     this.refresh();
   }
 
-  refresh() {
-    this.queued = true;
-    if (!this.busy) this.run();
-  }
+  refresh() { this.latest.request(); }
 
-  async run() {
-    this.busy = true;
-    try {
-      while (this.queued) {
-        this.queued = false;
-        await this.paint();
-      }
-    } catch (err) {
-      this.note.textContent = `Could not decode: ${err.message || err}`;
-    } finally {
-      this.busy = false;
-    }
-  }
+  get busy() { return this.latest.busy; }
 
   async paint() {
     const info = this.info, t = this.t;
     if (!info) return;
     const zl = lerp(info.z_a, info.z_b, t), zs = slerp(info.z_a, info.z_b, t);
     const imgs = await this.decode(info.model, [...zl, ...zs], 2);
-    this.digit(this.lin, imgs.subarray(0, SIDE * SIDE));
-    this.digit(this.sph, imgs.subarray(SIDE * SIDE));
+    putDigit(this.lin, imgs.subarray(0, SIDE * SIDE));
+    putDigit(this.sph, imgs.subarray(SIDE * SIDE));
     const pts = this.mapName === info.model ? [zl, zs] : await this.encode2d(imgs, 2);
     this.paintMap(pts);
     this.tLabel.textContent = `t = ${t.toFixed(2)}`;
     this.state.t = t;
     this.state.z = { linear: zl, spherical: zs };
-  }
-
-  digit(c, v) {
-    const g = c.getContext("2d"), im = g.createImageData(SIDE, SIDE);
-    for (let i = 0; i < SIDE * SIDE; i++) {
-      const x = Math.round(255 * v[i]);
-      im.data[4 * i] = im.data[4 * i + 1] = im.data[4 * i + 2] = x;
-      im.data[4 * i + 3] = 255;
-    }
-    g.putImageData(im, 0, 0);
   }
 
   paintMap(points) {

@@ -114,3 +114,38 @@ export async function loadMapImages(maps) {
   })));
   return out;
 }
+
+// 784 values in [0, 1] (row-major 28×28) painted as grey pixels on a 28×28 canvas.
+export function putDigit(canvas, v) {
+  const g = canvas.getContext("2d"), im = g.createImageData(SIDE, SIDE);
+  for (let i = 0; i < SIDE * SIDE; i++) {
+    const x = Math.round(255 * Math.min(1, Math.max(0, v[i])));
+    im.data[4 * i] = im.data[4 * i + 1] = im.data[4 * i + 2] = x;
+    im.data[4 * i + 3] = 255;
+  }
+  g.putImageData(im, 0, 0);
+}
+
+// Runs work() for the newest request only: requests that come while it runs collapse into one more run.
+export class Latest {
+  constructor(work, onError) { this.work = work; this.onError = onError; this.busy = false; this.queued = false; }
+
+  request() {
+    this.queued = true;
+    if (!this.busy) this.run();
+  }
+
+  async run() {
+    this.busy = true;
+    try {
+      while (this.queued) {
+        this.queued = false;
+        await this.work();
+      }
+    } catch (err) {
+      this.onError(err);
+    } finally {
+      this.busy = false;
+    }
+  }
+}
