@@ -313,8 +313,12 @@ def run_pass(s: Session, model: str, repeats: int, step_px: float, shot: Path | 
 
 
 def _short(url: str) -> str:
-    path = url.split("//", 1)[-1].split("/", 1)[-1]
-    return "/" + (path if len(path) <= 90 else path[:40] + "…" + path[-45:])
+    """A fetched URL as the results show it: served files named relative to the project (or as ~/…), not by
+    this machine's absolute paths."""
+    path = "/" + url.split("//", 1)[-1].split("/", 1)[-1]
+    for base, shown in ((str(ROOT) + "/", ""), (str(Path.home()) + "/", "~/")):
+        path = path.replace("file=" + base, "file=" + shown)
+    return path if len(path) <= 91 else path[:41] + "…" + path[-45:]
 
 
 def mid_stroke_screenshot(s: Session, path: Path, step_px: float, digit: int = 8) -> None:

@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import re
 import shlex
 import sys
@@ -555,7 +556,8 @@ def run(models: str | Path, dataset: str, out: str | Path, settings: Settings, *
     d = prepare(train, test, clf, settings)
     log(f"evaluating {len(folders)} model(s) on {len(test)} test digits; classifier accuracy "
         f"{100 * d.reference['classifier_test_accuracy']:.2f}%, FD(train, test) {d.reference['fd_train_vs_test']:.2f}")
-    header = {"command": command, "dataset": dataset, "n_test": len(test), "n_train": len(train),
+    shown = _shown_path(dataset)  # reports name the data as the project sees it, not this machine's path
+    header = {"command": command.replace(dataset, shown), "dataset": shown, "n_test": len(test), "n_train": len(train),
               "classifier": str(classifier or "bundled"), "hardware": hardware()}
     results = {}
     for folder in folders:
@@ -618,6 +620,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.seed is not None:
         kw["seed"] = args.seed
     return Settings(**kw)
+
+
+def _shown_path(path: str) -> str:
+    """A local path as reports show it: relative to the working directory (a Hub id is left as it is)."""
+    p = Path(path)
+    if not p.is_absolute() or not p.exists():
+        return path
+    return os.path.relpath(p)
 
 
 def main(argv: list[str] | None = None) -> int:
