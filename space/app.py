@@ -30,7 +30,7 @@ for _p in (HERE.parent, HERE):
 import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 from vae_space import browser  # noqa: E402
-from vae_space.engine import BETAS, COLOR_MODELS, MAP_MODEL, SOURCES, Engine  # noqa: E402
+from vae_space.engine import BETAS, COLOR_MODELS, SOURCES, Engine  # noqa: E402
 from vae_space.guard import SafeBlocks  # noqa: E402
 from vae_space.tabs import beta, draw, explore, interpolate  # noqa: E402
 
@@ -129,7 +129,7 @@ def note_box(text: str | None) -> None:
 
 def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.Blocks:
     encoders = engine.available("encoder")
-    enc_default = next((m for m in ("vae-z20", MAP_MODEL) if m in encoders), encoders[0] if encoders else None)
+    enc_default = engine.default_encoder()
     maps2d = engine.available("map2d")
     every = engine.available("any")
     colors = engine.available("color")

@@ -69,7 +69,7 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
     """Where the browser finds each model's graphs and test codes, the maps, the runtime and the test digits.
     Waits for the default model, the map model and ``wait`` to be prepared (exported, test set encoded)."""
     encoders = engine.available("encoder")
-    default = next((m for m in ("vae-z20", MAP_MODEL) if m in encoders), encoders[0] if encoders else None)
+    default = engine.default_encoder()
     for name in {default, MAP_MODEL, wait} & set(encoders):
         engine.models[name].ready.wait(timeout)
     models = {}
@@ -93,6 +93,19 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
             "force_server": os.environ.get("VAE_SPACE_RUNTIME", "").lower() == "server"}
 
 
+def server_fn(name: str, call: Callable[..., Any], *keys: str) -> Callable[[Any], dict]:
+    """A panel's server function named ``name``: the page sends one dict, ``call`` gets its ``keys`` in order;
+    a refusal comes back as {"error": message} for the page to show, not as a failed request."""
+
+    def fn(data: Any = None) -> dict:
+        data = data if isinstance(data, dict) else {}
+        try:
+            return call(*(data.get(k) for k in keys))
+        except gr.Error as e:
+            return {"error": str(e.message)[:240]}
+
+    fn.__name__ = name  # the page calls it by this name: server.<name>(...)
+    return fn
 
 
 # Each live panel's own script: fetch the manifest, import the panel's module, hand it the element.

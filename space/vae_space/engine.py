@@ -47,6 +47,7 @@ from vae_hub.preprocess import DrawingError, sketch_image, to_mnist
 from vae_hub.variants import VARIANTS
 
 from . import plots as P
+from .guard import brief
 
 log = logging.getLogger("vae_space")
 
@@ -90,16 +91,10 @@ def guarded(fn: Callable) -> Callable:
     return wrapper
 
 
-def _brief(value: Any) -> str:
-    """A value for an error message, never a wall of text (the API accepts anything)."""
-    r = repr(value)
-    return r if len(r) <= 40 else r[:37] + "…"
-
-
 def _choice(value: Any, choices: list[str], what: str) -> str:
     if not isinstance(value, str) or value not in choices:
         shown = ", ".join(choices[:12]) + (" …" if len(choices) > 12 else "")
-        fail(f"{what}: expected one of {shown}; got {_brief(value)}.")
+        fail(f"{what}: expected one of {shown}; got {brief(value)}.")
     return value
 
 
@@ -108,11 +103,11 @@ def _number(value: Any, lo: float, hi: float, what: str, integer: bool = False) 
         try:
             value = float(value)
         except ValueError:
-            fail(f"{what}: expected a number, got {_brief(value)}.")
+            fail(f"{what}: expected a number, got {brief(value)}.")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        fail(f"{what}: expected a number, got {_brief(value)}.")
+        fail(f"{what}: expected a number, got {brief(value)}.")
     if integer and value != int(value):
-        fail(f"{what}: expected a whole number, got {_brief(value)}.")
+        fail(f"{what}: expected a whole number, got {brief(value)}.")
     if not lo <= value <= hi:
         fail(f"{what}: must be between {lo:g} and {hi:g}, got {value:g}.")
     return int(value) if integer else float(value)
@@ -405,11 +400,16 @@ class Engine:
         }[group]
         return [n for n, e in self.models.items() if ok(e.config)]
 
+    def default_encoder(self) -> str | None:
+        """The model a drawing goes to first: the classic vae-z20, else the 2-D model, else any encoder."""
+        encoders = self.available("encoder")
+        return next((m for m in ("vae-z20", MAP_MODEL) if m in encoders), encoders[0] if encoders else None)
+
     def _need(self, name: Any, group: str = "any", ready: bool = True) -> Entry:
         if name is None and not self.available(group):
             fail("No model for this is available here; the notes on the page (and /status) say why.")
         if not isinstance(name, str) or name not in VARIANTS:
-            fail(f"Unknown model {_brief(name)}; choose one of: {', '.join(self.available(group)) or 'none loaded'}.")
+            fail(f"Unknown model {brief(name)}; choose one of: {', '.join(self.available(group)) or 'none loaded'}.")
         if name not in self.models:
             fail(f"{name} is not available here: {self.missing.get(name, 'not loaded')}.")
         if name not in self.available(group):
@@ -526,15 +526,9 @@ class Engine:
         mu, sigma, idx, dist = r.mean, r.sigma, r.idx, r.dist
         vote, votes = self._vote(idx)
 
-        # the latent map: the chosen model's own when it is 2-D, else the 2-D model's view of the drawing
-        map_name = model if e.config.z_dim == 2 else MAP_MODEL
-        m = self._map(map_name)
+        map_name, mz, ms = self._map_posterior(e, x, r)
+        m = self._map(map_name) if mz is not None else None
         if m is not None:
-            if map_name == model:
-                mz, ms = mu, sigma
-            else:
-                p2 = self.models[map_name].model.encode(x)
-                mz, ms = p2.mean[0].numpy(), p2.stddev[0].numpy()
 
             def paint(ov: P.Overlay) -> None:
                 if map_name == model:
@@ -580,6 +574,17 @@ class Engine:
         idx, dist = self._neighbours(e, mu)
         return Numbers(logits, mu, sigma, recon_nll, kl, elbo, float(pct), idx, dist)
 
+    def _map_posterior(self, e: Entry, x: torch.Tensor, r: Numbers) -> tuple[str, np.ndarray | None, np.ndarray | None]:
+        """Where the input sits on the 2-D latent map: the chosen model's own code when it is 2-D, else the 2-D
+        model's posterior of the same input. (map model, mean, σ); mean and σ are None without that map."""
+        map_name = e.name if e.config.z_dim == 2 else MAP_MODEL
+        if map_name not in self.models or self._map(map_name) is None:
+            return map_name, None, None
+        if map_name == e.name:
+            return map_name, r.mean, r.sigma
+        p2 = self.models[map_name].model.encode(x)
+        return map_name, p2.mean[0].numpy(), p2.stddev[0].numpy()
+
     @guarded
     def encode_array(self, x: Any, model: str = "vae-z20") -> dict:
         """An MNIST-style input already made (784 values in [0, 1], row-major, white digit on black; as the
@@ -590,14 +595,8 @@ class Engine:
         arr = _pixels(x)
         xt = torch.from_numpy(arr).reshape(1, 1, 28, 28)
         r = self._numbers(e, xt)
-        map_name = model if e.config.z_dim == 2 else MAP_MODEL
-        m = None
-        if map_name in self.models and self._map(map_name) is not None:
-            if map_name == model:
-                m = {"model": map_name, "mean": r.mean.tolist(), "sigma": r.sigma.tolist()}
-            else:
-                p2 = self.models[map_name].model.encode(xt)
-                m = {"model": map_name, "mean": p2.mean[0].tolist(), "sigma": p2.stddev[0].tolist()}
+        map_name, mz, ms = self._map_posterior(e, xt, r)
+        m = None if mz is None else {"model": map_name, "mean": mz.tolist(), "sigma": ms.tolist()}
         return {"model": model, "mean": r.mean.tolist(), "sigma": r.sigma.tolist(),
                 "recon": torch.sigmoid(r.logits).flatten().tolist(), "recon_nll": r.recon_nll, "kl": r.kl,
                 "elbo": r.elbo, "elbo_percentile": r.percentile, "elbo_median": float(np.median(e.elbo_sorted)),
@@ -799,7 +798,7 @@ class Engine:
         try:
             codes = np.asarray(z, dtype=np.float32).reshape(-1)
         except (TypeError, ValueError):
-            fail(f"z: expected a flat list of numbers (n × {k}), got {_brief(z)}.")
+            fail(f"z: expected a flat list of numbers (n × {k}), got {brief(z)}.")
         if codes.size == 0 or codes.size % k or codes.size // k > 625:
             fail(f"z: expected n × {k} numbers with 1 ≤ n ≤ 625, got {codes.size}.")
         if not np.isfinite(codes).all() or np.abs(codes).max() > 10:
@@ -1015,7 +1014,7 @@ def _pixels(x: Any) -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=np.float32).reshape(-1)
     except (TypeError, ValueError):
-        fail(f"x: expected 784 numbers in [0, 1] (a 28×28 image, row-major), got {_brief(x)}.")
+        fail(f"x: expected 784 numbers in [0, 1] (a 28×28 image, row-major), got {brief(x)}.")
     if arr.size != 784:
         fail(f"x: expected 784 numbers in [0, 1] (a 28×28 image, row-major), got {arr.size}.")
     if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:

@@ -14,19 +14,12 @@ from typing import Any
 
 import gradio as gr
 
-from ..browser import live_panel
+from ..browser import live_panel, server_fn
 from ..engine import MAP_MODEL, Engine
 
 
 def build(engine: Engine, encode_files: Any, live: dict) -> None:
     """The tab's contents (inside ``gr.Tab``): the live panel, and the /encode and /encode_array endpoints."""
-
-    def encode_array(data: Any = None) -> dict:
-        data = data if isinstance(data, dict) else {}
-        try:
-            return engine.encode_array(data.get("x"), data.get("model"))
-        except gr.Error as e:
-            return {"error": str(e.message)[:240]}
 
     encoders = engine.available("encoder")
     if not encoders:
@@ -38,7 +31,8 @@ def build(engine: Engine, encode_files: Any, live: dict) -> None:
                 "browser: the 28×28 input the model sees, its reconstruction, the code q(z|x) (mean ± σ per "
                 "dimension), where the drawing sits among the test digits on the 2-D map, and how typical it is.",
                 elem_classes=["note"])
-    live_panel(engine, "draw.js", "The drawing pad", "vd-root", server_functions=[encode_array], elem_id="draw-live")
+    live_panel(engine, "draw.js", "The drawing pad", "vd-root", elem_id="draw-live",
+               server_functions=[server_fn("encode_array", engine.encode_array, "x", "model")])
 
     # The API as it always was, for gradio_client: a drawing (sketchpad value or plain image) and a model in,
     # the seven outputs out. Hidden components: the page itself draws in the browser.

@@ -5,11 +5,7 @@ browser (web/explore.js, onnxruntime-web on the models' ONNX decoders). The serv
 
 from __future__ import annotations
 
-from typing import Any
-
-import gradio as gr
-
-from ..browser import live_panel
+from ..browser import live_panel, server_fn
 from ..engine import Engine
 
 MODELS = ("vae-z2", "vae-z2-corr", "vae-z3")
@@ -17,13 +13,8 @@ MODELS = ("vae-z2", "vae-z2-corr", "vae-z3")
 def build(engine: Engine) -> None:
     """The live panel (inside the tab): map, decoded point and grid, linked by one marker."""
 
-    def decode_points(data: Any = None) -> dict:
-        data = data if isinstance(data, dict) else {}
-        try:
-            return {"images": engine.decode_points(data.get("model"), data.get("z"), data.get("k"))}
-        except gr.Error as e:
-            return {"error": str(e.message)[:240]}
-
+    decode_points = server_fn("decode_points", lambda model, z, k: {"images": engine.decode_points(model, z, k)},
+                              "model", "z", "k")
     # vae-z3 is prepared after the 2-D models: waiting for it means all three are there
     live_panel(engine, "explore.js", "The explorer", "vx-root", css=("draw.css", "explore.css"),
                server_functions=[decode_points], only=MODELS, wait="vae-z3" if "vae-z3" in engine.models else None,
