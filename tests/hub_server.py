@@ -61,9 +61,9 @@ def validate_yaml(card: str) -> tuple[int, dict, dict]:
 
 
 class HubError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, commit: str | None = None):
+    def __init__(self, status: int, message: str, code: str | None = None, commit: str | None = None, **body):
         super().__init__(message)
-        self.status, self.code, self.commit = status, code, commit
+        self.status, self.code, self.commit, self.body = status, code, commit, body
 
 
 @dataclass
@@ -121,7 +121,7 @@ class FakeHub:
             raise HubError(400, "this fake hub holds model repos only")
         repo_id = f"{body['organization']}/{body['name']}"
         if repo_id in self.repos:
-            raise HubError(409, "You already created this model repo")
+            raise HubError(409, "You already created this model repo", url=f"{self.url}/{repo_id}")
         self.repos[repo_id] = Repo()
         self.repos[repo_id].commit({}, "initial commit")
         return 200, {}, {"url": f"{self.url}/{repo_id}", "name": repo_id}
@@ -243,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
             with self.owner.lock:
                 status, headers, body = self._route(method, url.path, parse_qs(url.query), raw)
         except HubError as e:
-            status, body = e.status, {"error": str(e)}
+            status, body = e.status, {"error": str(e), **e.body}
             headers = {"X-Error-Message": str(e), **({"X-Error-Code": e.code} if e.code else {}),
                        **({"X-Repo-Commit": e.commit} if e.commit else {})}
         if not isinstance(body, bytes):

@@ -129,10 +129,24 @@ def test_load_in_a_clean_cache_gives_the_pushed_weights_and_card(hub, pushed, tm
     assert out["metrics"] == {key: round(value, 4) for key, _, value in card_metrics(folder)}
 
 
+@pytest.mark.parametrize("no_xet", ["0", "1"], ids=["pipelined-upload", "create_commit"])
+def test_pushing_again_changes_nothing(hub, pushed, tmp_path, no_xet):
+    """Re-running a push: the repo exists (409, accepted) and unchanged files are not committed again. With
+    HF_HUB_DISABLE_XET=1 (or without hf_xet) upload_folder takes its other path, one create_commit."""
+    repo_id = repo_id_for("vae-z20", NAMESPACE)
+    head, n_before = hub.repos[repo_id].main, len(hub.requests)
+    run(["train.py", "--push-only", "pretrained/vae-z20", "--push-to-hub", NAMESPACE],
+        hub_env(hub, tmp_path, HF_HUB_DISABLE_XET=no_xet), ROOT)
+    calls = [(m, p, s) for m, p, s in hub.requests[n_before:]]
+    assert ("POST", "/api/repos/create", 409) in calls
+    assert not [c for c in calls if "/commit/" in c[1]] and hub.repos[repo_id].main == head, calls
+
+
 def test_a_missing_repo_is_a_clear_error(hub, pushed, tmp_path):
     r = subprocess.run([sys.executable, "-c", "import vae_hub; vae_hub.load('testns/vae-hub-nothing')"], cwd=tmp_path,
                        env=hub_env(hub, tmp_path), capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and "testns/vae-hub-nothing" in r.stderr.splitlines()[-1], r.stderr[-2000:]
+    assert r.returncode != 0, r.stdout
+    assert "testns/vae-hub-nothing" in r.stderr and "not found" in r.stderr.lower(), r.stderr[-2000:]
 
 
 def test_space_serves_the_pushed_weights(hub, pushed, tmp_path):
