@@ -28,7 +28,7 @@ import safetensors.torch
 import torch
 
 import vae_hub
-from vae_hub.hub import bundled_dir, card_metrics, model_folders, repo_id_for, staged_files
+from vae_hub.hub import card_metrics, model_folders, repo_id_for, staged_files
 
 from .conftest import ROOT
 from .hub_server import FakeHub
@@ -67,20 +67,15 @@ def pushed(hub, tmp_path_factory) -> dict[str, Path]:
     home = tmp_path_factory.mktemp("pusher")
     out = run(["train.py", "--push-only", "pretrained", "--push-to-hub", NAMESPACE], hub_env(hub, home), ROOT)
     folders = {repo_id_for(json.loads((f / "config.json").read_text())["variant"], NAMESPACE): f
-               for f in model_folders(bundled_dir())}
+               for f in model_folders(ROOT / "pretrained")}
     assert len(folders) >= 2 and all(repo in out for repo in folders), out[-2000:]
     return folders
-
-
-def served(hub: FakeHub, repo_id: str) -> dict[str, bytes]:
-    repo = hub.repos[repo_id]
-    return repo.commits[repo.main]
 
 
 def test_push_uploads_each_folder_as_regular_files(hub, pushed):
     assert set(hub.repos) == set(pushed)
     for repo_id, folder in pushed.items():
-        files = served(hub, repo_id)
+        _, files = hub.repos[repo_id].snapshot("main")
         assert sorted(files) == [rel for rel, _ in staged_files(folder)], repo_id
         for rel, data in files.items():
             if rel != "README.md":  # the card is re-rendered for this repo id
@@ -137,7 +132,7 @@ def test_pushing_again_changes_nothing(hub, pushed, tmp_path, no_xet):
     head, n_before = hub.repos[repo_id].main, len(hub.requests)
     run(["train.py", "--push-only", "pretrained/vae-z20", "--push-to-hub", NAMESPACE],
         hub_env(hub, tmp_path, HF_HUB_DISABLE_XET=no_xet), ROOT)
-    calls = [(m, p, s) for m, p, s in hub.requests[n_before:]]
+    calls = hub.requests[n_before:]
     assert ("POST", "/api/repos/create", 409) in calls
     assert not [c for c in calls if "/commit/" in c[1]] and hub.repos[repo_id].main == head, calls
 
