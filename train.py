@@ -19,8 +19,9 @@ import torch
 
 from vae_hub import VARIANTS, build, get_config
 from vae_hub.data import DEFAULT_DATASET, load_split
-from vae_hub.hub import model_folders as complete_model_folders
-from vae_hub.hub import push_folder, save_model_folder
+from vae_hub.folders import model_folders as complete_model_folders
+from vae_hub.hub import push_folder
+from vae_hub.save import save_model_folder
 from vae_hub.train import Batcher, evaluate_elbo, fit, hardware, resolve_device
 
 QUICK = dict(train=2048, test=512, epochs=1)

@@ -43,9 +43,7 @@ def test_round_trip_is_bit_exact(trained):
 
 def test_half_precision_storage_round_trips_to_float16_values(trained, tmp_path):
     folder, model = trained
-    model._storage_dtype = torch.float16
-    model.save_pretrained(tmp_path)
-    model._storage_dtype = None
+    model.save_pretrained(tmp_path, storage_dtype=torch.float16)
     stored = safetensors.torch.load_file(str(tmp_path / "model.safetensors"))
     assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
     loaded = vae_hub.load(str(tmp_path))
