@@ -8,7 +8,8 @@ import torch
 from huggingface_hub import ModelCard
 
 import vae_hub
-from vae_hub.hub import bundled_dir, push_folder, save_model_folder, staged_files
+from vae_hub.hub import bundled_dir, push_folder, staged_files
+from vae_hub.save import save_model_folder
 from vae_hub.train import Batcher, fit
 
 from .conftest import ROOT
@@ -19,9 +20,9 @@ def trained(mini, tmp_path_factory):
     folder = tmp_path_factory.mktemp("run") / "vae-z2"
     cfg = vae_hub.get_config("vae-z2", epochs=2)
     train, test = mini[0].subset(256), mini[1].subset(200)
-    model, hist = fit(cfg, train, test, folder, progress_bar=False, log=lambda s: None)
+    model, hist, progress = fit(cfg, train, test, folder, progress_bar=False, log=lambda s: None)
     save_model_folder(model, folder, hist, {"dataset": "mini", "n_train": 256, "seconds_total": 1.0,
-                                            "hardware": "test"}, test, model.progress)
+                                            "hardware": "test"}, test, progress)
     return folder, model
 
 

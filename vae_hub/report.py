@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict
 from pathlib import Path
 
 from .cards import write_card
+from .markdown import update_markdown as _update_markdown
 from .protocol import Settings
 from .weights import write_atomic
 
@@ -150,12 +150,5 @@ def _latent_lines(report: dict, s: Settings) -> list[str]:
 
 
 def update_markdown(path: str | Path, block: str, start: str = MARK_START, end: str = MARK_END) -> None:
-    """Replace the text between the ``start`` and ``end`` markers of a Markdown file with ``block``."""
-    path = Path(path)
-    text = path.read_text()
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{path}: no '{start}' … '{end}' markers to replace")
-    path.write_text(pattern.sub(lambda _: f"{start}\n{block.rstrip()}\n{end}", text, count=1))
-
-
+    """Replace the text between the results markers (by default) of a Markdown file with ``block``."""
+    _update_markdown(path, block, start, end)
