@@ -8,21 +8,11 @@ Markdown tables, also pasted between ``<!-- results:start -->`` and ``<!-- resul
 ``--update-readme`` file) and OUT/figures/<variant>/*.png. Unless ``--no-write-cards``, each model
 folder gets its own metrics.json and a re-rendered model card carrying the same numbers.
 
-The protocol (what is computed, and how) is ``vae_hub.protocol``; the report (tables, cards, README block)
-is ``vae_hub.report``. Protocol (MNIST test split):
-- ELBO terms on the inputs the model was trained on (grayscale intensities; coloured digits for the
-  colour models; grayscale for the binarized-data model too, so every 1-channel row is comparable with
-  the pytorch/examples recipe); one posterior sample per image, exact KL.
-- Likelihood on dynamically binarized test digits (one Bernoulli draw per pixel, fixed seed), for the
-  1-channel models: the ELBO on all test digits and the importance-sampled estimate of log p(x) with k
-  samples (Burda et al.) on a fixed random subset; the headline NLL is the full-split ELBO minus the
-  mean ELBO-to-NLL gap measured on the subset (a difference estimator: the gap varies far less between
-  digits than the NLL does), with the subset's direct mean kept in the JSON. ``--nll-images all``
-  runs the literal protocol on every test digit.
-- Active units, KL per unit, linear probe, MIG, Fréchet distance, conditional accuracy, colour control:
-  see ``vae_hub.metrics`` and docs/evaluation.md.
+What is computed, and how (the protocol), is ``vae_hub.protocol``; the tables, cards and README block
+(the report) are ``vae_hub.report``.
 """
 
+from __future__ import annotations
 
 import argparse
 import json

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .config import VAEConfig
 from .variants import VARIANTS
-from .weights import CONFIG_NAME, WEIGHTS_NAME
+from .weights import CONFIG_NAME, WEIGHTS_NAME, read_config_json
 
 CARD_NAME = "README.md"
 COMPLETE = (CONFIG_NAME, WEIGHTS_NAME, "history.json", CARD_NAME)  # the card last: the completion marker
@@ -33,13 +33,7 @@ def repo_id_for(variant: str, namespace: str = DEFAULT_NAMESPACE) -> str:
 def read_config(folder: str | Path) -> VAEConfig:
     """Parse and validate a folder's config.json strictly; the variant must be a registered one."""
     path = Path(folder) / CONFIG_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; a vae-hub model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-    config = VAEConfig.from_dict(data, str(path))
+    config = VAEConfig.from_dict(read_config_json(folder), str(path))
     if config.variant not in VARIANTS:
         raise ValueError(f"{path}: unknown variant {config.variant!r}; known variants: {', '.join(VARIANTS)}")
     return config

@@ -11,7 +11,7 @@ from torch.distributions import Distribution, Independent, MultivariateNormal, N
 
 from .config import VAEConfig
 from .distributions import Joint, OneHotGumbel, diagonal_gaussian, kl_per_dim, sample_with
-from .kits import kit_for
+from .kits import LayerKit, kit_for
 from .weights import WEIGHTS_NAME, HubModel, load_weights
 
 __all__ = ["IMAGE_SIZE", "VAE", "VAEOutput", "WEIGHTS_NAME", "build", "fast_layout", "load_weights"]
@@ -100,7 +100,6 @@ class VAE(
     def __init__(self, config: VAEConfig):
         super().__init__()
         self.config = config
-        self.kit = kit_for(config)
         self.features, self.enc_fc, self.dec_fc, self.dec_body = _build_nets(config)
         if config.z_dim:
             self.register_buffer("prior_loc", torch.zeros(config.z_dim))
@@ -111,6 +110,11 @@ class VAE(
             # Gumbel-softmax temperature; the trainer anneals it, and it is saved with the weights
             self.register_buffer("temperature", torch.tensor(config.tau_start))
             self.register_buffer("prior_logits", torch.zeros(config.n_cat, config.k_cat))
+
+    @property
+    def kit(self) -> LayerKit:
+        """The layer kit of ``config.layers`` (looked up, not stored: a module attribute would defeat deepcopy)."""
+        return kit_for(self.config)
 
     # ----------------------------------------------------------------- distributions
     @property

@@ -45,6 +45,17 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
+def read_config_json(folder: str | Path) -> Any:
+    """The parsed config.json of a model folder, with clear errors for a missing or garbled file."""
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; a vae-hub model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
 def save_weights(model: nn.Module, path: str | Path, dtype: torch.dtype | None = None) -> None:
     """The state dict as safetensors, floating tensors cast to ``dtype`` when given (float16 storage)."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -88,13 +99,7 @@ class HubModel(PyTorchModelHubMixin):
         """Build from a local folder: config.json parsed once (unless ``config`` is given), weights loaded strictly."""
         folder = Path(folder)
         if config is None:
-            path = folder / CONFIG_NAME
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: missing; a vae-hub model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
-            try:
-                config = json.loads(path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise ValueError(f"{path}: not valid JSON ({e})") from None
+            config = read_config_json(folder)
         return cls._build_loaded(config, folder / WEIGHTS_NAME, f"{folder}/{CONFIG_NAME}", map_location)
 
     @classmethod
