@@ -127,9 +127,18 @@ def _cat(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cat([a.expand(*shape, a.shape[-1]), b.expand(*shape, b.shape[-1])], -1)
 
 
-def diagonal_gaussian(mean: torch.Tensor, std: torch.Tensor) -> Independent:
+class DiagonalGaussian(Independent):
+    """Independent(Normal(mean, std), 1) whose ``stddev`` is ``std`` itself: Independent's default recomputes it
+    as sqrt(std²), which rounds differently and would move trained weights by a few ulps."""
+
+    @property
+    def stddev(self) -> torch.Tensor:
+        return self.base_dist.stddev
+
+
+def diagonal_gaussian(mean: torch.Tensor, std: torch.Tensor) -> DiagonalGaussian:
     # argument validation costs a few kernels per step; the encoder's exp() already guarantees std > 0
-    return Independent(Normal(mean, std, validate_args=False), 1, validate_args=False)
+    return DiagonalGaussian(Normal(mean, std, validate_args=False), 1, validate_args=False)
 
 
 @register_kl(OneHotGumbel, OneHotGumbel)
