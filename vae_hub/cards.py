@@ -13,10 +13,9 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .config import VAEConfig
-from .folders import CARD_NAME, read_config, repo_id_for
+from .folders import CARD_NAME, read_config, repo_id_for, write_atomic
 from .onnx import DECODER_FILE, ENCODER_FILE
 from .variants import WHY
-from .weights import write_atomic
 
 LICENSE = "cc-by-sa-3.0"  # MNIST's licence; the weights follow it
 FIGURES = [("reconstructions.png", "Test digits (top) and reconstructions (bottom)"),

@@ -24,8 +24,8 @@ from torch import nn
 
 from .cards import model_card, save_card
 from .data import DEFAULT_DATASET, Split, load_split
-from .folders import bundled_dir
-from .weights import CONFIG_NAME, WEIGHTS_NAME, HubModel, write_atomic
+from .folders import CONFIG_NAME, WEIGHTS_NAME, bundled_dir, write_atomic
+from .weights import HubModel
 
 MODEL_TYPE = "vae-hub-mnist-classifier"
 FOLDER_NAME = "mnist-classifier"

@@ -16,7 +16,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from .weights import atomic_path
+from .folders import atomic_path
 
 DEFAULT_DATASET = "ylecun/mnist"
 

@@ -1,4 +1,4 @@
-"""Model folders on disk: where they are, which are finished, and what config they hold.
+"""Model folders on disk: where they are, which are finished, what config they hold, and atomic writes into them.
 
 A model folder (what train.py writes and what is pushed to the Hub) holds model.safetensors, config.json,
 history.json, figures/*.png, encoder.onnx and decoder.onnx, metrics.json once evaluated, and README.md
@@ -9,11 +9,48 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .config import VAEConfig
 from .variants import VARIANTS
-from .weights import CONFIG_NAME, WEIGHTS_NAME, read_config_json
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a hidden temporary sibling of ``path`` to write, then move it into place in one step: readers
+    (and a crash) see the old file or the new one, never half of one. The name matches ``*.tmp*``, so a
+    leftover is never staged for a Hub push."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def read_config_json(folder: str | Path) -> Any:
+    """The parsed config.json of a model folder, with clear errors for a missing or garbled file."""
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; a vae-hub model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
 
 CARD_NAME = "README.md"
 COMPLETE = (CONFIG_NAME, WEIGHTS_NAME, "history.json", CARD_NAME)  # the card last: the completion marker

@@ -24,6 +24,7 @@ from .folders import (
     CARD_NAME,
     DEFAULT_NAMESPACE,
     REPO_PREFIX,
+    WEIGHTS_NAME,
     bundled_dir,
     model_folders,
     read_config,
@@ -31,7 +32,6 @@ from .folders import (
 )
 from .models import VAE
 from .variants import VARIANTS, WHY
-from .weights import WEIGHTS_NAME
 
 __all__ = ["DEFAULT_NAMESPACE", "PUSH_IGNORE", "REPO_PREFIX", "WHY", "Loaded", "bundled_dir", "card_metrics",
            "has_onnx", "load", "load_entry", "model_folders", "push_folder", "read_config", "render_card",

@@ -36,9 +36,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .config import VAEConfig
-from .folders import model_folders, read_config
+from .folders import model_folders, read_config, write_atomic
 from .models import IMAGE_SIZE, VAE
-from .weights import write_atomic
 
 if TYPE_CHECKING:
     import onnx

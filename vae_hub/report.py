@@ -7,9 +7,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .cards import write_card
+from .folders import write_atomic
 from .markdown import update_markdown as _update_markdown
 from .protocol import Settings
-from .weights import write_atomic
 
 MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
 PYTORCH_EXAMPLES = 105.6  # pytorch/examples VAE after 10 epochs: test loss on grayscale digits

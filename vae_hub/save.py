@@ -14,11 +14,10 @@ import torch
 
 from .cards import write_card
 from .data import Split
-from .folders import CARD_NAME
+from .folders import CARD_NAME, write_atomic
 from .models import VAE
 from .onnx import DECODER_FILE, ENCODER_FILE, export_folder
 from .viz import write_figures
-from .weights import write_atomic
 
 
 def save_model_folder(model: VAE, folder: str | Path, history: list[dict], info: dict, test: Split | None = None,

@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from .config import VAEConfig
 from .data import Split, color_table, make_inputs, split_seed
+from .folders import atomic_path
 from .models import VAE, fast_layout
-from .weights import atomic_path
 
 CHECKPOINT = "checkpoint/last.safetensors"
 N_PROGRESS = 16  # prior samples (fixed z) and reconstructions saved every epoch

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,41 +18,10 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
+from .folders import CONFIG_NAME, WEIGHTS_NAME, atomic_path, read_config_json, write_atomic
 
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a hidden temporary sibling of ``path`` to write, then move it into place in one step: readers
-    (and a crash) see the old file or the new one, never half of one. The name matches ``*.tmp*``, so a
-    leftover is never staged for a Hub push."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_atomic(path: str | Path, data: bytes | str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-
-
-def read_config_json(folder: str | Path) -> Any:
-    """The parsed config.json of a model folder, with clear errors for a missing or garbled file."""
-    path = Path(folder) / CONFIG_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; a vae-hub model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-
-
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "HubModel", "atomic_path", "load_weights", "read_config_json", "save_weights",
+           "write_atomic"]
 def save_weights(model: nn.Module, path: str | Path, dtype: torch.dtype | None = None) -> None:
     """The state dict as safetensors, floating tensors cast to ``dtype`` when given (float16 storage)."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
