@@ -194,3 +194,16 @@ def test_bundled_quality_matches_its_card(name, mini):
         losses = model(*b.get(torch.arange(len(b)), torch.Generator().manual_seed(0))).loss
     se = float(losses.std()) / math.sqrt(len(losses))
     assert abs(float(losses.mean()) - card["test_loss"]) < 4 * se + 0.5, (float(losses.mean()), card["test_loss"], se)
+
+
+@pytest.mark.skipif("vae-z2" not in BUNDLED, reason="no bundled pretrained/ set in this checkout")
+def test_load_entry_gives_model_folder_card_and_metrics():
+    from vae_hub.hub import load_entry
+
+    e = load_entry("vae-z2")
+    assert e.folder == bundled_dir() / "vae-z2" and not e.model.training
+    assert e.card == (e.folder / "README.md").read_text()
+    card = {r.metric_type: r.metric_value for r in ModelCard.load(e.folder / "README.md").data.eval_results}
+    assert {k: round(v, 4) for k, _, v in e.metrics} == card
+    a, b = e.model.state_dict(), vae_hub.load("vae-z2").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
