@@ -16,6 +16,8 @@ import numpy as np
 import safetensors.torch
 import torch
 
+from .folders import atomic_path
+
 DEFAULT_DATASET = "ylecun/mnist"
 
 
@@ -104,10 +106,8 @@ def load_split(dataset: str = DEFAULT_DATASET, split: str = "train", use_cache: 
             cache.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
     images, labels = _decode(part)
     if use_cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}")
-        safetensors.torch.save_file({"images": images, "labels": labels}, str(tmp))
-        os.replace(tmp, cache)
+        with atomic_path(cache) as tmp:
+            safetensors.torch.save_file({"images": images, "labels": labels}, str(tmp))
     return Split(images, labels, split)
 
 
