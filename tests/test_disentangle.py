@@ -95,10 +95,13 @@ def test_mig_normalised_information_of_a_copied_factor_is_near_one():
     assert D.mig(v[:, :1], v)["mig"] is None  # one dimension: no gap
 
 
-def test_factor_metrics_keeps_second_regressor_apart():
+def test_factor_metrics_keeps_second_regressor_apart_and_summarises():
     v = factors(400)
     out = D.factor_metrics(disentangled(v), v, NAMES, regressors=("lasso", "gbt"))
     assert out["dci_regressor"] == "lasso" and out["dci_gbt"]["dci_regressor"] == "gbt"
+    s = D.summary(out)
+    assert set(D.SUMMARY_NAMES) <= set(s) and s["morpho_dci_completeness"] == out["dci_completeness"]
+    assert s["morpho_dominant"][0] == {"dim": 0, "factor": "c", "rho": pytest.approx(1, abs=0.01)}
 
 
 @pytest.mark.parametrize("z,v,match", [
@@ -121,3 +124,26 @@ def test_bad_settings_are_named():
         D.dci(disentangled(v), v, train_frac=1.0)
     with pytest.raises(ValueError, match="names"):
         D.factor_metrics(disentangled(v), v, ["a"])
+
+
+def test_morpho_report_script_on_the_mini_split(tmp_path):
+    """bench/morpho_report.py end to end on the bundled mini split: JSON, tables and figure, numbers from the run."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "bench"))  # the script imports its sibling common.py
+    spec = importlib.util.spec_from_file_location("morpho_report", root / "bench" / "morpho_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "morpho.json"
+    mod.main(["--dataset", str(root / "tests" / "data" / "mnist-mini"), "--models", str(root / "pretrained"),
+              "--variants", "vae-z2", "beta-vae-b8", "--regressors", "lasso", "--limit", "200", "--speed-batch", "5", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert list(report["models"]) == ["vae-z2", "beta-vae-b8"] and report["n_test"] == 200
+    r = report["models"]["beta-vae-b8"]
+    assert np.asarray(r["correlation"]).shape == (10, 6) and 0 <= r["dci_completeness"] <= 1
+    md = out.with_suffix(".md").read_text()
+    assert "| `beta-vae-b8` | 8 | 10 |" in md and f"{r['mig']:.3f}" in md
+    assert out.with_suffix(".png").stat().st_size > 1000

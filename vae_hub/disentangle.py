@@ -193,3 +193,24 @@ def factor_metrics(means, factors, names: Sequence[str] | None = None, *, bins: 
         else:
             out[f"dci_{reg}"] = res
     return out
+
+
+# what vae_hub.evaluate stores per model (metrics.json keys; the label MIG there is "mig") and the card's names
+SUMMARY_NAMES = {
+    "morpho_mig": "MIG w.r.t. Morpho-MNIST factors (thickness, slant, width, height, length, area)",
+    "morpho_sap": "SAP w.r.t. Morpho-MNIST factors",
+    "morpho_dci_disentanglement": "DCI disentanglement w.r.t. Morpho-MNIST factors",
+    "morpho_dci_completeness": "DCI completeness w.r.t. Morpho-MNIST factors",
+    "morpho_dci_informativeness": "DCI informativeness (held-out R² of the factors from the code)",
+}
+
+
+def summary(result: dict) -> dict:
+    """``factor_metrics`` output as flat metrics.json entries: the scores in ``SUMMARY_NAMES``, plus the
+    correlation matrix and each dimension's dominant factor (for the Space's labels and heat maps)."""
+    return {"morpho_mig": result["mig"], "morpho_sap": result["sap"],
+            "morpho_dci_disentanglement": result["dci_disentanglement"],
+            "morpho_dci_completeness": result["dci_completeness"],
+            "morpho_dci_informativeness": result["dci_informativeness"],
+            "morpho_dci_regressor": result["dci_regressor"], "morpho_factors": result["factors"],
+            "morpho_correlation": result["correlation"], "morpho_dominant": result["dominant"]}
