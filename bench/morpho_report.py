@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[{c.variant}] MIG {r['mig'] or 0:.3f}  SAP {r['sap'] or 0:.3f}  D {r['dci_disentanglement']:.3f}  "
               f"C {r['dci_completeness']:.3f}  I {r['dci_informativeness']:.3f}  ({r['seconds']:.0f} s)")
     limit = f" --limit {args.limit}" if args.limit else ""
-    report = {"command": f"python bench/morpho_report.py --dataset {args.dataset}{limit}", "dataset": args.dataset, "n_test": len(test),
+    report = {"command": f"python bench/morpho_report.py --dataset {args.dataset}{limit}", "dataset": args.dataset,
+              "n_test": len(test),
               "factors": list(morpho.FACTORS), "units": morpho.UNITS, "morpho_settings": morpho.settings(),
               "measure_seconds": measure_seconds, "measure_speed": speed, "factor_summary": factor_summary(factors),
               "settings": {"bins": args.bins, "regressors": args.regressors, "train_frac": args.train_frac,

@@ -139,7 +139,8 @@ def test_morpho_report_script_on_the_mini_split(tmp_path):
     spec.loader.exec_module(mod)
     out = tmp_path / "morpho.json"
     mod.main(["--dataset", str(root / "tests" / "data" / "mnist-mini"), "--models", str(root / "pretrained"),
-              "--variants", "vae-z2", "beta-vae-b8", "--regressors", "lasso", "--limit", "200", "--speed-batch", "5", "--out", str(out)])
+              "--variants", "vae-z2", "beta-vae-b8", "--regressors", "lasso", "--limit", "200", "--speed-batch", "5",
+              "--out", str(out)])
     report = json.loads(out.read_text())
     assert list(report["models"]) == ["vae-z2", "beta-vae-b8"] and report["n_test"] == 200
     r = report["models"]["beta-vae-b8"]
