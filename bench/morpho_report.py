@@ -27,6 +27,7 @@ from vae_hub.evaluate import encode_split, model_inputs
 from vae_hub.hub import model_folders
 
 BINARIZE_SEED = 0  # as vae_hub.evaluate.Settings: the one draw of binarized test digits
+AU_THRESHOLD = 0.01  # as vae_hub.evaluate.Settings.au_threshold: a dimension is active when Var(mean) exceeds it
 SHOW = ("slant", "thickness")  # the factors the issue asks about, given their own columns
 
 
@@ -94,15 +95,16 @@ def render_markdown(report: dict) -> str:
         f"*D, C, I*: DCI disentanglement, completeness, informativeness (held-out R²) with {regs[0]} regressors "
         f"on {report['settings']['train_frac']:.0%} of the codes"
         + (f"; *D, C ({regs[1]})* the same with {regs[1]}" if len(regs) > 1 else "") + ". "
+        f"*AU*: active units (variance of the posterior mean > {AU_THRESHOLD:g}); every dimension is scored. "
         "Per-factor columns: MIG of that factor, and the dimension most correlated with it (ρ).",
         "",
-        "| model | β | dims | MIG | SAP | D | C | I |" + (f" D, C ({regs[1]}) |" if len(regs) > 1 else "")
+        "| model | β | AU / dims | MIG | SAP | D | C | I |" + (f" D, C ({regs[1]}) |" if len(regs) > 1 else "")
         + "".join(f" MIG {f} | best dim for {f} |" for f in SHOW),
         "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if len(regs) > 1 else "") + "---:|---:|" * len(SHOW),
     ]
     fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
     for name, r in report["models"].items():
-        row = (f"| `{name}` | {r['beta']:g} | {r['latent_dims']} | {fmt(r['mig'])} | {fmt(r['sap'])} | "
+        row = (f"| `{name}` | {r['beta']:g} | {r['active_units']}/{r['latent_dims']} | {fmt(r['mig'])} | {fmt(r['sap'])} | "
                f"{fmt(r['dci_disentanglement'])} | {fmt(r['dci_completeness'])} | {fmt(r['dci_informativeness'])} |")
         if len(regs) > 1:
             o = r[f"dci_{regs[1]}"]
@@ -132,7 +134,9 @@ def figure(report: dict, path: Path) -> None:
         im = ax.imshow(corr, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_title(f"β = {b:g}", fontsize=9)
         ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(corr)), [f"z{j}" for j in range(len(corr))], fontsize=7)
+        var = report["models"][n]["posterior_mean_variance"]
+        ax.set_yticks(range(len(corr)), [f"z{j}" + ("" if v > AU_THRESHOLD else " (off)") for j, v in enumerate(var)],
+                      fontsize=7)
     fig.colorbar(im, ax=axes[len(betas) - 1], fraction=0.08, label="|ρ|")
     ax = axes[-1]
     xs = [b for b, _ in betas]
@@ -185,7 +189,9 @@ def main(argv: list[str] | None = None) -> None:
         means = gaussian_means(model, test)
         r = disentangle.factor_metrics(means, factors, morpho.FACTORS, bins=args.bins, regressors=args.regressors,
                                        train_frac=args.train_frac, seed=args.seed)
-        r.update(beta=c.beta, latent=c.latent, data=c.data, seconds=time.perf_counter() - t)
+        var = means.var(0)
+        r.update(beta=c.beta, latent=c.latent, data=c.data, posterior_mean_variance=var.tolist(),
+                 active_units=int((var > AU_THRESHOLD).sum()), seconds=time.perf_counter() - t)
         models[c.variant] = r
         print(f"[{c.variant}] MIG {r['mig'] or 0:.3f}  SAP {r['sap'] or 0:.3f}  D {r['dci_disentanglement']:.3f}  "
               f"C {r['dci_completeness']:.3f}  I {r['dci_informativeness']:.3f}  ({r['seconds']:.0f} s)")

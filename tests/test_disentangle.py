@@ -146,5 +146,5 @@ def test_morpho_report_script_on_the_mini_split(tmp_path):
     r = report["models"]["beta-vae-b8"]
     assert np.asarray(r["correlation"]).shape == (10, 6) and 0 <= r["dci_completeness"] <= 1
     md = out.with_suffix(".md").read_text()
-    assert "| `beta-vae-b8` | 8 | 10 |" in md and f"{r['mig']:.3f}" in md
+    assert f"| `beta-vae-b8` | 8 | {r['active_units']}/10 |" in md and f"{r['mig']:.3f}" in md
     assert out.with_suffix(".png").stat().st_size > 1000
