@@ -23,8 +23,9 @@ from common import RESULTS, write
 import vae_hub
 from vae_hub import disentangle, morpho
 from vae_hub.data import DEFAULT_DATASET, load_split
-from vae_hub.evaluate import encode_split, model_inputs
+from vae_hub.evaluate import _rounded, encode_split, model_inputs
 from vae_hub.hub import model_folders
+from vae_hub.viz import compact_png
 
 BINARIZE_SEED = 0  # as vae_hub.evaluate.Settings: the one draw of binarized test digits
 AU_THRESHOLD = 0.01  # as vae_hub.evaluate.Settings.au_threshold: a dimension is active when Var(mean) exceeds it
@@ -152,6 +153,7 @@ def figure(report: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    compact_png(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
               "settings": {"bins": args.bins, "regressors": args.regressors, "train_frac": args.train_frac,
                            "seed": args.seed, "binarize_seed": BINARIZE_SEED},
               "models": models}
-    out = write("morpho", report, args.out)
+    out = write("morpho", _rounded(report, 5), args.out)
     report = json.loads(out.read_text())  # with the machine block, as written
     out.with_suffix(".md").write_text(render_markdown(report))
     figure(report, out.with_suffix(".png"))
