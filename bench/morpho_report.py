@@ -60,13 +60,6 @@ def factor_summary(factors: np.ndarray) -> dict:
             "p50": pct[1].tolist(), "p95": pct[2].tolist(), "correlation": np.corrcoef(factors.T).tolist()}
 
 
-def best_dim(r: dict, factor: str) -> tuple[int, float]:
-    """The dimension most correlated with a factor and its signed rho."""
-    col = np.asarray(r["correlation"])[:, r["factors"].index(factor)]
-    j = int(np.abs(col).argmax())
-    return j, float(col[j])
-
-
 def render_markdown(report: dict) -> str:
     names, summ = report["factors"], report["factor_summary"]
     sp = report["measure_speed"]
@@ -111,7 +104,7 @@ def render_markdown(report: dict) -> str:
             o = r[f"dci_{regs[1]}"]
             row += f" {fmt(o['dci_disentanglement'])}, {fmt(o['dci_completeness'])} |"
         for f in SHOW:
-            j, rho = best_dim(r, f)
+            j, rho = disentangle.best_dimension(r["correlation"], f, names)
             row += f" {fmt(r['mig_per_factor'][names.index(f)])} | z{j} (ρ = {rho:+.2f}) |"
         lines.append(row)
     return "\n".join(lines) + "\n"

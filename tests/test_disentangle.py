@@ -44,6 +44,9 @@ def test_dominant_factor_names_each_dimension():
     corr = np.array([[0.1, -0.81, 0.2], [0.05, 0.02, 0.1], [0.6, 0.0, -0.7]])
     assert D.dominant_factor(corr, NAMES) == [("b", -0.81), ("c", 0.1), ("c", -0.7)]
     assert D.dominant_factor(corr, NAMES, min_abs=0.3)[1] == (None, 0.1)
+    assert D.best_dimension(corr, "c", NAMES) == (2, -0.7) and D.best_dimension(corr, "a", NAMES) == (2, 0.6)
+    with pytest.raises(ValueError, match="unknown factor"):
+        D.best_dimension(corr, "slope", NAMES)
     with pytest.raises(ValueError, match="expected"):
         D.dominant_factor(corr, ["a", "b"])
 

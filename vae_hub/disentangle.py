@@ -74,6 +74,18 @@ def dominant_factor(corr, names: Sequence[str] | None = None, min_abs: float = 0
     return [(names[k] if abs(c[j, k]) >= min_abs else None, float(c[j, k])) for j, k in enumerate(best)]
 
 
+def best_dimension(corr, factor: str, names: Sequence[str] | None = None) -> tuple[int, float]:
+    """The latent dimension most correlated with ``factor`` (a column of ``corr``) and that signed rho."""
+    from .morpho import FACTORS
+
+    names = list(FACTORS if names is None else names)
+    if factor not in names:
+        raise ValueError(f"unknown factor {factor!r}; expected one of {names}")
+    col = np.asarray(corr, dtype=np.float64)[:, names.index(factor)]
+    j = int(np.abs(col).argmax())
+    return j, float(col[j])
+
+
 def _quantile_bins(x: np.ndarray, bins: int) -> np.ndarray:
     edges = np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1])
     return np.searchsorted(edges, x, side="right")
