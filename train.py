@@ -18,10 +18,11 @@ from pathlib import Path
 import torch
 
 from vae_hub import VARIANTS, build, get_config
+from vae_hub.checks import check_split_sizes, exit_on_failure
 from vae_hub.data import DEFAULT_DATASET, load_split
 from vae_hub.hub import model_folders as complete_model_folders
 from vae_hub.hub import push_folder, save_model_folder
-from vae_hub.train import Batcher, evaluate_elbo, fit, hardware, resolve_device
+from vae_hub.train import CHECKPOINT, Batcher, evaluate_elbo, fit, hardware, resolve_device
 
 QUICK = dict(train=2048, test=512, epochs=1)
 
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     try:
         train, test = load_split(args.dataset, "train"), load_split(args.dataset, "test")
+        check_split_sizes(args.dataset, train, test)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
     if args.quick:
@@ -110,17 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.fresh:
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)
         t0 = time.perf_counter()
-        try:
+        with exit_on_failure(name, folder / CHECKPOINT):  # one line on stderr, never a traceback
             model, history = fit(config, train, test, folder, device=device, resume=args.resume,
                                  progress_bar=not args.no_progress)
-        except (FileExistsError, FloatingPointError, ValueError) as e:
-            sys.exit(f"error: {e}")
         info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
                 "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
                 "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick}
-        if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
-            info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
-        save_model_folder(model, folder, history, info, test, getattr(model, "progress", None), half=args.half)
+        with exit_on_failure(name, folder / CHECKPOINT):
+            if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
+                info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
+            save_model_folder(model, folder, history, info, test, getattr(model, "progress", None), half=args.half)
         shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # the run is complete
         folders.append(folder)
         last = history[-1]

@@ -17,13 +17,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import safetensors.torch
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import check_field_types, check_range, check_sizes, read_json
 from .data import DEFAULT_DATASET, Split, load_split
 from .models import load_weights
+from .tensorfiles import save_safetensors
 
 MODEL_TYPE = "vae-hub-mnist-classifier"
 FOLDER_NAME = "mnist-classifier"
@@ -44,6 +45,14 @@ class ClassifierConfig:
     max_shift: int = 2  # random translation (pixels) as augmentation
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_field_types(self)
+        check_sizes("channels", self.channels, 1, 1024, (2, 2))
+        check_range("hidden", self.hidden, 1, 16384)
+        for name, lo, hi in (("dropout", 0, 0.99), ("epochs", 1, 10_000), ("batch_size", 1, 65_536), ("lr", 0, 1),
+                             ("max_shift", 0, 14), ("seed", 0, 2**63 - 1)):
+            check_range(name, getattr(self, name), lo, hi, lo_open=name == "lr")
+
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> ClassifierConfig:
         if not isinstance(data, dict) or data.get("model_type") != MODEL_TYPE:
@@ -52,7 +61,10 @@ class ClassifierConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{source}: unknown field(s) {unknown}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
 
 
 class MNISTClassifier(nn.Module):
@@ -153,7 +165,7 @@ def save_classifier(model: MNISTClassifier, folder: str | Path, history: list[di
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    safetensors.torch.save_file(state, str(folder / WEIGHTS), metadata={"format": "pt"})
+    save_safetensors(state, folder / WEIGHTS, metadata={"format": "pt"})
     (folder / "config.json").write_text(json.dumps(asdict(model.config), indent=1))
     (folder / "history.json").write_text(json.dumps({**info, "epochs": history}, indent=1))
     render_card(folder).save(folder / "README.md")
@@ -171,7 +183,7 @@ def load_classifier(folder: str | Path | None = None, device: str | torch.device
     if not cfg_path.is_file() or not (folder / WEIGHTS).is_file():
         raise FileNotFoundError(f"{folder}: no classifier here (expected config.json and {WEIGHTS}); train one with "
                                 f"python -m vae_hub.classifier --dataset ylecun/mnist --out {folder}")
-    config = ClassifierConfig.from_dict(json.loads(cfg_path.read_text()), str(cfg_path))
+    config = ClassifierConfig.from_dict(read_json(cfg_path), str(cfg_path))
     model = MNISTClassifier(config)
     load_weights(model, folder / WEIGHTS)
     return model.to(device).eval()

@@ -17,6 +17,7 @@ import torch
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
+from .checks import check_header, expected_tensors, read_json
 from .config import VAEConfig
 from .models import VAE, WEIGHTS_NAME
 from .variants import VARIANTS
@@ -58,11 +59,7 @@ def read_config(folder: str | Path) -> VAEConfig:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; a vae-hub model folder holds config.json and {WEIGHTS_NAME}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-    config = VAEConfig.from_dict(data, str(path))
+    config = VAEConfig.from_dict(read_json(path), str(path))
     if config.variant not in VARIANTS:
         raise ValueError(f"{path}: unknown variant {config.variant!r}; known variants: {', '.join(VARIANTS)}")
     return config
@@ -111,10 +108,11 @@ def _resolve(name_or_path: str, revision: str | None = None) -> Path:
 def load(name_or_path: str, *, device: str | torch.device = "cpu", revision: str | None = None) -> VAE:
     """Load a model in eval mode from a local folder, a Hub repo id, or a bundled variant name."""
     folder = _resolve(str(name_or_path), revision)
-    read_config(folder)  # validate before building anything
+    config = read_config(folder)  # validate before building anything
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: missing; a vae-hub model folder holds config.json and {WEIGHTS_NAME}")
+    check_header(weights, expected_tensors(lambda: VAE(config)))  # before any real allocation
     return VAE.from_pretrained(str(folder), map_location=str(device))
 
 

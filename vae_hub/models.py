@@ -12,8 +12,10 @@ from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, kl_divergence
 
+from .checks import check_finite, check_header
 from .config import VAEConfig
 from .distributions import Joint, OneHotGumbel, diagonal_gaussian
+from .tensorfiles import save_safetensors
 
 IMAGE_SIZE = 28
 WEIGHTS_NAME = "model.safetensors"
@@ -231,7 +233,7 @@ class VAE(
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         if self._storage_dtype is not None:
             state = {k: v.to(self._storage_dtype) if v.is_floating_point() else v for k, v in state.items()}
-        safetensors.torch.save_file(state, str(Path(save_directory) / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_safetensors(state, Path(save_directory) / WEIGHTS_NAME, metadata={"format": "pt"})
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False,
@@ -257,20 +259,16 @@ class VAE(
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a safetensors file into model, strictly: every tensor present, none extra, shapes equal."""
+    """Load a safetensors file into model, strictly: every tensor present, none extra, shapes equal, stored as a
+    float type (or the buffer's own integer type), every value finite."""
+    expected = model.state_dict()
+    check_header(Path(path), {k: (tuple(v.shape), v.dtype) for k, v in expected.items()})
     try:
         state = safetensors.torch.load_file(str(path))
     except Exception as e:  # safetensors raises several types for truncated/garbled files
         raise ValueError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
-    expected = model.state_dict()
-    missing, extra = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    problems = ([f"missing tensors {missing}"] if missing else []) + ([f"unexpected tensors {extra}"] if extra else []) \
-        + ([f"wrong shapes: {'; '.join(wrong)}"] if wrong else [])
-    if problems:
-        raise ValueError(f"{path}: does not match the config's architecture: {'. '.join(problems)}")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    check_finite(model.state_dict(), Path(path))  # after the cast: float32 checks run faster than float16
 
 
 def build(name_or_config: str | VAEConfig, **overrides) -> VAE:

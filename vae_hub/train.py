@@ -18,9 +18,11 @@ import safetensors.torch
 import torch
 from tqdm.auto import tqdm
 
+from .checks import first_nonfinite, nonfinite_message
 from .config import VAEConfig
 from .data import Split, color_table, make_inputs, split_seed
 from .models import VAE, fast_layout
+from .tensorfiles import save_safetensors
 
 CHECKPOINT = "checkpoint/last.safetensors"
 N_PROGRESS = 16  # prior samples (fixed z) and reconstructions saved every epoch
@@ -119,9 +121,7 @@ def save_checkpoint(path: Path, model: VAE, opt: torch.optim.Optimizer, state: d
     tensors.update({f"progress.{k}": v.contiguous() for k, v in progress.items()})
     meta = {"state": json.dumps(state), "param_groups": json.dumps(osd["param_groups"])}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    safetensors.torch.save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint intact
+    save_safetensors(tensors, path, meta)  # atomic: a crash or a full disk leaves the previous checkpoint intact
 
 
 def load_checkpoint(path: Path, model: VAE, opt: torch.optim.Optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -218,8 +218,7 @@ def fit(
             out = model(*train_b.get(perm[i * config.batch_size:(i + 1) * config.batch_size], gen_data))
             loss = out.loss.mean()
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{config.variant}: non-finite loss ({loss.item()}) at epoch {epoch}, step {i}; "
-                                         f"the last good checkpoint is kept at {ckpt if ckpt.exists() else '(none yet)'}")
+                raise FloatingPointError(nonfinite_message(config.variant, f"loss ({loss.item()})", epoch, i, ckpt))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if i % 50 == 0:  # per-layer gradient norms, sampled: the "seeing inside" view
@@ -235,6 +234,8 @@ def fit(
         bar.close()
         train_sec = time.perf_counter() - t0
         elapsed += train_sec
+        if (bad := first_nonfinite(model.state_dict())) is not None:  # the last step can break the weights
+            raise FloatingPointError(nonfinite_message(config.variant, f"weights ({bad})", epoch, steps_per_epoch - 1, ckpt))
         test = evaluate_elbo(model, test_b)
         tr = (sums / len(train_b)).tolist()
         record = {
