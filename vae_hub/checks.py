@@ -101,7 +101,7 @@ def check_sizes(name: str, values: list[int], lo: int, hi: int, count: tuple[int
 def check_covariance(name: str, cov: list[list[float]], n: int) -> None:
     """An n×n symmetric positive-definite matrix (float32 Cholesky succeeds, as the model's prior needs)."""
     if len(cov) != n or any(len(r) != n for r in cov):
-        raise ValueError(f"field {name!r} must be {n}x{n} (z_dim={n})")
+        raise ValueError(f"field {name} must be {n}x{n} (z_dim={n})")
     m = torch.tensor(cov, dtype=torch.float64)
     if not torch.isfinite(m).all():
         raise ValueError(f"field {name!r} holds non-finite values")
