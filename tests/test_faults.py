@@ -318,7 +318,8 @@ def _dataset(tmp_path, n_train=40, n_test=40, bad=None):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    out = tmp_path / "data"
+    # a unique folder name: `datasets` caches a local folder by its name and README, not its files' content
+    out = tmp_path / f"data-{tmp_path.name}"
     out.mkdir()
     shutil.copy(MINI / "README.md", out / "README.md")
     for split, n in (("train", n_train), ("test", n_test)):
