@@ -16,11 +16,14 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import safetensors
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 MAX_JSON_BYTES = 1 << 20  # a config is a few hundred bytes; anything near this is not one
 FLOAT_DTYPES = ("F32", "F16", "BF16")  # float tensors may be stored in these (the bundled set uses F16)
@@ -81,12 +84,12 @@ def check_range(name: str, value: float, lo: float | None = None, hi: float | No
                 lo_open: bool = False) -> None:
     """lo <= value <= hi (lo < value with lo_open), and finite; the error names the field."""
     below = lo is not None and (value <= lo if lo_open else value < lo)
-    bad = (isinstance(value, float) and not math.isfinite(value)) or below or (hi is not None and value > hi)
-    if bad:
+    infinite = isinstance(value, float) and not math.isfinite(value)
+    if infinite or below or (hi is not None and value > hi):
         low = "" if lo is None else f"{'>' if lo_open else '>='} {lo:g}"
         high = "" if hi is None else f"<= {hi:g}"
-        want = " and ".join(s for s in (low, high) if s) or "a finite number"
-        raise ValueError(f"field {name!r} is {brief(value)}; expected {want}")
+        want = " and ".join(s for s in (low, high) if s)
+        raise ValueError(f"field {name!r} is {brief(value)}; expected a finite number {want}".rstrip())
 
 
 def check_sizes(name: str, values: list[int], lo: int, hi: int, count: tuple[int, int]) -> None:
@@ -108,8 +111,8 @@ def check_covariance(name: str, cov: list[list[float]], n: int) -> None:
     if not torch.allclose(m, m.T, rtol=1e-6, atol=1e-9):
         raise ValueError(f"field {name!r} is not symmetric; a covariance matrix is")
     if torch.linalg.cholesky_ex(m.float()).info != 0:
-        raise ValueError(f"field {name!r} is not positive definite (eigenvalues "
-                         f"{[round(float(e), 4) for e in torch.linalg.eigvalsh(m)]}); a covariance matrix is")
+        raise ValueError(f"field {name!r} is not positive definite (smallest eigenvalue "
+                         f"{float(torch.linalg.eigvalsh(m)[0]):.4g}); a covariance matrix is")
 
 
 def read_json(path: Path) -> Any:
@@ -159,7 +162,7 @@ def check_header(path: Path, expected: Expected) -> None:
 
 def _all_finite(v: torch.Tensor) -> bool:
     # a NaN or inf element makes the sum NaN or inf, so a finite sum settles it in one cheap reduction
-    # (elementwise isfinite is ~1000x slower on CPU); a non-finite sum may be overflow, so confirm exactly
+    # (an elementwise isfinite is far slower on CPU, on float16 most); a non-finite sum may be overflow: confirm
     return math.isfinite(v.sum()) or bool(torch.isfinite(v).all())
 
 
@@ -183,7 +186,7 @@ def nonfinite_message(variant: str, what: str, epoch: int, step: int, checkpoint
 
 
 # ---------------------------------------------------------------------------- datasets
-def open_image(item: Any, where: str):
+def open_image(item: Any, where: str) -> PIL.Image.Image:
     """One `datasets.Image(decode=False)` cell, fully decoded (truncation shows only on load) as a PIL image;
     a null cell, an unreadable file or undecodable bytes raise a ValueError naming the row."""
     from PIL import Image, UnidentifiedImageError
@@ -236,8 +239,9 @@ def write_failure(e: OSError, variant: str, checkpoint: Path) -> str:
         what = "no space left on device (disk full)"
     target = e.filename or f"the model folder {checkpoint.parent.parent}"
     epoch = checkpoint_epoch(checkpoint)
-    kept = (f"the last checkpoint {checkpoint} (after epoch {epoch}) is intact: free space and rerun with --resume"
-            if epoch is not None else "no checkpoint was written yet")
+    then = "free some space, then rerun with --resume" if e.errno == errno.ENOSPC else "fix that, then rerun with --resume"
+    kept = (f"the last checkpoint {checkpoint} (after epoch {epoch}) is intact: {then}" if epoch is not None
+            else "no checkpoint was written yet")
     return f"{variant}: could not write {target}: {what}; {kept}"
 
 
