@@ -193,7 +193,7 @@ def is_classifier_folder(folder: str | Path) -> bool:
     path = Path(folder) / "config.json"
     try:
         return path.is_file() and json.loads(path.read_text()).get("model_type") == MODEL_TYPE
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return False
 
 

@@ -267,8 +267,9 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
         state = safetensors.torch.load_file(str(path))
     except Exception as e:  # safetensors raises several types for truncated/garbled files
         raise ValueError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
-    check_finite(model.state_dict(), Path(path))  # after the cast: float32 checks run faster than float16
+    state = {k: v.to(expected[k].dtype) for k, v in state.items()}
+    check_finite(state, Path(path))  # after the cast: float32 checks run faster than float16
+    model.load_state_dict(state, strict=True)
 
 
 def build(name_or_config: str | VAEConfig, **overrides) -> VAE:
