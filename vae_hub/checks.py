@@ -60,14 +60,18 @@ def _conforms(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
-def _describe(hint: Any) -> str:
+_NAMES = {int: ("an integer", "integers"), float: ("a number", "numbers"), bool: ("true or false", "booleans"),
+          str: ("a string", "strings"), type(None): ("null", "nulls")}
+
+
+def _describe(hint: Any, plural: bool = False) -> str:
+    """'a list of lists of numbers or null' for list[list[float]] | None."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is list:
-        return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
+        return f"{'lists' if plural else 'a list'} of {_describe(args[0], plural=True)}"
     if args:
-        return " or ".join(_describe(a) for a in args)
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}.get(
-        hint, getattr(hint, "__name__", str(hint)))
+        return " or ".join(_describe(a, plural) for a in args)
+    return _NAMES.get(hint, (getattr(hint, "__name__", str(hint)),) * 2)[plural]
 
 
 def check_field_types(obj: Any) -> None:
