@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import re
 import shutil
 import sys
 import time
@@ -20,8 +22,10 @@ import torch
 from vae_hub import VARIANTS, build, get_config
 from vae_hub.checks import check_split_sizes, exit_on_failure
 from vae_hub.data import DEFAULT_DATASET, load_split
-from vae_hub.hub import model_folders as complete_model_folders
-from vae_hub.hub import push_folder, save_model_folder
+from vae_hub.folders import is_complete, read_config
+from vae_hub.folders import model_folders as complete_model_folders
+from vae_hub.hub import push_folder
+from vae_hub.save import save_model_folder
 from vae_hub.train import CHECKPOINT, Batcher, evaluate_elbo, fit, hardware, resolve_device
 
 QUICK = dict(train=2048, test=512, epochs=1)
@@ -60,6 +64,22 @@ def select(names: list[str]) -> list[str]:
     return names
 
 
+def headline(description: str) -> str:
+    """A description's first clause: up to the first '.', ':' or ';' that ends a word (so 'beta=0.5' and
+    'N(0, [[1, 0.4], ...])' stay whole)."""
+    return re.split(r"[.:;](?=\s|$)", description, maxsplit=1)[0]
+
+
+def finished(folder: Path, config) -> bool:
+    """A complete folder (card written last) of this exact recipe, with no checkpoint left: nothing to resume."""
+    if not is_complete(folder) or (folder / CHECKPOINT).exists():
+        return False
+    try:
+        return read_config(folder) == config
+    except (OSError, ValueError):
+        return False
+
+
 def model_folders(root: Path) -> list[Path]:
     found = complete_model_folders(root) if root.is_dir() else []
     if not found:
@@ -84,11 +104,34 @@ def half_precision_check(model, test, loss_fp32: float) -> dict:
     return {"test_loss_float32": loss_fp32, "test_loss_float16": loss_fp16, "delta": delta}
 
 
+def train_one(config, folder: Path, train, test, device: torch.device,
+              args: argparse.Namespace) -> tuple[str, float, float, float]:
+    """Train (or resume) one variant and write its folder; returns (name, s/epoch, test loss, wall s)."""
+    t0 = time.perf_counter()
+    if args.resume and finished(folder, config):
+        hist = json.loads((folder / "history.json").read_text())["epochs"]
+        print(f"[{config.variant}] already finished in {folder} (complete folder, no checkpoint): skipped")
+        return config.variant, sum(h["seconds"] for h in hist) / len(hist), hist[-1]["test_loss"], 0.0
+    if args.fresh:
+        shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+    with exit_on_failure(config.variant, folder / CHECKPOINT):  # one line on stderr, never a traceback
+        model, history, progress = fit(config, train, test, folder, device=device, resume=args.resume,
+                                       progress_bar=not args.no_progress)
+        info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
+                "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
+                "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick}
+        if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
+            info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
+        save_model_folder(model, folder, history, info, test, progress, half=args.half)
+    shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # the run is complete
+    return config.variant, info["seconds_total"] / len(history), history[-1]["test_loss"], time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
         for name, c in VARIANTS.items():
-            print(f"{name:16s} {c.description.split(':')[0].split('.')[0]}")
+            print(f"{name:16s} {headline(c.description)}")
         return 0
     if args.push_only:
         push(model_folders(Path(args.push_only)), args)
@@ -102,30 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {e}")
     if args.quick:
         train, test = train.subset(QUICK["train"]), test.subset(QUICK["test"])
-    out_root, folders, summary = Path(args.out), [], []
+    out_root, summary = Path(args.out), []
     for name in names:
-        overrides = {}
-        if args.epochs or args.quick:
-            overrides["epochs"] = args.epochs or QUICK["epochs"]
-        config = get_config(name, **overrides)
-        folder = out_root / name
-        if args.fresh:
-            shutil.rmtree(folder / "checkpoint", ignore_errors=True)
-        t0 = time.perf_counter()
-        with exit_on_failure(name, folder / CHECKPOINT):  # one line on stderr, never a traceback
-            model, history = fit(config, train, test, folder, device=device, resume=args.resume,
-                                 progress_bar=not args.no_progress)
-        info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
-                "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
-                "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick}
-        with exit_on_failure(name, folder / CHECKPOINT):
-            if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
-                info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
-            save_model_folder(model, folder, history, info, test, getattr(model, "progress", None), half=args.half)
-        shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # the run is complete
-        folders.append(folder)
-        last = history[-1]
-        summary.append((name, info["seconds_total"] / len(history), last["test_loss"], time.perf_counter() - t0))
+        overrides = {"epochs": args.epochs or QUICK["epochs"]} if args.epochs or args.quick else {}
+        summary.append(train_one(get_config(name, **overrides), out_root / name, train, test, device, args))
+    folders = [out_root / row[0] for row in summary]
     print(f"\n{'variant':16s} {'s/epoch':>8s} {'test loss':>10s} {'wall s':>8s}")
     for name, spe, loss, wall in summary:
         print(f"{name:16s} {spe:8.1f} {loss:10.2f} {wall:8.1f}")

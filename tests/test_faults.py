@@ -166,14 +166,18 @@ def test_tensor_set_must_match_the_config(tmp_path, edit, words):
 
 
 def test_header_is_compared_before_any_model_is_built(tmp_path, monkeypatch):
-    """A valid but much wider config beside the original weights: refused from the header, no real model built."""
+    """A valid but much wider config beside the original weights: refused from the header, no real model built
+    (only the meta-device one that names the expected tensors)."""
     folder = _copy(Z20, tmp_path)
     _edit_config(folder, lambda c: c.update(hidden=[16384, 16384]))
+    real_init = vae_hub.VAE.__init__
 
-    def built(*a, **k):
-        raise AssertionError("a real model was built before the header check")
+    def init(self, *a, **k):
+        real_init(self, *a, **k)
+        if any(not p.is_meta for p in self.parameters()):
+            raise AssertionError("a real model was built before the header check")
 
-    monkeypatch.setattr(vae_hub.VAE, "from_pretrained", built)
+    monkeypatch.setattr(vae_hub.VAE, "__init__", init)
     _fails(vae_hub.load, folder, WEIGHTS, "wrong shapes", "enc_fc.0.weight: file (400, 784) vs model (16384, 784)")
 
 
@@ -308,8 +312,8 @@ def test_weights_and_checkpoints_get_the_usual_file_mode(tmp_path):
     assert want == usual_mode()
     for name in (WEIGHTS, "other.safetensors"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == want, name
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", WEIGHTS, "other.safetensors",
-                                                          "plain.txt"]  # no temp file left behind
+    # no temp file left behind (and no placeholder card: the real one is written last, by save_model_folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", WEIGHTS, "other.safetensors", "plain.txt"]
 
 
 # ---------------------------------------------------------------------------- train.py
@@ -368,15 +372,17 @@ def _main(argv):
 
 
 def _disk_full_on(monkeypatch, name, after=0):
-    """safetensors' save_file fails for files called name(.tmp…) once `after` of them were written."""
+    """safetensors' save_file fails for files called name (or their hidden temp siblings .name.tmp…) once `after`
+    of them were written."""
     real = safetensors.torch.save_file
     written = []
 
     def save_file(tensors, filename, metadata=None):
-        if os.path.basename(filename).startswith(name) and len(written) >= after:
+        ours = os.path.basename(filename).lstrip(".").startswith(name)
+        if ours and len(written) >= after:
             # what safetensors raises when the disk is full (seen on a 64 KiB tmpfs)
             raise safetensors.SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
-        if os.path.basename(filename).startswith(name):
+        if ours:
             written.append(filename)
         return real(tensors, filename, metadata=metadata)
 

@@ -103,7 +103,6 @@ def load_split(dataset: str = DEFAULT_DATASET, split: str = "train", use_cache: 
             cache.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
     images, labels = _decode(part, f"dataset {dataset!r} split {split!r}")
     if use_cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
         save_safetensors({"images": images, "labels": labels}, cache)
     return Split(images, labels, split)
 

@@ -10,6 +10,8 @@ import safetensors
 import safetensors.torch
 import torch
 
+from .folders import atomic_path
+
 
 def usual_mode() -> int:
     """The mode open() gives a new file: 0o666 less the umask (safetensors writes 0o600 through a temp file)."""
@@ -19,23 +21,18 @@ def usual_mode() -> int:
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
-    """Write path atomically (a crash or a full disk leaves any previous file intact), mode as for other files.
+    """Write path atomically through ``folders.atomic_path`` (a crash or a full disk leaves any previous file
+    intact, and no temp file behind), mode as for other files.
 
     safetensors reports I/O failures as SafetensorError("... (os error N)") without the file name; they are
     re-raised as OSError(N, ..., path) so callers can say which file could not be written.
     """
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
-        safetensors.torch.save_file(tensors, str(tmp), metadata=metadata)
-        os.chmod(tmp, usual_mode())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            safetensors.torch.save_file(tensors, str(tmp), metadata=metadata)
+            os.chmod(tmp, usual_mode())
     except safetensors.SafetensorError as e:
-        tmp.unlink(missing_ok=True)
         code = re.search(r"\(os error (\d+)\)", str(e))
         if code is None:
             raise
         raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
