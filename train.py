@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from vae_hub import VARIANTS, build, get_config
+from vae_hub.checks import check_split_sizes, exit_on_failure
 from vae_hub.data import DEFAULT_DATASET, load_split
 from vae_hub.folders import is_complete, read_config
 from vae_hub.folders import model_folders as complete_model_folders
@@ -113,17 +114,15 @@ def train_one(config, folder: Path, train, test, device: torch.device,
         return config.variant, sum(h["seconds"] for h in hist) / len(hist), hist[-1]["test_loss"], 0.0
     if args.fresh:
         shutil.rmtree(folder / "checkpoint", ignore_errors=True)
-    try:
+    with exit_on_failure(config.variant, folder / CHECKPOINT):  # one line on stderr, never a traceback
         model, history, progress = fit(config, train, test, folder, device=device, resume=args.resume,
                                        progress_bar=not args.no_progress)
-    except (FileExistsError, FloatingPointError, ValueError) as e:
-        sys.exit(f"error: {e}")
-    info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
-            "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
-            "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick}
-    if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
-        info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
-    save_model_folder(model, folder, history, info, test, progress, half=args.half)
+        info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
+                "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
+                "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick}
+        if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
+            info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
+        save_model_folder(model, folder, history, info, test, progress, half=args.half)
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # the run is complete
     return config.variant, info["seconds_total"] / len(history), history[-1]["test_loss"], time.perf_counter() - t0
 
@@ -141,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     try:
         train, test = load_split(args.dataset, "train"), load_split(args.dataset, "test")
+        check_split_sizes(args.dataset, train, test)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
     if args.quick:

@@ -23,8 +23,9 @@ from huggingface_hub import ModelCard
 from torch import nn
 
 from .cards import model_card, save_card
+from .checks import check_field_types, check_range, check_sizes
 from .data import DEFAULT_DATASET, Split, load_split
-from .folders import CONFIG_NAME, WEIGHTS_NAME, bundled_dir, write_atomic
+from .folders import CONFIG_NAME, WEIGHTS_NAME, bundled_dir, config_fields, read_config_json, write_atomic
 from .weights import HubModel
 
 MODEL_TYPE = "vae-hub-mnist-classifier"
@@ -46,6 +47,14 @@ class ClassifierConfig:
     max_shift: int = 2  # random translation (pixels) as augmentation
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_field_types(self)
+        check_sizes("channels", self.channels, 1, 1024, (2, 2))
+        check_range("hidden", self.hidden, 1, 16384)
+        for name, lo, hi in (("dropout", 0, 0.99), ("epochs", 1, 10_000), ("batch_size", 1, 65_536), ("lr", 0, 1),
+                             ("max_shift", 0, 14), ("seed", 0, 2**63 - 1)):
+            check_range(name, getattr(self, name), lo, hi, lo_open=name == "lr")
+
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> ClassifierConfig:
         if not isinstance(data, dict) or data.get("model_type") != MODEL_TYPE:
@@ -54,7 +63,10 @@ class ClassifierConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{source}: unknown field(s) {unknown}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
 
 
 class MNISTClassifier(nn.Module, HubModel, library_name="vae-hub", license="cc-by-sa-3.0",
@@ -175,17 +187,13 @@ def load_classifier(folder: str | Path | None = None, device: str | torch.device
 
 
 def is_classifier_folder(folder: str | Path) -> bool:
-    path = Path(folder) / CONFIG_NAME
-    try:
-        return path.is_file() and json.loads(path.read_text()).get("model_type") == MODEL_TYPE
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        return False
+    return config_fields(folder).get("model_type") == MODEL_TYPE  # any JSON, however broken or nested, is safe
 
 
 def render_card(folder: str | Path) -> ModelCard:
     """The classifier's card from its config.json and history.json, with vae-hub's shared front matter."""
     folder = Path(folder)
-    c = ClassifierConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text()))
+    c = ClassifierConfig.from_dict(read_config_json(folder), str(folder / CONFIG_NAME))
     hist = json.loads((folder / "history.json").read_text())
     acc = hist["epochs"][-1]["test_accuracy"]
     return model_card(_card_body(c, hist, acc), model_name="vae-hub/mnist-classifier",

@@ -7,13 +7,13 @@ history.json, figures/*.png, encoder.onnx and decoder.onnx, metrics.json once ev
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .checks import read_json
 from .config import VAEConfig
 from .variants import VARIANTS
 
@@ -42,14 +42,11 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
 
 
 def read_config_json(folder: str | Path) -> Any:
-    """The parsed config.json of a model folder, with clear errors for a missing or garbled file."""
+    """The parsed config.json of a model folder, with clear errors for a missing, oversized or garbled file."""
     path = Path(folder) / CONFIG_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; a vae-hub model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    return read_json(path)
 
 
 CARD_NAME = "README.md"
@@ -76,17 +73,18 @@ def read_config(folder: str | Path) -> VAEConfig:
     return config
 
 
-def _config_json(folder: Path) -> dict:
+def config_fields(folder: str | Path) -> dict:
+    """config.json as a dict for sorting folders by kind; {} when it is missing, unreadable or not an object."""
     try:
-        data = json.loads((folder / CONFIG_NAME).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
+        data = read_json(Path(folder) / CONFIG_NAME)
+    except (OSError, ValueError):  # read_json turns bad encoding, syntax, size and nesting into ValueError
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def is_vae_folder(folder: str | Path) -> bool:
     """config.json names a VAE variant (other models, e.g. the classifier, carry a ``model_type``)."""
-    data = _config_json(Path(folder))
+    data = config_fields(folder)
     return "variant" in data and "model_type" not in data
 
 
@@ -103,4 +101,4 @@ def model_folders(root: str | Path) -> list[Path]:
         return [root] if is_vae_folder(root) else []
     found = [p for p in sorted(root.iterdir()) if p.is_dir() and is_complete(p) and is_vae_folder(p)]
     order = {name: i for i, name in enumerate(VARIANTS)}
-    return sorted(found, key=lambda p: (order.get(_config_json(p).get("variant"), 999), p.name))
+    return sorted(found, key=lambda p: (order.get(config_fields(p).get("variant"), 999), p.name))

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import HfApi, snapshot_download
-from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+from huggingface_hub import HfApi, constants, snapshot_download
+from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError
 
 from .cards import card_metrics, has_onnx, render_card, write_card
 from .folders import (
@@ -70,6 +70,10 @@ def _resolve(name_or_path: str, revision: str | None = None) -> Path:
                else f"it could not be downloaded ({type(e).__name__})")
         raise OSError(f"cannot load {name_or_path!r}: {why}. Download it once while online, or point at a local "
                       "folder instead, e.g. vae_hub.load('pretrained/vae-z20') or --weights DIR") from None
+    except RepositoryNotFoundError:  # also a private or gated repo without access: the Hub answers the same
+        raise FileNotFoundError(f"cannot load {name_or_path!r}: repository not found on the Hub "
+                                f"({constants.ENDPOINT}); check the repo id, "
+                                "or log in if it is private") from None
 
 
 @dataclass

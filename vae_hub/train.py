@@ -21,10 +21,11 @@ import safetensors.torch
 import torch
 from tqdm.auto import tqdm
 
+from .checks import first_nonfinite, nonfinite_message
 from .config import VAEConfig
 from .data import Split, color_table, make_inputs, split_seed
-from .folders import atomic_path
 from .models import VAE, fast_layout
+from .tensorfiles import save_safetensors
 
 CHECKPOINT = "checkpoint/last.safetensors"
 N_PROGRESS = 16  # prior samples (fixed z) and reconstructions saved every epoch
@@ -121,8 +122,7 @@ def save_checkpoint(path: Path, model: VAE, opt: torch.optim.Optimizer, state: d
             tensors[f"optim.{pid}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
     tensors.update({f"progress.{k}": v.contiguous() for k, v in progress.items()})
     meta = {"state": json.dumps(state), "param_groups": json.dumps(osd["param_groups"])}
-    with atomic_path(path) as tmp:  # a crash leaves the previous checkpoint intact
-        safetensors.torch.save_file(tensors, str(tmp), metadata=meta)
+    save_safetensors(tensors, path, meta)  # atomic: a crash or a full disk leaves the previous checkpoint intact
 
 
 def load_checkpoint(path: Path, model: VAE, opt: torch.optim.Optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -224,8 +224,7 @@ def train_epoch(run: Run, epoch: int, progress_bar: bool = False) -> tuple[list[
         out = model(*run.train.get(perm[i * c.batch_size:(i + 1) * c.batch_size], gen_data))
         loss = out.loss.mean()
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"{c.variant}: non-finite loss ({loss.item()}) at epoch {epoch}, step {i}; the last "
-                                     f"good checkpoint is kept at {run.ckpt if run.ckpt.exists() else '(none yet)'}")
+            raise FloatingPointError(nonfinite_message(c.variant, f"loss ({loss.item()})", epoch, i, run.ckpt))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if i % 50 == 0:  # per-layer gradient norms, sampled: the "seeing inside" view
@@ -239,6 +238,8 @@ def train_epoch(run: Run, epoch: int, progress_bar: bool = False) -> tuple[list[
         if progress_bar and i % 25 == 0:
             bar.set_postfix(loss=f"{loss.item():.2f}")
     bar.close()
+    if (bad := first_nonfinite(model.state_dict())) is not None:  # the last step can break the weights unseen
+        raise FloatingPointError(nonfinite_message(c.variant, f"weights ({bad})", epoch, run.steps - 1, run.ckpt))
     return (sums / len(run.train)).tolist(), {k: v / max(n_grad, 1) for k, v in grad_sums.items()}, \
         time.perf_counter() - t0
 

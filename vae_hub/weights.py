@@ -1,9 +1,10 @@
 """The one save/load path for every vae-hub model: safetensors + config.json, strict, never pickle.
 
 ``HubModel`` is ``PyTorchModelHubMixin`` with its weight hooks replaced: weights are written atomically
-(optionally in a smaller float dtype), loaded strictly (every tensor present, none extra, shapes equal),
-and ``save_pretrained`` writes no placeholder card: the real card is written last, as the folder's
-completion marker (``vae_hub.save``).
+(optionally in a smaller float dtype) with the usual file mode, loaded strictly (the safetensors header is
+checked against a meta-device build before any real allocation: every tensor present, none extra, shapes
+equal, floats stored as F32/F16/BF16; then every value finite), and ``save_pretrained`` writes no
+placeholder card: the real card is written last, as the folder's completion marker (``vae_hub.save``).
 """
 
 from __future__ import annotations
@@ -18,34 +19,39 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
+from .checks import check_finite, check_header, expected_tensors
 from .folders import CONFIG_NAME, WEIGHTS_NAME, atomic_path, read_config_json, write_atomic
+from .tensorfiles import save_safetensors
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "HubModel", "atomic_path", "load_weights", "read_config_json", "save_weights",
            "write_atomic"]
+
+
 def save_weights(model: nn.Module, path: str | Path, dtype: torch.dtype | None = None) -> None:
     """The state dict as safetensors, floating tensors cast to ``dtype`` when given (float16 storage)."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    with atomic_path(path) as tmp:
-        safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt"})
+    save_safetensors(state, path, metadata={"format": "pt"})
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a safetensors file into model, strictly: every tensor present, none extra, shapes equal."""
+    """Load a safetensors file into model, strictly: every tensor present, none extra, shapes equal, stored as a
+    float type (or the buffer's own integer type), every value finite."""
+    check_header(Path(path), {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()})
+    _load_checked(model, Path(path))
+
+
+def _load_checked(model: nn.Module, path: Path) -> None:
+    """Read weights whose header already matches the model; refuse non-finite values before they reach it."""
     try:
         state = safetensors.torch.load_file(str(path))
     except Exception as e:  # safetensors raises several types for truncated/garbled files
         raise ValueError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
     expected = model.state_dict()
-    missing, extra = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    problems = ([f"missing tensors {missing}"] if missing else []) + ([f"unexpected tensors {extra}"] if extra else []) \
-        + ([f"wrong shapes: {'; '.join(wrong)}"] if wrong else [])
-    if problems:
-        raise ValueError(f"{path}: does not match the config's architecture: {'. '.join(problems)}")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    state = {k: v.to(expected[k].dtype) for k, v in state.items()}
+    check_finite(state, path)  # after the cast: float32 checks run faster than float16
+    model.load_state_dict(state, strict=True)
 
 
 class HubModel(PyTorchModelHubMixin):
@@ -74,8 +80,9 @@ class HubModel(PyTorchModelHubMixin):
             config = cls.config_class.from_dict(config, source)
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: missing; a vae-hub model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+        check_header(weights, expected_tensors(lambda: cls(config)))  # before any real allocation
         model = cls(config)
-        load_weights(model, weights)
+        _load_checked(model, weights)
         return model.prepare_loaded().to(map_location).eval()
 
     def prepare_loaded(self):
