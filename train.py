@@ -4,6 +4,7 @@
     python train.py --variants all --dataset ylecun/mnist --out runs
     python train.py --variants vae-z20 --epochs 10 --dataset ../shared/mnist
     python train.py --push-only runs --push-to-hub NAMESPACE [--private] [--dry-run]
+    python train.py --variants vae-z20 --track [--track-space NS/NAME]   # then: trackio show
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from vae_hub import VARIANTS, build, get_config
 from vae_hub.data import DEFAULT_DATASET, load_split
 from vae_hub.hub import model_folders as complete_model_folders
 from vae_hub.hub import push_folder, save_model_folder
+from vae_hub.tracking import Tracker
 from vae_hub.train import Batcher, evaluate_elbo, fit, hardware, resolve_device
 
 QUICK = dict(train=2048, test=512, epochs=1)
@@ -44,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--push-only", metavar="DIR", help="push already-trained folders (DIR or DIR/<variant>) without training")
     p.add_argument("--private", action="store_true", help="create the Hub repos as private")
     p.add_argument("--dry-run", action="store_true", help="stage and list what would be uploaded; upload nothing")
+    p.add_argument("--track", action="store_true", help="log every epoch to trackio (optional dependency; view: trackio show)")
+    p.add_argument("--track-project", default="vae-hub", help="trackio project name (default vae-hub)")
+    p.add_argument("--track-space", metavar="NS/NAME", help="with --track: sync the trackio project to this Hugging Face Space")
     return p.parse_args(argv)
 
 
@@ -85,6 +90,8 @@ def half_precision_check(model, test, loss_fp32: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.track_space and not args.track:
+        sys.exit("error: --track-space needs --track")
     if args.list:
         for name, c in VARIANTS.items():
             print(f"{name:16s} {c.description.split(':')[0].split('.')[0]}")
@@ -111,10 +118,14 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)
         t0 = time.perf_counter()
         try:
+            tracker = (Tracker(args.track_project, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", config.to_dict(),
+                               space_id=args.track_space) if args.track else None)
             model, history = fit(config, train, test, folder, device=device, resume=args.resume,
-                                 progress_bar=not args.no_progress)
-        except (FileExistsError, FloatingPointError, ValueError) as e:
+                                 progress_bar=not args.no_progress, on_epoch=tracker)
+        except (FileExistsError, FloatingPointError, ValueError, ImportError) as e:
             sys.exit(f"error: {e}")
+        if tracker is not None:
+            tracker.finish()
         info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
                 "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
                 "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick}

@@ -160,10 +160,14 @@ def fit(
     progress_bar: bool = True,
     log: Callable[[str], None] = print,
     stop_after_epoch: int | None = None,
+    on_epoch: Callable[[dict, dict[str, torch.Tensor]], None] | None = None,
 ) -> tuple[VAE, list[dict]]:
     """Train one variant; checkpoint after every epoch into out_dir/checkpoint/. Returns (model, history).
 
     ``stop_after_epoch`` ends the run early (as an interruption would) after that epoch's checkpoint.
+    ``on_epoch(record, frame)`` runs after each epoch's checkpoint with its history record and progress
+    images (uint8 "samples", "recons", "inputs"); an exception it raises (e.g. ``optuna.TrialPruned``)
+    ends training there, with that epoch's checkpoint kept.
     """
     out_dir = Path(out_dir)
     device = resolve_device(device) if isinstance(device, str) else device
@@ -260,6 +264,9 @@ def fit(
             f"(recon {test['recon']:.2f} + kl {test['kl']:.2f})  {train_sec:.1f}s")
         state = {"epoch": epoch, "history": history, "elapsed": elapsed, "config": config.to_dict()}
         save_checkpoint(ckpt, model, opt, state, progress)
+        if on_epoch is not None:
+            on_epoch(record, {"samples": progress["samples"][-1], "recons": progress["recons"][-1],
+                              "inputs": progress["inputs"]})
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
             break
     model.eval()
