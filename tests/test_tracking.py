@@ -37,7 +37,7 @@ def test_image_grid_places_every_tile():
 
 
 def test_train_track_logs_what_history_json_holds(tmp_path):
-    pytest.importorskip("trackio", reason="trackio is optional (requirements-track.txt); --track is untested without it")
+    pytest.importorskip("trackio", reason="trackio (optional, pinned in requirements.txt) is not installed")
     env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("TRACKIO_SPACE_ID", None)
     env.pop("TRACKIO_SERVER_URL", None)
@@ -76,5 +76,5 @@ def test_trackio_is_optional_and_its_absence_is_explained(monkeypatch):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     monkeypatch.setitem(sys.modules, "trackio", None)  # as if not installed
-    with pytest.raises(ImportError, match="optional package trackio.*requirements-track.txt"):
+    with pytest.raises(ImportError, match="optional package trackio.*pip install 'trackio"):
         tracking.Tracker("p", "r", {})

@@ -57,7 +57,16 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs = {"connect_args": {"timeout": 120}}  # workers on one SQLite file wait for its lock instead of failing
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except (IntegrityError, OperationalError):  # workers starting together race to create the schema: the loser
+            if attempt == 4:                          # finds it made on the next try
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
 
 
 class Objective:
@@ -159,7 +168,8 @@ def make_study(space: Space, study_name: str, storage: str, *, trials: int, seed
         sampler = optuna.samplers.GridSampler({n: [encode(v) for v in vals] for n, vals in space.grid.items()}, seed=seed)
     else:  # a third of the trials (3 to 10) explore at random before TPE models the good region
         sampler = optuna.samplers.TPESampler(n_startup_trials=max(3, min(10, trials // 3)), seed=seed)
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=min(5, max(2, trials // 4)), n_warmup_steps=prune_after)
+    # steps are epochs, counted from 1: the earliest pruning is after epoch prune_after + 1
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=min(5, max(2, trials // 4)), n_warmup_steps=prune_after + 1)
               if prune else optuna.pruners.NopPruner())
     return optuna.create_study(study_name=study_name, storage=open_storage(storage), sampler=sampler, pruner=pruner,
                                direction=direction, load_if_exists=True)

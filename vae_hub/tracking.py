@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-INSTALL_HINT = "pip install -r requirements-track.txt (or: pip install 'trackio>=0.43,<0.44')"
+INSTALL_HINT = "pip install 'trackio>=0.43,<0.44' (pinned in requirements.txt)"
 
 
 def require_trackio():
