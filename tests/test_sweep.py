@@ -186,5 +186,5 @@ def test_two_worker_processes_share_one_study(tmp_path, storage):
 def test_sweep_readme_markers_are_required(tmp_path):
     path = tmp_path / "R.md"
     path.write_text("no markers")
-    with pytest.raises(ValueError, match="no '<!-- sweep:start -->'"):
+    with pytest.raises(ValueError, match="no '<!-- sweep:start -->' … '<!-- sweep:end -->' markers"):
         update_readme(path, "x")

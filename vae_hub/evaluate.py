@@ -524,14 +524,14 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_markdown(path: str | Path, block: str) -> None:
-    """Replace the text between the results markers of a Markdown file with ``block``."""
+def update_markdown(path: str | Path, block: str, start: str = MARK_START, end: str = MARK_END) -> None:
+    """Replace the text between the start and end markers (default: the results markers) of a Markdown file."""
     path = Path(path)
     text = path.read_text()
-    pattern = re.compile(re.escape(MARK_START) + r".*?" + re.escape(MARK_END), re.S)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        raise ValueError(f"{path}: no '{MARK_START}' … '{MARK_END}' markers to replace")
-    path.write_text(pattern.sub(lambda _: f"{MARK_START}\n{block.rstrip()}\n{MARK_END}", text, count=1))
+        raise ValueError(f"{path}: no '{start}' … '{end}' markers to replace")
+    path.write_text(pattern.sub(lambda _: f"{start}\n{block.rstrip()}\n{end}", text, count=1))
 
 
 # ---------------------------------------------------------------------------- driver

@@ -167,12 +167,9 @@ def render_markdown(s: dict, table: str, image_prefix: str = "") -> str:
 
 
 def update_readme(path: str | Path, block: str) -> None:
-    path = Path(path)
-    text = path.read_text()
-    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{path}: no '{README_START}' … '{README_END}' markers to put the sweep results between")
-    path.write_text(pattern.sub(lambda _: f"{README_START}\n{block.rstrip()}\n{README_END}", text, count=1))
+    from .evaluate import update_markdown
+
+    update_markdown(path, block, README_START, README_END)
 
 
 def write_report(study: optuna.Study, out: Path, *, metric: str, space: Space, command: str, storage: str,
