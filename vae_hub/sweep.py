@@ -195,6 +195,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prune-after", type=int, default=1, help="epochs every trial runs before it can be pruned (default 1)")
     p.add_argument("--seed", type=int, help="sampler seed (give each worker its own)")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--threads", type=int, help="torch CPU threads per worker (default: torch's choice; 1 on a busy machine)")
     p.add_argument("--report-only", action="store_true", help="write the reports from the storage; train nothing")
     p.add_argument("--report-dir", help="also copy the light reports (CSV, Markdown, JSON, PNGs) here, e.g. to commit them")
     p.add_argument("--update-readme", metavar="FILE", help="replace the text between <!-- sweep:start --> and "
@@ -209,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     command = "python -m vae_hub.sweep " + " ".join(shlex.quote(a) for a in argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         if args.track_space and not args.track:
             raise ValueError("--track-space needs --track")
