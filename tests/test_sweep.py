@@ -98,7 +98,7 @@ def test_a_pruned_trial_is_recorded_and_keeps_a_model_folder(small, tmp_path):
 def test_default_sqlite_sweep_writes_folders_reports_and_a_pasteable_entry(tmp_path, capsys):
     out = tmp_path / "out"
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- sweep:start -->\nold\n<!-- sweep:end -->\nrest\n")
+    readme.write_text("intro\n<!-- sweep:start -->\nSTALE\n<!-- sweep:end -->\nrest\n")
     assert main(["--space", str(_yaml(tmp_path, TINY)), "--trials", "3", "--dataset", str(MINI), "--out", str(out),
                  "--no-prune", "--seed", "0", "--update-readme", str(readme)]) == 0
     assert (out / "study.db").is_file()
@@ -129,10 +129,15 @@ def test_default_sqlite_sweep_writes_folders_reports_and_a_pasteable_entry(tmp_p
     assert {k: v for k, v in entry.to_dict().items() if k not in skip} == \
            {k: v for k, v in best.to_dict().items() if k not in skip}
     text = readme.read_text()
-    assert "old" not in text and text.startswith("intro\n<!-- sweep:start -->") and text.endswith("<!-- sweep:end -->\nrest\n")
+    assert "STALE" not in text and text.startswith("intro\n<!-- sweep:start -->") and text.endswith("<!-- sweep:end -->\nrest\n")
     assert "| rank | trial |" in text and f"**Best:** trial {study.best_trial.number}" in text
     assert "![parameter importance](out/importance.png)" in text
     assert capsys.readouterr().out.count("| rank |") == 1
+    # --report-only rewrites the reports from the storage, naming the command that ran the trials
+    (out / "results.csv").unlink()
+    assert main(["--space", str(_yaml(tmp_path, TINY)), "--out", str(out), "--report-only"]) == 0
+    assert len(list(csv.DictReader((out / "results.csv").open()))) == 3
+    assert "--trials 3" in json.loads((out / "summary.json").read_text())["command"]
 
 
 def test_grid_runs_every_combination_once(tmp_path):

@@ -78,3 +78,20 @@ def test_trackio_is_optional_and_its_absence_is_explained(monkeypatch):
     monkeypatch.setitem(sys.modules, "trackio", None)  # as if not installed
     with pytest.raises(ImportError, match="optional package trackio.*pip install 'trackio"):
         tracking.Tracker("p", "r", {})
+
+
+def test_sweep_track_logs_one_run_per_trial(tmp_path):
+    pytest.importorskip("trackio", reason="trackio (optional, pinned in requirements.txt) is not installed")
+    space = tmp_path / "s.yaml"
+    space.write_text("base: vae-z2\nfixed: {epochs: 1, hidden: [16]}\nparams:\n  lr: {low: 1.0e-3, high: 1.0e-2}\n")
+    env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-m", "vae_hub.sweep", "--space", str(space), "--trials", "1", "--dataset", str(MINI),
+                        "--out", str(tmp_path / "out"), "--track", "--track-project", "sweep-test"],
+                       capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-c", READ_LOGS, "sweep-test"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    got = json.loads(r.stdout)
+    assert got["runs"] == ["s-trial0000"] and got["config"]["epochs"] == 1
+    history = json.loads((tmp_path / "out" / "trials" / "trial-0000" / "history.json").read_text())["epochs"]
+    assert [{k: log[k] for k in epoch_metrics(h)} for log, h in zip(got["logs"], history)] == \
+           [epoch_metrics(h) for h in history]

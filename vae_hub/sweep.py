@@ -30,7 +30,7 @@ import torch
 
 from .data import DEFAULT_DATASET, Split, load_split
 from .models import VAE
-from .sweep_report import write_report
+from .sweep_report import cpu_model, write_report
 from .sweep_space import Space, load_space, make_config, suggest
 from .train import CHECKPOINT, fit, hardware, load_checkpoint, make_optimizer, resolve_device
 
@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             track = {"project": args.track_project, "space": args.track_space} if args.track else None
             objective = Objective(space, train, test, out, metric=args.metric, device=args.device, dataset=args.dataset,
                                   study_name=study_name, quick=args.quick, track=track)
+            for key, value in (("command", command), ("hardware", hardware()), ("cpu", cpu_model())):
+                study.set_user_attr(key, value)
             done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL,
                     optuna.trial.TrialState.RUNNING)
             # a diverging trial (non-finite loss) fails alone; the study goes on

@@ -84,8 +84,9 @@ def markdown_table(rows: list[dict], metric: str) -> str:
     head = ["rank", "trial", "state", metric, "epochs", *[p[6:] for p in params], "seconds"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [_fmt(r["rank"]), str(r["trial"]), r["state"].lower(),
-                 _fmt(r["value"] if r["state"] == "COMPLETE" else None), _fmt(r["epochs_run"]),
+        value = _fmt(r["value"]) if r["state"] == "COMPLETE" else (
+            f"({r['test_loss']:.2f})" if r["state"] == "PRUNED" and r["test_loss"] is not None else "–")
+        cells = [_fmt(r["rank"]), str(r["trial"]), r["state"].lower(), value, _fmt(r["epochs_run"]),
                  *[_fmt(r.get(p)) for p in params], _fmt(r["seconds"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -156,7 +157,8 @@ def render_markdown(s: dict, table: str, image_prefix: str = "") -> str:
         ranked = ", ".join(f"{k} {v:.2f}" for k, v in s["importances"].items())
         lines += [f"**Importance** ({s['importance_evaluator']}): {ranked}."]
     lines += [f"_{n}_" for n in s["notes"]]
-    lines += ["", table, ""]
+    lines += ["", table, "", "A pruned trial shows in brackets its test loss at the epoch it was stopped after; "
+              "seconds include writing the trial's model folder.", ""]
     for f, alt in (("importance.png", "parameter importance"), ("parallel_coordinate.png", "parallel coordinates")):
         if f in s["files"]:
             lines.append(f"![{alt}]({image_prefix}{f})")
@@ -199,7 +201,9 @@ def write_report(study: optuna.Study, out: Path, *, metric: str, space: Space, c
                "workers": len({t.user_attrs.get("worker") for t in trials if t.user_attrs.get("worker")}),
                "wall_seconds": (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
                "trial_seconds": sum(t.user_attrs.get("seconds", 0.0) for t in trials),
-               "cpu": cpu_model(), "hardware": hardware(), "command": command, "base": space.base,
+               # as recorded by the last worker that ran trials (a --report-only run may be elsewhere)
+               "cpu": study.user_attrs.get("cpu", cpu_model()), "hardware": study.user_attrs.get("hardware", hardware()),
+               "command": study.user_attrs.get("command", command), "base": space.base,
                "fixed": space.fixed, "importances": importances, "importance_evaluator": ev_name, "notes": notes,
                "best": best, "files": [f for f in LIGHT_FILES if f != "results.md" and (out / f).is_file()]}
     table = markdown_table(rows, metric)
