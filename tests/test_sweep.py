@@ -193,3 +193,17 @@ def test_sweep_readme_markers_are_required(tmp_path):
     path.write_text("no markers")
     with pytest.raises(ValueError, match="no '<!-- sweep:start -->' … '<!-- sweep:end -->' markers"):
         update_readme(path, "x")
+
+
+def test_an_evaluate_metric_as_objective_with_pruning_values_signed_to_its_direction(tmp_path):
+    out = tmp_path / "m"
+    assert main(["--space", str(_yaml(tmp_path, TINY)), "--trials", "1", "--dataset", str(MINI), "--out", str(out),
+                 "--metric", "probe_accuracy", "--quick"]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    t = study.trials[0]
+    folder = Path(t.user_attrs["folder"])
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert 0 < t.value < 1 and t.value == pytest.approx(metrics["probe_accuracy"], rel=1e-5)
+    history = json.loads((folder / "history.json").read_text())["epochs"]
+    assert t.intermediate_values == {h["epoch"]: -h["test_loss"] for h in history}  # higher is better for the pruner too
