@@ -81,7 +81,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 def markdown_table(rows: list[dict], metric: str) -> str:
     params = sorted({k for r in rows for k in r if k.startswith("param:")})
-    head = ["rank", "trial", "state", metric, "epochs", *[p[6:] for p in params], "seconds"]
+    head = ["rank", "trial", "state", metric, "epochs run", *[p[6:] for p in params], "seconds"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         value = _fmt(r["value"]) if r["state"] == "COMPLETE" else (
