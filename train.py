@@ -4,6 +4,7 @@
     python train.py --variants all --dataset ylecun/mnist --out runs
     python train.py --variants vae-z20 --epochs 10 --dataset ../shared/mnist
     python train.py --push-only runs --push-to-hub NAMESPACE [--private] [--dry-run]
+    python train.py --variants vae-z20 --track [--track-space NS/NAME]   # then: trackio show
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from vae_hub.folders import is_complete, read_config
 from vae_hub.folders import model_folders as complete_model_folders
 from vae_hub.hub import push_folder
 from vae_hub.save import save_model_folder
+from vae_hub.tracking import Tracker
 from vae_hub.train import CHECKPOINT, Batcher, evaluate_elbo, fit, hardware, resolve_device
 
 QUICK = dict(train=2048, test=512, epochs=1)
@@ -49,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--push-only", metavar="DIR", help="push already-trained folders (DIR or DIR/<variant>) without training")
     p.add_argument("--private", action="store_true", help="create the Hub repos as private")
     p.add_argument("--dry-run", action="store_true", help="stage and list what would be uploaded; upload nothing")
+    p.add_argument("--track", action="store_true", help="log every epoch to trackio (optional dependency; view: trackio show)")
+    p.add_argument("--track-project", default="vae-hub", help="trackio project name (default vae-hub)")
+    p.add_argument("--track-space", metavar="NS/NAME", help="with --track: sync the trackio project to this Hugging Face Space")
     return p.parse_args(argv)
 
 
@@ -114,21 +119,30 @@ def train_one(config, folder: Path, train, test, device: torch.device,
         return config.variant, sum(h["seconds"] for h in hist) / len(hist), hist[-1]["test_loss"], 0.0
     if args.fresh:
         shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+    try:
+        tracker = (Tracker(args.track_project, f"{config.variant}-{time.strftime('%Y%m%d-%H%M%S')}",
+                           config.to_dict(), space_id=args.track_space) if args.track else None)
+    except ImportError as e:  # trackio is optional: say how to get it
+        sys.exit(f"error: {e}")
     with exit_on_failure(config.variant, folder / CHECKPOINT):  # one line on stderr, never a traceback
         model, history, progress = fit(config, train, test, folder, device=device, resume=args.resume,
-                                       progress_bar=not args.no_progress)
+                                       progress_bar=not args.no_progress, on_epoch=tracker)
         info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
                 "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
                 "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick}
         if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
             info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
         save_model_folder(model, folder, history, info, test, progress, half=args.half)
+    if tracker is not None:
+        tracker.finish()
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # the run is complete
     return config.variant, info["seconds_total"] / len(history), history[-1]["test_loss"], time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.track_space and not args.track:
+        sys.exit("error: --track-space needs --track")
     if args.list:
         for name, c in VARIANTS.items():
             print(f"{name:16s} {headline(c.description)}")

@@ -294,10 +294,14 @@ def fit(
     progress_bar: bool = True,
     log: Callable[[str], None] = print,
     stop_after_epoch: int | None = None,
+    on_epoch: Callable[[dict, dict[str, torch.Tensor]], None] | None = None,
 ) -> Trained:
     """Train one variant; checkpoint after every epoch into out_dir/checkpoint/. Returns (model, history, progress).
 
     ``stop_after_epoch`` ends the run early (as an interruption would) after that epoch's checkpoint.
+    ``on_epoch(record, frame)`` runs after each epoch's checkpoint with its history record and progress
+    images (uint8 "samples", "recons", "inputs"); an exception it raises (e.g. ``optuna.TrialPruned``)
+    ends training there, with that epoch's checkpoint kept.
     """
     run = _new_run(config, train, test, Path(out_dir), resolve_device(device) if isinstance(device, str) else device)
     probes = _probes(run)
@@ -315,6 +319,9 @@ def fit(
             f"(recon {te['recon']:.2f} + kl {te['kl']:.2f})  {seconds:.1f}s")
         state = {"epoch": epoch, "history": history, "elapsed": elapsed, "config": config.to_dict()}
         save_checkpoint(run.ckpt, run.model, run.opt, state, progress)
+        if on_epoch is not None:
+            on_epoch(history[-1], {"samples": progress["samples"][-1], "recons": progress["recons"][-1],
+                                   "inputs": progress["inputs"]})
         if stop_after_epoch is not None and stop_after_epoch <= epoch < config.epochs:
             break
     return Trained(run.model.eval(), history, progress)
