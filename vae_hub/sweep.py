@@ -87,7 +87,7 @@ class Objective:
                 "sweep": {"study": self.study_name, "trial": trial.number, "params": trial.params}}
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from .hub import save_model_folder
+        from .save import save_model_folder
 
         values = suggest(trial, self.space)
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
@@ -116,7 +116,7 @@ class Objective:
 
         t0 = time.perf_counter()
         try:
-            model, history = fit(config, self.train, self.test, folder, device=self.device, progress_bar=False,
+            model, history, progress = fit(config, self.train, self.test, folder, device=self.device, progress_bar=False,
                                  log=lambda s: self.log(f"[trial {trial.number}] {s}"), on_epoch=on_epoch)
         except optuna.TrialPruned:
             self._save_pruned(folder, config, trial)
@@ -126,7 +126,7 @@ class Objective:
                 tracker.finish()
             trial.set_user_attr("seconds", time.perf_counter() - t0)
         value = history[-1]["test_loss"]
-        save_model_folder(model, folder, history, self.info(history, trial), self.test, model.progress)
+        save_model_folder(model, folder, history, self.info(history, trial), self.test, progress)
         shutil.rmtree(folder / "checkpoint", ignore_errors=True)
         if self.metric != "test_loss":
             value = self._evaluate(model, folder)
@@ -135,7 +135,7 @@ class Objective:
 
     def _save_pruned(self, folder: Path, config, trial: optuna.Trial) -> None:
         """A pruned trial's folder holds the model as it stood when pruned (the last checkpoint)."""
-        from .hub import save_model_folder
+        from .save import save_model_folder
 
         model = VAE(config)
         state, progress = load_checkpoint(folder / CHECKPOINT, model, make_optimizer(model))
