@@ -172,10 +172,10 @@ def _factor_lines(report: dict, s: Settings) -> list[str]:
         f"scored. *MIG (factors)* (Chen et al. 2018): mean over factors of the gap in normalised mutual "
         f"information between the two most informative dimensions ({s.morpho_bins} quantile bins). *SAP* "
         f"(Kumar et al. 2018): mean gap in squared correlation between the two best dimensions. *DCI D, C, I* "
-        f"(Eastwood & Williams 2018): disentanglement, completeness and informativeness (held-out R²) from "
-        f"{_REGRESSORS.get(s.dci_regressor, s.dci_regressor)} regressors fitted on {s.dci_train_frac:.0%} of "
-        f"the codes (seed {s.seed}). *slant, thickness*: the dimension most correlated with the factor, and ρ. "
-        "The correlation matrix of every model is in `metrics.json` (`morpho_correlation`).",
+        f"(Eastwood & Williams 2018): disentanglement, completeness and informativeness (held-out R²), one "
+        f"regressor per factor ({_REGRESSORS.get(s.dci_regressor, s.dci_regressor)}) fitted on "
+        f"{s.dci_train_frac:.0%} of the codes (seed {s.seed}). *slant, thickness*: the dimension most correlated "
+        "with the factor, and ρ. The correlation matrix of every model is in `metrics.json` (`morpho_correlation`).",
         "",
         "| model | β | MIG (factors) | SAP | DCI D | DCI C | DCI I |" + "".join(f" {f} |" for f in SHOW),
         "|---|---:|---:|---:|---:|---:|---:|" + "---|" * len(SHOW),
