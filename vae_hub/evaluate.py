@@ -110,8 +110,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--nll-images", help="digits in the NLL subset, or 'all' for the whole test split (default 100)")
     p.add_argument("--fd-samples", type=int, help="prior samples for the Fréchet distance (default 10000)")
     p.add_argument("--dci-regressor", choices=["gbt", "lasso"],
-                   help="DCI importances from gradient-boosted trees (default; about a minute per model) or a lasso "
-                        "(seconds; --quick uses it)")
+                   help="DCI importances from gradient-boosted trees (default; 10-90 s per model on a 2-core CPU) or a "
+                        "lasso (seconds; --quick uses it)")
     p.add_argument("--seed", type=int, help="seed for posterior/prior samples, probe and colour pairs (default 0)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
     p.add_argument("--update-readme", action="append", metavar="FILE",
