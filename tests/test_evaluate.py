@@ -294,3 +294,13 @@ def _check_factor_metrics(report: dict, models_dir, text: str) -> None:
     assert z2["morpho_mig"] == pytest.approx(direct["mig"], rel=1e-4)
     assert z2["morpho_dci_informativeness"] == pytest.approx(direct["dci_informativeness"], rel=1e-4, abs=1e-5)
     np.testing.assert_allclose(z2["morpho_correlation"], direct["correlation"], atol=1e-5)
+
+
+def test_dci_regressor_setting_from_the_command_line():
+    from vae_hub.evaluate import parse_args, settings_from_args
+
+    assert settings_from_args(parse_args([])).dci_regressor == "gbt"
+    assert settings_from_args(parse_args(["--quick"])).dci_regressor == "lasso"
+    assert settings_from_args(parse_args(["--quick", "--dci-regressor", "gbt"])).dci_regressor == "gbt"
+    with pytest.raises(SystemExit):
+        parse_args(["--dci-regressor", "forest"])
