@@ -23,13 +23,14 @@ from common import RESULTS, write
 import vae_hub
 from vae_hub import disentangle, morpho
 from vae_hub.data import DEFAULT_DATASET, load_split
-from vae_hub.evaluate import _rounded, encode_split, model_inputs
-from vae_hub.hub import model_folders
+from vae_hub.folders import model_folders
+from vae_hub.models import encode_split
+from vae_hub.protocol import Settings, model_inputs
+from vae_hub.report import SHOW, rounded
 from vae_hub.viz import compact_png
 
-BINARIZE_SEED = 0  # as vae_hub.evaluate.Settings: the one draw of binarized test digits
-AU_THRESHOLD = 0.01  # as vae_hub.evaluate.Settings.au_threshold: a dimension is active when Var(mean) exceeds it
-SHOW = ("slant", "thickness")  # the factors the issue asks about, given their own columns
+BINARIZE_SEED = Settings.binarize_seed  # the evaluation's one draw of binarized test digits
+AU_THRESHOLD = Settings.au_threshold  # a dimension is active when Var(mean) exceeds it, as in the evaluation
 
 
 def gaussian_means(model, split) -> np.ndarray:
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
               "settings": {"bins": args.bins, "regressors": args.regressors, "train_frac": args.train_frac,
                            "seed": args.seed, "binarize_seed": BINARIZE_SEED},
               "models": models}
-    out = write("morpho", _rounded(report, 5), args.out)
+    out = write("morpho", rounded(report, 5), args.out)
     report = json.loads(out.read_text())  # with the machine block, as written
     out.with_suffix(".md").write_text(render_markdown(report))
     figure(report, out.with_suffix(".png"))

@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard
@@ -255,3 +256,51 @@ def test_evaluate_quick_writes_json_table_figures_and_cards(models_dir, tmp_path
         assert all(got[k] == pytest.approx(m[k], abs=1e-4) for k in keys)  # the card carries the JSON's numbers
         assert "[--quick settings]" in card.text
     assert (out / "figures" / "color-joint" / "latent_pca.png").is_file()
+    _check_factor_metrics(report, models_dir, text)
+
+
+def _check_factor_metrics(report: dict, models_dir, text: str) -> None:
+    """MIG/SAP/DCI against the handwriting factors: for every Gaussian latent, in range, in the table and the cards,
+    and the same numbers as scoring the model's own test-split means directly."""
+    from vae_hub import disentangle, morpho
+    from vae_hub.data import load_split
+    from vae_hub.models import encode_split
+    from vae_hub.protocol import model_inputs
+
+    from .conftest import MINI
+
+    assert "| model | β | MIG (factors) | SAP | DCI D | DCI C | DCI I | slant | thickness |" in text
+    assert "MIG (digit label)" in text
+    for name, dims in (("vae-z2", 2), ("cvae", 8), ("color-joint", 10)):
+        r = report["models"][name]
+        assert r["morpho_factors"] == list(morpho.FACTORS) and r["morpho_dci_regressor"] == "lasso"  # --quick
+        corr = np.asarray(r["morpho_correlation"])
+        assert corr.shape == (dims, 6) and np.abs(corr).max() <= 1 and np.abs(corr).max() > 0.1
+        assert len(r["morpho_dominant"]) == dims
+        for key in ("morpho_mig", "morpho_sap", "morpho_dci_disentanglement", "morpho_dci_completeness"):
+            assert 0 <= r[key] <= 1, (name, key, r[key])
+        assert r["morpho_dci_informativeness"] <= 1
+        assert f"| `{name}` | {r['beta']:g} | {r['morpho_mig']:.3f} | {r['morpho_sap']:.3f} |" in text
+        card = ModelCard.load(models_dir / name / "README.md")
+        got = {m.metric_type: m.metric_value for m in card.data.eval_results}
+        assert got["morpho_mig"] == pytest.approx(r["morpho_mig"], abs=1e-4)
+        assert got["morpho_dci_disentanglement"] == pytest.approx(r["morpho_dci_disentanglement"], abs=1e-4)
+    model = vae_hub.load(str(models_dir / "vae-z2"))
+    test = load_split(str(MINI), "test")
+    means, _ = encode_split(model, *model_inputs(model, test, report["settings"]["binarize_seed"]))
+    direct = disentangle.factor_metrics(means.double().numpy(), morpho.split_factors(test.images.numpy()),
+                                        regressors=("lasso",))
+    z2 = report["models"]["vae-z2"]
+    assert z2["morpho_mig"] == pytest.approx(direct["mig"], rel=1e-4)
+    assert z2["morpho_dci_informativeness"] == pytest.approx(direct["dci_informativeness"], rel=1e-4, abs=1e-5)
+    np.testing.assert_allclose(z2["morpho_correlation"], direct["correlation"], atol=1e-5)
+
+
+def test_dci_regressor_setting_from_the_command_line():
+    from vae_hub.evaluate import parse_args, settings_from_args
+
+    assert settings_from_args(parse_args([])).dci_regressor == "gbt"
+    assert settings_from_args(parse_args(["--quick"])).dci_regressor == "lasso"
+    assert settings_from_args(parse_args(["--quick", "--dci-regressor", "gbt"])).dci_regressor == "gbt"
+    with pytest.raises(SystemExit):
+        parse_args(["--dci-regressor", "forest"])

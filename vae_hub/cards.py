@@ -113,7 +113,21 @@ def _vae_body(c: VAEConfig, hist: dict, repo_id: str, folder: Path, rows: str) -
                             scratch=" (hand-written, vae_hub.scratch)" if c.layers == "scratch" else "",
                             seconds=f"{hist.get('seconds_total', 0):.0f}", half_note=_half_note(hist),
                             evaluated=evaluated, figures=_figures(folder), pixels=c.in_channels * 784,
+                            factor_note=_factor_note(folder),
                             coloured=" (coloured synthetically)" if c.data == "color" else "", **d)
+
+
+def _factor_note(folder: Path) -> str:
+    """Each active latent dimension's most correlated handwriting factor, from metrics.json ("" before evaluation)."""
+    path = folder / "metrics.json"
+    m = json.loads(path.read_text()) if path.is_file() else {}
+    if not m.get("morpho_dominant"):
+        return ""
+    var, thr = m.get("posterior_mean_variance") or [], m.get("settings", {}).get("au_threshold", 0.01)
+    dims = [d for d in m["morpho_dominant"] if d["dim"] >= len(var) or var[d["dim"]] > thr]
+    return ("\nMost correlated handwriting factor of each active latent dimension (Morpho-MNIST measures of the test "
+            "digits; the whole correlation matrix is `morpho_correlation` in `metrics.json`): "
+            + ", ".join(f"z{d['dim']} {d['factor']} (ρ = {d['rho']:+.2f})" for d in dims) + ".\n")
 
 
 def has_onnx(folder: str | Path) -> bool:
@@ -167,7 +181,7 @@ MNIST test split (10,000 images), nats per image unless stated; from `history.js
 | metric | value |
 |---|---|
 {rows}
-
+{factor_note}
 ## Figures
 
 {figures}

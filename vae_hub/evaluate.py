@@ -3,7 +3,8 @@
     python -m vae_hub.evaluate --models pretrained/ --dataset ylecun/mnist --out eval \\
         [--quick] [--update-readme README.md] [--no-write-cards]
 
-Writes OUT/metrics.json (every metric, its settings, seeds and sample counts), OUT/results.md (the
+Writes OUT/metrics.json (every metric, its settings, seeds and sample counts; for Gaussian latents also MIG,
+SAP, DCI and the correlation matrix against the measured handwriting factors of the test digits), OUT/results.md (the
 Markdown tables, also pasted between ``<!-- results:start -->`` and ``<!-- results:end -->`` of each
 ``--update-readme`` file) and OUT/figures/<variant>/*.png. Unless ``--no-write-cards``, each model
 folder gets its own metrics.json and a re-rendered model card carrying the same numbers.
@@ -108,6 +109,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--nll-k", type=int, help="importance samples per digit (default 5000)")
     p.add_argument("--nll-images", help="digits in the NLL subset, or 'all' for the whole test split (default 100)")
     p.add_argument("--fd-samples", type=int, help="prior samples for the Fréchet distance (default 10000)")
+    p.add_argument("--dci-regressor", choices=["gbt", "lasso"],
+                   help="DCI importances from gradient-boosted trees (default; 10-90 s per model on a 2-core CPU) or a "
+                        "lasso (seconds; --quick uses it)")
     p.add_argument("--seed", type=int, help="seed for posterior/prior samples, probe and colour pairs (default 0)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
     p.add_argument("--update-readme", action="append", metavar="FILE",
@@ -127,6 +131,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         kw["nll_images"] = None if args.nll_images == "all" else int(args.nll_images)
     if args.fd_samples:
         kw["fd_samples"] = args.fd_samples
+    if args.dci_regressor:
+        kw["dci_regressor"] = args.dci_regressor
     if args.seed is not None:
         kw["seed"] = args.seed
     return Settings(**kw)

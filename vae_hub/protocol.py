@@ -11,7 +11,10 @@ Protocol (MNIST test split):
   digits than the NLL does), with the subset's direct mean kept in the JSON. ``--nll-images all``
   runs the literal protocol on every test digit.
 - Active units, KL per unit, linear probe, MIG, Fréchet distance, conditional accuracy, colour control:
-  see ``vae_hub.metrics`` and docs/evaluation.md.
+  see ``vae_hub.metrics`` and the README's Evaluation section.
+- Disentanglement against measured handwriting factors (Morpho-MNIST thickness, slant, width, height,
+  length, area of every test digit, ``vae_hub.morpho``), for every model with a Gaussian latent (the
+  continuous part of a joint one): correlation matrix, MIG, SAP, DCI (``vae_hub.disentangle``).
 
 The report (tables, cards, README block) is ``vae_hub.report``; the command line is ``vae_hub.evaluate``.
 """
@@ -24,8 +27,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from . import disentangle, morpho
 from . import metrics as M
 from .classifier import MNISTClassifier, to_gray
 from .data import Split, color_table, make_inputs, split_seed
@@ -51,7 +56,10 @@ class Settings:
     probe_l2: float = 1e-4
     probe_iters: int = 100
     probe_train: int | None = None  # training digits for the probe (None: the whole train split)
-    mig_bins: int = 20
+    mig_bins: int = 20  # label MIG: equal-width bins of the posterior means
+    morpho_bins: int = 20  # factor MIG: quantile bins of means and factors
+    dci_regressor: str = "gbt"  # DCI importances: gradient-boosted trees ("gbt") or a cross-validated lasso
+    dci_train_frac: float = 0.8  # DCI regressors are fitted on this share of the test codes, scored on the rest
     fd_samples: int = 10000  # prior samples against the test split
     colour_pairs: int = 2000
     uncertainty_inputs: int = 8
@@ -60,7 +68,7 @@ class Settings:
 
 
 QUICK = dict(nll_k=100, nll_images=12, nll_ks=(1, 10, 100), probe_iters=30, fd_samples=500, colour_pairs=200,
-             uncertainty_samples=8, quick=True)
+             uncertainty_samples=8, dci_regressor="lasso", quick=True)
 
 
 # ---------------------------------------------------------------------------- data
@@ -73,6 +81,7 @@ class EvalData:
     test_logits: torch.Tensor  # classifier on the grayscale test digits
     test_feats: torch.Tensor
     reference: dict
+    test_factors: np.ndarray  # Morpho-MNIST measures of every test digit, (N, 6) in the order of morpho.FACTORS
 
 
 def prepare(train: Split, test: Split, clf: MNISTClassifier, s: Settings) -> EvalData:
@@ -92,7 +101,8 @@ def prepare(train: Split, test: Split, clf: MNISTClassifier, s: Settings) -> Eva
         # what a colour transfer scores if the colour does not move at all: angle between random colour pairs
         "colour_angle_unchanged": float(M.angular_error(cols, other).mean()),
     }
-    return EvalData(train, test, test_bin, nll_idx, logits, feats, reference)
+    factors = morpho.split_factors(test.images.numpy())  # cached: measuring 10,000 digits takes about a minute
+    return EvalData(train, test, test_bin, nll_idx, logits, feats, reference, factors)
 
 
 # ---------------------------------------------------------------------------- per-model pieces
@@ -165,6 +175,11 @@ def latent_stats(model: VAE, d: EvalData, s: Settings) -> tuple[dict, torch.Tens
     if c.z_dim >= 2:
         mig = M.mutual_information_gap(means[:, : c.z_dim], d.test.labels, s.mig_bins)
         out.update(mig=mig["mig"], mi_normalised=mig["mi_normalised"])
+    if c.z_dim:  # the Gaussian part against the handwriting factors
+        fm = disentangle.factor_metrics(means[:, : c.z_dim].double().numpy(), d.test_factors, bins=s.morpho_bins,
+                                        regressors=(s.dci_regressor,), train_frac=s.dci_train_frac, seed=s.seed)
+        out.update(disentangle.summary(fm), morpho_mig_per_factor=fm["mig_per_factor"],
+                   morpho_dci_r2_per_factor=fm["dci_r2_per_factor"])
     # the probe: digit label from posterior means, fitted on the train split, scored on the test split
     tr = d.train if s.probe_train is None else d.train.subset(s.probe_train)
     x_tr, y_tr = model_inputs(model, tr, s.binarize_seed + 1)

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from . import disentangle
 from .cards import write_card
 from .folders import write_atomic
 from .markdown import update_markdown as _update_markdown
@@ -38,7 +39,7 @@ def card_metrics_map(r: dict, s: Settings) -> dict[str, str]:
         "active_units": f"active units (Var of posterior mean > {s.au_threshold:g}) of {r.get('latent_dims')}",
         "active_categorical": f"active categorical variables (of {r.get('categorical_variables')})",
         "probe_accuracy": "linear-probe digit accuracy on posterior means (train → test)",
-        "mig": f"mutual-information gap w.r.t. the digit label ({s.mig_bins} bins)",
+        "mig": f"MIG (digit label): mutual-information gap w.r.t. the digit label ({s.mig_bins} bins)",
         "fd": f"Fréchet distance, classifier features, {r.get('fd_samples')} prior samples vs test digits",
         "conditional_accuracy": "conditional accuracy: samples for class c read as c by the classifier",
         "colour_angle_recon": "stroke-colour error of reconstructions, degrees",
@@ -46,7 +47,14 @@ def card_metrics_map(r: dict, s: Settings) -> dict[str, str]:
         "colour_angle_swap": "colour transfer by swapping colour units: colour error, degrees",
         "colour_digit_acc_swap": "colour transfer by swapping colour units: digit kept (classifier accuracy)",
     })
+    m.update(disentangle.SUMMARY_NAMES)
+    m["morpho_mig"] = f"MIG (handwriting factors): {m['morpho_mig']}, {s.morpho_bins} quantile bins"
+    m["morpho_dci_disentanglement"] += f", {_REGRESSORS.get(s.dci_regressor, s.dci_regressor)}"
     return {k: v + tag for k, v in m.items() if r.get(k) is not None}
+
+
+_REGRESSORS = {"gbt": "gradient-boosted trees", "lasso": "lasso"}
+SHOW = ("slant", "thickness")  # the factors the β question is about, given their own columns
 
 
 def rounded(obj, digits: int = 6):
@@ -76,7 +84,7 @@ def _f(v, nd: int = 1, pct: bool = False) -> str:
 def render_markdown(report: dict) -> str:
     """The results block: the likelihood table, the anchors, the latent-and-samples table, the figures note."""
     s = Settings(**{**report["settings"], "nll_ks": tuple(report["settings"]["nll_ks"])})
-    lines = _likelihood_lines(report, s) + _latent_lines(report, s) + [
+    lines = _likelihood_lines(report, s) + _latent_lines(report, s) + _factor_lines(report, s) + [
         "",
         "Figures per model in `pretrained/<variant>/figures/`: `latent_pca.png` (PCA of posterior means, latents "
         "beyond 2-D), `uncertainty.png` (per-pixel standard deviation of decoded posterior samples), "
@@ -126,8 +134,9 @@ def _latent_lines(report: dict, s: Settings) -> list[str]:
         + "; ".join(f"{name}: {v:.2f}" if v != 78.0 else f"{name}: ≈ 78" for name, v in ANCHORS) + ".",
         "",
         "**Latent and samples.** *Probe*: accuracy of a linear (multinomial logistic) probe on standardised "
-        f"posterior means, fitted on the train split, scored on the test split. *MIG*: mutual-information gap "
-        f"between latent dimensions and the digit label ({s.mig_bins} equal-width bins). *FD*: Fréchet distance "
+        f"posterior means, fitted on the train split, scored on the test split. *MIG (digit label)*: "
+        f"mutual-information gap between latent dimensions and the digit label ({s.mig_bins} equal-width bins). "
+        "*FD*: Fréchet distance "
         f"between the classifier's penultimate features of {s.fd_samples:,} prior samples (Bernoulli means) and "
         f"of the test digits (lower is better; the train split scores {ref['fd_train_vs_test']:.2f} against the "
         f"test split). *Cond. acc.*: share of cvae samples asked for digit c that the classifier "
@@ -135,7 +144,7 @@ def _latent_lines(report: dict, s: Settings) -> list[str]:
         "error (degrees) and digit accuracy, for reconstructions / for a colour transfer by swapping the "
         f"colour-carrying latent units (a transfer that moves nothing scores ≈ {ref['colour_angle_unchanged']:.0f}°).",
         "",
-        "| model | probe | MIG | FD | cond. acc. | colour error (rec. / transfer) | digit acc. (rec. / transfer) |",
+        "| model | probe | MIG (digit label) | FD | cond. acc. | colour error (rec. / transfer) | digit acc. (rec. / transfer) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in report["models"].items():
@@ -147,6 +156,53 @@ def _latent_lines(report: dict, s: Settings) -> list[str]:
         lines.append(f"| `{name}` | {_f(r['probe_accuracy'], pct=True)} | {_f(r.get('mig'), 3)} | {_f(r['fd'], 2)} | "
                      f"{_f(r.get('conditional_accuracy'), pct=True)} | {colour} | {digit} |")
     return lines
+
+
+def _factor_lines(report: dict, s: Settings) -> list[str]:
+    """The disentanglement table against the measured handwriting factors, and the β sweep in numbers."""
+    rows = {n: r for n, r in report["models"].items() if r.get("morpho_factors")}
+    if not rows:
+        return []
+    names = next(iter(rows.values()))["morpho_factors"]
+    lines = [
+        "",
+        f"**Disentanglement against handwriting factors.** Thickness, slant, width, height, length and area of "
+        f"every test digit, measured as in Morpho-MNIST (Castro et al. 2019; `vae_hub.morpho`), against the "
+        f"posterior means of the Gaussian latent (its continuous part for `color-joint`), every dimension "
+        f"scored. *MIG (factors)* (Chen et al. 2018): mean over factors of the gap in normalised mutual "
+        f"information between the two most informative dimensions ({s.morpho_bins} quantile bins). *SAP* "
+        f"(Kumar et al. 2018): mean gap in squared correlation between the two best dimensions. *DCI D, C, I* "
+        f"(Eastwood & Williams 2018): disentanglement, completeness and informativeness (held-out R²), one "
+        f"regressor per factor ({_REGRESSORS.get(s.dci_regressor, s.dci_regressor)}) fitted on "
+        f"{s.dci_train_frac:.0%} of the codes (seed {s.seed}). *slant, thickness*: the dimension most correlated "
+        "with the factor, and ρ. The correlation matrix of every model is in `metrics.json` (`morpho_correlation`).",
+        "",
+        "| model | β | MIG (factors) | SAP | DCI D | DCI C | DCI I |" + "".join(f" {f} |" for f in SHOW),
+        "|---|---:|---:|---:|---:|---:|---:|" + "---|" * len(SHOW),
+    ]
+    for name, r in rows.items():
+        best = [disentangle.best_dimension(r["morpho_correlation"], f, names) for f in SHOW]
+        lines.append(f"| `{name}` | {r['beta']:g} | {_f(r['morpho_mig'], 3)} | {_f(r['morpho_sap'], 3)} | "
+                     f"{_f(r['morpho_dci_disentanglement'], 3)} | {_f(r['morpho_dci_completeness'], 3)} | "
+                     f"{_f(r['morpho_dci_informativeness'], 3)} |" + "".join(f" z{j} ({rho:+.2f}) |" for j, rho in best))
+    return lines + _beta_sweep_lines(rows, names)
+
+
+def _beta_sweep_lines(rows: dict, names: list[str]) -> list[str]:
+    """The β question in numbers: per β-VAE, the best single-dimension |ρ| and the MIG of slant and thickness."""
+    sweep = sorted((r["beta"], r) for n, r in rows.items() if n.startswith("beta-vae"))
+    if len(sweep) < 2:
+        return []
+    seq = lambda vals, nd=2: ", ".join(f"{v:.{nd}f}" for v in vals)  # noqa: E731
+    parts = []
+    for f in SHOW:
+        k = names.index(f)
+        rho = [abs(disentangle.best_dimension(r["morpho_correlation"], f, names)[1]) for _, r in sweep]
+        mig = [r["morpho_mig_per_factor"][k] for _, r in sweep]
+        r2 = [r["morpho_dci_r2_per_factor"][k] for _, r in sweep]
+        parts.append(f"{f}: best |ρ| {seq(rho)}, MIG {seq(mig, 3)}, held-out R² {seq(r2)}")
+    betas = ", ".join(f"{b:g}" for b, _ in sweep)
+    return ["", f"β sweep (`beta-vae-b*`, β = {betas}; 10-D MLP VAEs, one training seed each): " + "; ".join(parts) + "."]
 
 
 def update_markdown(path: str | Path, block: str, start: str = MARK_START, end: str = MARK_END) -> None:
