@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -28,6 +27,7 @@ import torch
 
 from .classifier import FOLDER_NAME as CLASSIFIER_FOLDER
 from .classifier import load_classifier
+from .cli import start
 from .data import DEFAULT_DATASET, load_split
 from .folders import model_folders
 from .hub import load
@@ -147,11 +147,7 @@ def _shown_path(path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    command = "python -m vae_hub.evaluate " + " ".join(shlex.quote(a) for a in argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args, command = start("vae_hub.evaluate", parse_args, argv)
     try:
         run(args.models, args.dataset, args.out, settings_from_args(args), classifier=args.classifier,
             variants=args.variants, write_cards=args.write_cards, update=args.update_readme, command=command)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import socket
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 import optuna
 import torch
 
+from .cli import start
 from .data import DEFAULT_DATASET, Split, load_split
 from .models import VAE
 from .sweep_report import cpu_model, write_report
@@ -207,11 +207,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    command = "python -m vae_hub.sweep " + " ".join(shlex.quote(a) for a in argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args, command = start("vae_hub.sweep", parse_args, argv)
     try:
         if args.track_space and not args.track:
             raise ValueError("--track-space needs --track")
