@@ -76,38 +76,47 @@ def linear_layers(model: nn.Module) -> list[tuple[int, int]]:
     return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
 
 
-def gemm_gflops(shapes: list[tuple[int, int, int]], dtype: torch.dtype, device: torch.device | str = "cpu",
-                seconds: float = 0.05, rounds: int = 5) -> list[float]:
-    """GFLOP/s of ``torch.mm`` over ``shapes`` in ``dtype``, one figure per timed round (~``seconds`` each)."""
-    mats = [(torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype))
-            for m, k, n in shapes]
-    flops = sum(2 * m * k * n for m, k, n in shapes)
+class Gemms:
+    """Random operands for ``torch.mm`` at ``shapes`` in one dtype, and a timer for passes over all of them."""
 
-    def one_pass() -> float:
+    def __init__(self, shapes: list[tuple[int, int, int]], dtype: torch.dtype, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.mats = [(torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype))
+                     for m, k, n in shapes]
+        self.flops = sum(2 * m * k * n for m, k, n in shapes)
+        self.gflops(1)  # warm-up: first-call allocations and kernel selection
+
+    def gflops(self, passes: int) -> float:
+        """GFLOP/s over ``passes`` passes through every shape."""
         t0 = time.perf_counter()
-        for a, b in mats:
-            torch.mm(a, b)
-        if torch.device(device).type == "cuda":
+        for _ in range(passes):
+            for a, b in self.mats:
+                torch.mm(a, b)
+        if self.device.type == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - t0
+        return self.flops * passes / (time.perf_counter() - t0) / 1e9
 
-    reps = max(1, int(seconds / max(one_pass(), 1e-6)))  # the first pass also warms the kernels up
-    out = []
-    for _ in range(rounds):
-        took = sum(one_pass() for _ in range(reps))
-        out.append(flops * reps / took / 1e9)
-    return out
+    def passes_for(self, seconds: float) -> int:
+        """How many passes take about ``seconds`` (at least one)."""
+        return max(1, round(seconds * self.gflops(1) * 1e9 / self.flops))
+
+
+def gemm_ceiling(shapes: list[tuple[int, int, int]], dtype: torch.dtype, device: torch.device | str = "cpu",
+                 seconds: float = 0.05, rounds: int = 5) -> float:
+    """Median GFLOP/s of ``torch.mm`` over ``shapes`` in ``dtype``: the matmul ceiling of a step at those shapes."""
+    g = Gemms(shapes, dtype, device)
+    n = g.passes_for(seconds)
+    return statistics.median(g.gflops(n) for _ in range(rounds))
 
 
 @functools.lru_cache(maxsize=32)
-def probe(shapes: tuple[tuple[int, int, int], ...], device: str = "cpu") -> tuple[float, float]:
-    """Median GFLOP/s of float32 and of bfloat16 matmuls at ``shapes`` (well under a second); cached per process.
-    The two alternate round by round, so a slow spell on a shared machine hits both alike."""
-    fp32, bf16 = [], []
-    for _ in range(3):
-        fp32 += gemm_gflops(list(shapes), torch.float32, device, rounds=1)
-        bf16 += gemm_gflops(list(shapes), torch.bfloat16, device, rounds=1)
-    return statistics.median(fp32), statistics.median(bf16)
+def probe(shapes: tuple[tuple[int, int, int], ...], device: str = "cpu", rounds: int = 3) -> tuple[float, float]:
+    """Median GFLOP/s of float32 and of bfloat16 matmuls at ``shapes`` (a fraction of a second); cached per
+    process. The two alternate round by round, so a slow spell on a shared machine hits both alike."""
+    f32, b16 = Gemms(list(shapes), torch.float32, device), Gemms(list(shapes), torch.bfloat16, device)
+    n = f32.passes_for(0.02)
+    pairs = [(f32.gflops(n), b16.gflops(n)) for _ in range(rounds)]
+    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
 
 
 def _auto(device: torch.device, shapes: tuple[tuple[int, int, int], ...]) -> Choice:
