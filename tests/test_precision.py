@@ -32,11 +32,11 @@ def test_step_shapes_follow_the_model():
 ])
 def test_auto_on_cpu(monkeypatch, flags, speeds, want):
     monkeypatch.setattr(P, "cpu_flags", lambda: flags)
-    monkeypatch.setattr(P, "probe", lambda shapes, device: speeds)
-    choice = P.choose("auto", "cpu")
+    monkeypatch.setattr(P, "probe", lambda model, batch, device: speeds)
+    choice = P.choose("auto", "cpu", vae_hub.build("vae-z2"), 64)
     assert choice.name == want and choice.reason
     if speeds:
-        assert "GFLOP/s" in choice.reason
+        assert "images/s" in choice.reason and "batch 64" in choice.reason
 
 
 def test_explicit_choices_and_errors():
@@ -46,14 +46,25 @@ def test_explicit_choices_and_errors():
         P.choose("fp16", "cpu")
     with pytest.raises(ValueError, match="unknown precision 'half'"):
         P.choose("half", "cpu")
-    assert P.choose("auto", "cpu", scratch=True).name == "fp32"
+    scratch = vae_hub.build("scratch-conv-vae")
+    assert P.choose("auto", "cpu", scratch).name == "fp32"
+    with pytest.raises(ValueError, match="scratch kit trains in fp32 only"):
+        P.choose("bf16", "cpu", scratch)
     with pytest.raises(ValueError, match="scratch kit"):
         vae_hub.get_config("scratch-conv-vae", precision="bf16")
 
 
-def test_probe_measures_both_dtypes():
-    f32, b16 = P.probe(tuple(P.step_shapes([(64, 32)], 16)), "cpu")
+def test_probe_leaves_the_model_and_the_random_stream_alone():
+    model = vae_hub.build("cvae", hidden=[32, 16])  # conditional: the probe passes labels
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(5)
+    f32, b16 = P.probe(model, 16, torch.device("cpu"), rounds=1, seconds=0.0)
+    after_probe = torch.rand(3)
+    torch.manual_seed(5)
+    assert torch.equal(after_probe, torch.rand(3))
     assert f32 > 0 and b16 > 0
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert P.gemm_ceiling(P.step_shapes([(64, 32)], 16), torch.float32, rounds=1, seconds=0.0) > 0
 
 
 def test_bf16_training_keeps_loss_adam_and_weights_float32(mini, tmp_path):

@@ -4,14 +4,15 @@
 model casts the encoder's outputs and the decoder's logits back to float32 (``VAE.encode``/``decode``), so the
 loss, the KL, the gradients of the float32 weights, Adam's state and the saved weights all stay float32.
 ``auto`` picks bf16 where it is measured to be faster (a CPU with AMX or AVX-512 BF16 units, or a CUDA device
-with bf16), else fp32; the probe times the model's own Linear shapes, so the choice fits the step it speeds up.
+with bf16), else fp32. The CPU probe times the model's own training step both ways: fast bf16 matmuls alone
+are not enough (on an AVX-512 BF16 CPU without AMX they were 2x fp32 while a whole vae-z20 step was not faster).
 The scratch kit writes its own float32 backward passes, so it always trains in fp32.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import copy
 import statistics
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with bf16 matmul units
 MIN_SPEEDUP = 1.2  # auto takes bf16 only for a clear win: below this, noise or casts eat the gain
-# vae-z20's Linear layers (in, out), encoder then decoder; the default probe shapes
+# vae-z20's Linear layers (in, out), encoder then decoder
 MLP_LAYERS = ((784, 400), (400, 40), (20, 400), (400, 784))
 
 
@@ -109,17 +110,40 @@ def gemm_ceiling(shapes: list[tuple[int, int, int]], dtype: torch.dtype, device:
     return statistics.median(g.gflops(n) for _ in range(rounds))
 
 
-@functools.lru_cache(maxsize=32)
-def probe(shapes: tuple[tuple[int, int, int], ...], device: str = "cpu", rounds: int = 3) -> tuple[float, float]:
-    """Median GFLOP/s of float32 and of bfloat16 matmuls at ``shapes`` (a fraction of a second); cached per
-    process. The two alternate round by round, so a slow spell on a shared machine hits both alike."""
-    f32, b16 = Gemms(list(shapes), torch.float32, device), Gemms(list(shapes), torch.bfloat16, device)
-    n = f32.passes_for(0.02)
-    pairs = [(f32.gflops(n), b16.gflops(n)) for _ in range(rounds)]
+def _steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor | None, choice: Choice,
+           n: int) -> float:
+    """Images per second over n training steps of ``model`` on (x, y), the forward under ``choice``'s autocast."""
+    t0 = time.perf_counter()
+    for _ in range(n):
+        with autocast(choice, x.device):
+            loss = model(x, y).loss.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    return n * len(x) / (time.perf_counter() - t0)
+
+
+def probe(model: nn.Module, batch: int, device: torch.device, rounds: int = 3, seconds: float = 0.05) -> tuple[float, float]:
+    """Median images/s of the model's training step (forward, backward, Adam) in fp32 and under bf16 autocast,
+    alternating round by round so a slow spell on a shared machine hits both alike. Runs on a copy with its
+    own optimizer and restores the global RNG: the real run is untouched, whatever the probe does."""
+    c = model.config
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        m = copy.deepcopy(model).train()
+        opt = torch.optim.Adam(m.parameters(), lr=1e-6)
+        x = torch.rand(batch, c.in_channels, 28, 28, device=device).round()
+        y = torch.arange(batch, device=device) % c.n_classes if c.conditional else None
+        fp32, bf16 = Choice("fp32", "probe"), Choice("bf16", "probe")
+        warm = _steps(m, opt, x, y, fp32, 1)  # warm-up (allocations, kernel choice), and a first speed
+        _steps(m, opt, x, y, bf16, 1)
+        n = max(1, round(seconds * warm / batch))
+        pairs = [(_steps(m, opt, x, y, fp32, n), _steps(m, opt, x, y, bf16, n)) for _ in range(rounds)]
     return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
 
 
-def _auto(device: torch.device, shapes: tuple[tuple[int, int, int], ...]) -> Choice:
+def _auto(device: torch.device, model: nn.Module, batch: int) -> Choice:
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return Choice("bf16", f"{torch.cuda.get_device_name(device)} runs bf16 matmuls natively")
@@ -129,21 +153,22 @@ def _auto(device: torch.device, shapes: tuple[tuple[int, int, int], ...]) -> Cho
     units = cpu_bf16_units()
     if not units:
         return Choice("fp32", f"the CPU has no bf16 matmul units (none of {', '.join(BF16_FLAGS)})")
-    f32, b16 = probe(shapes, "cpu")
-    measured = f"bf16 {b16:.0f} vs fp32 {f32:.0f} GFLOP/s at the step's matmul shapes ({', '.join(units)})"
+    f32, b16 = probe(model, batch, device)
+    measured = (f"a training step at batch {batch} ran {b16:,.0f} images/s under bf16 autocast vs {f32:,.0f} in fp32 "
+                f"({', '.join(units)})")
     if b16 >= MIN_SPEEDUP * f32:
-        return Choice("bf16", f"measured {measured}")
+        return Choice("bf16", f"measured: {measured}")
     return Choice("fp32", f"bf16 is not {MIN_SPEEDUP:g}x faster here: {measured}")
 
 
-def choose(precision: str, device: torch.device | str, layers: list[tuple[int, int]] | None = None,
-           batch: int = 128, scratch: bool = False) -> Choice:
-    """The precision to train in: ``precision`` as asked (``auto`` decided by hardware and a probe at the
-    Linear ``layers``' step shapes; vae-z20's by default), with the reason. Raises ValueError for fp16 off CUDA."""
+def choose(precision: str, device: torch.device | str, model: nn.Module | None = None, batch: int = 128) -> Choice:
+    """The precision to train ``model`` in (vae-z20 when None): ``precision`` as asked, ``auto`` decided by the
+    hardware and a probe of the model's own training step at ``batch``; with the reason. Raises ValueError for
+    fp16 off CUDA and for low precision with the scratch kit."""
     device = torch.device(device)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {list(PRECISIONS)}")
-    if scratch:
+    if model is not None and model.config.layers == "scratch":
         if precision in ("bf16", "fp16"):
             raise ValueError(f"precision {precision!r}: the scratch kit trains in fp32 only (its hand-written "
                              "backward passes are float32)")
@@ -152,7 +177,11 @@ def choose(precision: str, device: torch.device | str, layers: list[tuple[int, i
         raise ValueError(f"precision 'fp16' needs a CUDA device (got {device.type}); use bf16 or fp32")
     if precision != "auto":
         return Choice(precision, "asked for")
-    return _auto(device, tuple(step_shapes(layers or list(MLP_LAYERS), batch)))
+    if model is None:
+        from .models import build  # lazily: the trainer always passes its model
+
+        model = build("vae-z20").to(device)
+    return _auto(device, model, batch)
 
 
 def autocast(choice: Choice, device: torch.device | str) -> contextlib.AbstractContextManager:

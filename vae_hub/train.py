@@ -26,7 +26,7 @@ from .data import Split, color_table, make_inputs, split_seed
 from .folders import atomic_path
 from .models import VAE, fast_layout
 from .objectives import Terms, kl_weight_at, training_terms
-from .precision import Choice, autocast, choose, linear_layers
+from .precision import Choice, autocast, choose
 
 CHECKPOINT = "checkpoint/last.safetensors"
 N_PROGRESS = 16  # prior samples (fixed z) and reconstructions saved every epoch
@@ -290,7 +290,7 @@ def _start(run: Run, resume: bool, log: Callable[[str], None]) -> tuple[list[dic
     Sets the run's precision: as the checkpoint trained (``auto`` decides once per run), else chosen now."""
     c = run.config
     if not run.ckpt.exists():
-        run.precision = choose(c.precision, run.device, linear_layers(run.model), c.batch_size, c.layers == "scratch")
+        run.precision = choose(c.precision, run.device, run.model, c.batch_size)
         _use_precision(run, None, log)
         return [], {}, 1, 0.0
     if not resume:
