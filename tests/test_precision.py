@@ -40,7 +40,7 @@ def test_auto_on_cpu(monkeypatch, flags, speeds, want):
 
 
 def test_explicit_choices_and_errors():
-    assert P.choose("bf16", "cpu") == P.Choice("bf16", "asked for")
+    assert P.choose("bf16", "cpu") == P.Choice("bf16", "set by the recipe or --precision")
     assert P.choose("fp32", "cpu").dtype is None and P.choose("bf16", "cpu").dtype is torch.bfloat16
     with pytest.raises(ValueError, match="'fp16' needs a CUDA device"):
         P.choose("fp16", "cpu")

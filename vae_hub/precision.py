@@ -176,7 +176,7 @@ def choose(precision: str, device: torch.device | str, model: nn.Module | None =
     if precision == "fp16" and device.type != "cuda":
         raise ValueError(f"precision 'fp16' needs a CUDA device (got {device.type}); use bf16 or fp32")
     if precision != "auto":
-        return Choice(precision, "asked for")
+        return Choice(precision, "set by the recipe or --precision")
     if model is None:
         from .models import build  # lazily: the trainer always passes its model
 
