@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import vae_hub
 from vae_hub.data import load_split
-from vae_hub.precision import DTYPES, Choice, autocast, cpu_bf16_units, gemm_ceiling, linear_layers, step_shapes
+from vae_hub.precision import DTYPES, cpu_bf16_units, gemm_ceiling, linear_layers, probe, step_shapes
 
 EVAL_SEED = 1234
 
@@ -177,37 +177,17 @@ def one_run(train, test, args: argparse.Namespace) -> dict:
 
 
 # ----------------------------------------------------------------------------- bf16 vs fp32 steps on this CPU
-def _steps(model: vae_hub.VAE, opt: torch.optim.Optimizer, x: torch.Tensor, choice: Choice, n: int) -> float:
-    """Images per second over n training steps on batch x, the forward under ``choice``'s autocast."""
-    t0 = time.perf_counter()
-    for _ in range(n):
-        with autocast(choice, "cpu"):
-            loss = model(x).loss.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return n * len(x) / (time.perf_counter() - t0)
-
-
 def step_probe(batches: list[int], rounds: int = 5, seconds: float = 1.0) -> dict:
     """vae-z20 training steps (forward, backward, fused Adam) in fp32 and under bf16 autocast, alternating round
-    by round on the same data; per batch size the median images/s of each and the median per-round ratio."""
-    x_all = load_split(str(ROOT / "tests" / "data" / "mnist-mini"), "train").images.float().div(255)
+    by round (vae_hub.precision.probe, which `auto` runs briefly); per batch size the median images/s of each."""
     out = {}
     for batch in batches:
-        x = x_all[torch.arange(batch) % len(x_all)]
         torch.manual_seed(0)
-        model = vae_hub.build("vae-z20").train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-        fp32, bf16 = Choice("fp32", ""), Choice("bf16", "")
-        _steps(model, opt, x, fp32, 3), _steps(model, opt, x, bf16, 3)  # warm-up
-        n = max(3, round(seconds * _steps(model, opt, x, fp32, 3) / batch))
-        pairs = [(_steps(model, opt, x, fp32, n), _steps(model, opt, x, bf16, n)) for _ in range(rounds)]
-        out[batch] = {"fp32_images_per_s": median([a for a, _ in pairs]), "bf16_images_per_s": median([b for _, b in pairs]),
-                      "bf16_over_fp32": median([b / a for a, b in pairs]), "steps_per_round": n, "rounds": rounds}
-        print(f"batch {batch:5d}: fp32 {out[batch]['fp32_images_per_s']:8,.0f} img/s   bf16 autocast "
-              f"{out[batch]['bf16_images_per_s']:8,.0f} img/s   bf16/fp32 {out[batch]['bf16_over_fp32']:.2f}x "
-              f"(median of {rounds} alternating rounds of {n} steps)", flush=True)
+        f32, b16 = probe(vae_hub.build("vae-z20"), batch, torch.device("cpu"), rounds=rounds, seconds=seconds)
+        out[batch] = {"fp32_images_per_s": f32, "bf16_images_per_s": b16, "bf16_over_fp32": b16 / f32,
+                      "rounds": rounds, "seconds_per_round": seconds}
+        print(f"batch {batch:5d}: fp32 {f32:8,.0f} img/s   bf16 autocast {b16:8,.0f} img/s   bf16/fp32 {b16 / f32:.2f}x "
+              f"(medians of {rounds} alternating rounds of ~{seconds:g} s)", flush=True)
     return out
 
 
