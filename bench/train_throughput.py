@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -239,8 +240,12 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch each, one run (use with small data)")
     p.add_argument("--probe-steps", action="store_true", help="only time bf16 against fp32 training steps")
     p.add_argument("--batches", type=int, nargs="+", default=[128, 512], help="batch sizes for --probe-steps")
+    p.add_argument("--threads", type=int, help="torch threads here and in train.py (default: torch's own choice)")
     p.add_argument("--out")
     args = p.parse_args()
+    if args.threads:  # on a shared machine one thread can beat two many times over: both sides get the same
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # read by train.py's torch at start-up
     if args.probe_steps:
         write("train_step_precision", {"capability": capability(), "batches": step_probe(args.batches)}, args.out)
         return
