@@ -4,8 +4,9 @@
 model casts the encoder's outputs and the decoder's logits back to float32 (``VAE.encode``/``decode``), so the
 loss, the KL, the gradients of the float32 weights, Adam's state and the saved weights all stay float32.
 ``auto`` picks bf16 where it is measured to be faster (a CPU with AMX or AVX-512 BF16 units, or a CUDA device
-with bf16), else fp32. The CPU probe times the model's own training step both ways: fast bf16 matmuls alone
-are not enough (on an AVX-512 BF16 CPU without AMX they were 2x fp32 while a whole vae-z20 step was not faster).
+with bf16), else fp32. The CPU probe times the model's own training step both ways, not bare matmuls: a step
+also casts the weights to bf16 every forward and runs its elementwise work, loss and Adam in float32, so the
+matmuls' speed-up overstates the step's.
 The scratch kit writes its own float32 backward passes, so it always trains in fp32.
 """
 
