@@ -26,20 +26,26 @@ from vae_hub.data import DEFAULT_DATASET, load_split
 from vae_hub.folders import is_complete, read_config
 from vae_hub.folders import model_folders as complete_model_folders
 from vae_hub.hub import push_folder
+from vae_hub.precision import PRECISIONS
 from vae_hub.save import save_model_folder
 from vae_hub.tracking import Tracker
 from vae_hub.train import CHECKPOINT, Batcher, evaluate_elbo, fit, hardware, resolve_device
+from vae_hub.variants import CANDIDATES, REGISTRY
 
 QUICK = dict(train=2048, test=512, epochs=1)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--variants", nargs="+", default=["all"], help="'all' or variant names (see --list)")
+    p.add_argument("--variants", nargs="+", default=["all"],
+                   help="'all' (the bundled set) or variant names, candidates included (see --list)")
     p.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id, or local folder/parquet in the ylecun/mnist layout")
     p.add_argument("--epochs", type=int, help="override every recipe's epoch count")
     p.add_argument("--out", default="runs", help="one folder per variant is written here")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="override every recipe's precision: auto (bf16 autocast where measured faster, else fp32), "
+                        "fp32, bf16, or fp16 (CUDA only); loss, KL, Adam state and saved weights stay fp32")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke run: {QUICK['train']} train / {QUICK['test']} test images, 1 epoch")
     p.add_argument("--resume", action="store_true", help="continue from each variant's last checkpoint")
@@ -60,10 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def select(names: list[str]) -> list[str]:
     if names == ["all"]:
         return list(VARIANTS)
-    unknown = [n for n in names if n not in VARIANTS]
+    unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         print(f"error: unknown variant(s) {', '.join(unknown)}. Valid variants:", file=sys.stderr)
-        for n in VARIANTS:
+        for n in REGISTRY:
             print(f"  {n}", file=sys.stderr)
         sys.exit(2)
     return names
@@ -109,6 +115,18 @@ def half_precision_check(model, test, loss_fp32: float) -> dict:
     return {"test_loss_float32": loss_fp32, "test_loss_float16": loss_fp16, "delta": delta}
 
 
+def recipe(name: str, args: argparse.Namespace):
+    """The variant's registry recipe with the command line's overrides (a shortened run shortens its KL warm-up)."""
+    config = get_config(name)
+    overrides = {}
+    if args.epochs or args.quick:
+        epochs = args.epochs or QUICK["epochs"]
+        overrides = {"epochs": epochs, "kl_warmup_epochs": min(config.kl_warmup_epochs, epochs)}
+    if args.precision:
+        overrides["precision"] = args.precision
+    return dataclasses.replace(config, **overrides)
+
+
 def train_one(config, folder: Path, train, test, device: torch.device,
               args: argparse.Namespace) -> tuple[str, float, float, float]:
     """Train (or resume) one variant and write its folder; returns (name, s/epoch, test loss, wall s)."""
@@ -129,7 +147,8 @@ def train_one(config, folder: Path, train, test, device: torch.device,
                                        progress_bar=not args.no_progress, on_epoch=tracker)
         info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
                 "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
-                "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick}
+                "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick,
+                "precision": history[-1]["precision"]}
         if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
             info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
         save_model_folder(model, folder, history, info, test, progress, half=args.half)
@@ -144,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.track_space and not args.track:
         sys.exit("error: --track-space needs --track")
     if args.list:
-        for name, c in VARIANTS.items():
-            print(f"{name:16s} {headline(c.description)}")
+        for name, c in REGISTRY.items():
+            print(f"{name:16s} {headline(c.description)}{' (candidate: not bundled yet)' if name in CANDIDATES else ''}")
         return 0
     if args.push_only:
         push(model_folders(Path(args.push_only)), args)
@@ -161,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         train, test = train.subset(QUICK["train"]), test.subset(QUICK["test"])
     out_root, summary = Path(args.out), []
     for name in names:
-        overrides = {"epochs": args.epochs or QUICK["epochs"]} if args.epochs or args.quick else {}
-        summary.append(train_one(get_config(name, **overrides), out_root / name, train, test, device, args))
+        summary.append(train_one(recipe(name, args), out_root / name, train, test, device, args))
     folders = [out_root / row[0] for row in summary]
     print(f"\n{'variant':16s} {'s/epoch':>8s} {'test loss':>10s} {'wall s':>8s}")
     for name, spe, loss, wall in summary:

@@ -1,38 +1,47 @@
-"""Training throughput: our trainer on vae-z20 against the pytorch/examples VAE recipe, in one run.
+"""Time to quality: how much sooner our trainer delivers a vae-z20 as good as the pytorch/examples recipe's.
 
-    python bench/train_throughput.py --dataset ../shared/mnist [--epochs 10] [--runs 3]
+    python bench/train_throughput.py --dataset ../shared/mnist [--runs 3] [--precision auto]
+    python bench/train_throughput.py --quick --dataset tests/data/mnist-mini --out /tmp/tt.json   # smoke run
+    python bench/train_throughput.py --probe-steps [--batches 128 512]   # bf16 vs fp32 training steps, this CPU
 
-The reference is written out here as pytorch/examples `vae/main.py` does it: MLP 784-400-20, Adam 1e-3,
-batch 128, and a DataLoader over a Dataset whose __getitem__ turns each sample from a PIL image into a
-tensor (what torchvision's MNIST + ToTensor do). The contender is vae_hub's trainer (`fit`) on vae-z20:
-same model, same optimizer and batch, data in memory and batches taken by index.
+In one run on one machine: the reference (pytorch/examples `vae/main.py`, written out here: MLP 784-400-20,
+Adam 1e-3, batch 128, a DataLoader turning each PIL image into a tensor as torchvision's MNIST + ToTensor do)
+trains 10 epochs; its training seconds are the sum of its epochs' loops, its test loss L_ref is measured below.
+Ours is `python train.py --variants vae-z20` with the registry recipe, as a subprocess, timed from launch to
+exit: start-up, data loading, per-epoch evaluation, figures, ONNX export and the card all count.
+The ratio = reference training seconds / our wall seconds, valid only if our test loss <= L_ref.
 
-The two run interleaved, one epoch each in turn, the whole comparison is repeated (--runs), and
-each figure is a median over all epochs; the ratio is the median of the per-epoch ratios. Test
-losses are after the same number of epochs (BCE summed over pixels + KL, one sample per test image).
-The matmul-ceiling part measures this CPU's float32 GEMM throughput at the exact shapes of one
-training step (between epochs) and reports what share of it the trainer reaches.
+Both test losses come from the same independent evaluation: pytorch/examples' test() (BCE summed over
+pixels + the analytic KL, one posterior sample per image, fixed seed, float32) on the full test split, run
+here on each model's saved weights. `--runs` repeats the whole comparison; figures are medians over runs.
+Images per second are ours over our training loops; the matmul share compares them, times the matmul FLOPs
+of one image's step, with the matmul ceiling at the step's exact shapes in the precision the run used.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import median, write
+from common import ROOT, machine, median, write
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import vae_hub
 from vae_hub.data import load_split
-from vae_hub.train import Batcher, evaluate_elbo, fit
+from vae_hub.precision import DTYPES, cpu_bf16_units, gemm_ceiling, linear_layers, probe, step_shapes
 
-LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # vae-z20's Linear layers (in, out); fc21+fc22 fused
+EVAL_SEED = 1234
 
 
 # ----------------------------------------------------------------------------- the reference recipe
@@ -42,11 +51,17 @@ class RefVAE(nn.Module):  # pytorch/examples vae/main.py
         self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
         self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
 
-    def forward(self, x):
+    def encode(self, x):
         h1 = F.relu(self.fc1(x.view(-1, 784)))
-        mu, logvar = self.fc21(h1), self.fc22(h1)
+        return self.fc21(h1), self.fc22(h1)
+
+    def decode(self, z):
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z))))
+
+    def forward(self, x):
+        mu, logvar = self.encode(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+        return self.decode(z), mu, logvar
 
 
 def ref_loss(recon_x, x, mu, logvar):
@@ -73,150 +88,179 @@ class TorchvisionMNIST(Dataset):
         return x.to(dtype=torch.get_default_dtype()).div(255), target
 
 
-def ref_epoch(model, opt, loader) -> float:
-    """One epoch of pytorch/examples' train(); returns images per second."""
-    model.train()
-    t0, n, train_loss = time.perf_counter(), 0, 0.0
-    for data, _ in loader:
-        opt.zero_grad()
-        recon, mu, logvar = model(data)
-        loss = ref_loss(recon, data, mu, logvar)
-        loss.backward()
-        train_loss += loss.item()
-        opt.step()
-        n += len(data)
-    return n / (time.perf_counter() - t0)
-
-
-@torch.no_grad()
-def ref_test(model, loader) -> float:
-    model.eval()
-    return sum(_ref_batch(model, x) for x, _ in loader) / len(loader.dataset)
-
-
-def _ref_batch(model, x) -> float:
-    recon, mu, logvar = model(x)
-    return ref_loss(recon, x, mu, logvar).item()
-
-
-# ----------------------------------------------------------------------------- matmul ceiling
-def step_flops_per_image() -> float:
-    """Matmul FLOPs of one training step per image: forward, input grads (not for the first layer), weight grads."""
-    fwd = sum(2 * i * o for i, o in LAYERS)
-    return 3 * fwd - 2 * LAYERS[0][0] * LAYERS[0][1]
-
-
-def gemm_ceiling(batch: int = 128, repeats: int = 200) -> float:
-    """GFLOP/s of float32 GEMMs at the shapes one training step runs (forward, input grad, weight grad)."""
-    shapes = []
-    for k, (i, o) in enumerate(LAYERS):
-        shapes.append((batch, i, o))  # forward: (B,i) @ (i,o)
-        if k:
-            shapes.append((batch, o, i))  # input grad: (B,o) @ (o,i)
-        shapes.append((i, batch, o))  # weight grad: (i,B) @ (B,o)
-    mats = [(torch.randn(m, k), torch.randn(k, n)) for m, k, n in shapes]
-    flops = sum(2 * m * k * n for m, k, n in shapes)
-    best = []
-    for _ in range(5):
-        for a, b in mats:
-            a @ b
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            for a, b in mats:
-                torch.mm(a, b)
-        best.append(flops * repeats / (time.perf_counter() - t0) / 1e9)
-    return median(best)
-
-
-def one_run(train, test, epochs: int, ref_ips: list, ours_ips: list, ceilings: list, prefix: str = "") -> tuple[float, float]:
-    """Both recipes from scratch, interleaved epoch by epoch: reference epoch e, our epoch e (the trainer
-    stops after each epoch and resumes exactly from its checkpoint), then the GEMM ceiling. A slow spell on
-    this shared machine then hits both sides of each ratio alike. Appends per-epoch figures; returns the
-    test losses after the last epoch (reference, ours)."""
+def train_reference(train, epochs: int) -> tuple[RefVAE, float]:
+    """pytorch/examples' train() for ``epochs`` epochs; returns the model and the seconds in its training loops."""
     torch.manual_seed(1)
-    ref = RefVAE()
-    ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
-    ref_train = DataLoader(TorchvisionMNIST(train.images, train.labels), batch_size=128, shuffle=True)
-    cfg = vae_hub.get_config("vae-z20", epochs=epochs)
+    model = RefVAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(TorchvisionMNIST(train.images, train.labels), batch_size=128, shuffle=True)
+    seconds = 0.0
+    for _ in range(epochs):
+        model.train()
+        t0 = time.perf_counter()
+        for data, _ in loader:
+            opt.zero_grad()
+            recon, mu, logvar = model(data)
+            loss = ref_loss(recon, data, mu, logvar)
+            loss.backward()
+            opt.step()
+        seconds += time.perf_counter() - t0
+    return model, seconds
+
+
+# ----------------------------------------------------------------------------- the shared test
+@torch.no_grad()
+def examples_test_loss(encode, decode, test) -> float:
+    """pytorch/examples' test(): mean over the test split of BCE (summed over pixels) + analytic KL, one sample.
+    ``encode(x) -> (mu, logvar)``, ``decode(z) -> pixel probabilities``."""
+    torch.manual_seed(EVAL_SEED)
+    total = 0.0
+    for i in range(0, len(test), 1000):
+        x = test.images[i:i + 1000].float().div(255)
+        mu, logvar = encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        total += ref_loss(decode(z), x, mu, logvar).item()
+    return total / len(test)
+
+
+def ours_test_loss(model: vae_hub.VAE, test) -> float:
+    def encode(x):
+        post = model.encode(x)
+        return post.mean, 2 * post.stddev.log()
+
+    return examples_test_loss(encode, lambda z: torch.sigmoid(model.decode(z)).flatten(1), test)
+
+
+# ----------------------------------------------------------------------------- our trainer, as a user runs it
+def train_ours(dataset: str, out: Path, args: argparse.Namespace) -> tuple[float, vae_hub.VAE, dict]:
+    """`train.py --variants vae-z20` in a subprocess; returns (wall seconds, the saved model, its history.json)."""
+    local = Path(dataset).expanduser()
+    dataset = str(local.resolve()) if local.exists() else dataset  # train.py runs from the project root
+    cmd = [sys.executable, str(ROOT / "train.py"), "--variants", "vae-z20", "--dataset", dataset, "--out", str(out),
+           "--no-progress"]
+    cmd += ["--precision", args.precision] if args.precision else []
+    cmd += ["--epochs", str(args.epochs)] if args.epochs else []
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if r.returncode:
+        sys.exit(f"error: train.py failed ({r.returncode}):\n{r.stderr[-2000:]}")
+    folder = out / "vae-z20"
+    return wall, vae_hub.load(folder), json.loads((folder / "history.json").read_text())
+
+
+def matmul_share(model: vae_hub.VAE, precision: str, images_per_s: float) -> dict:
+    """Our matmul GFLOP/s (images/s x matmul FLOPs of one image's step) against the ceiling at the step's shapes."""
+    shapes = step_shapes(linear_layers(model), model.config.batch_size)
+    flops = sum(2 * m * k * n for m, k, n in shapes) / model.config.batch_size
+    ceiling = gemm_ceiling(shapes, DTYPES[precision] or torch.float32)
+    achieved = images_per_s * flops / 1e9
+    return {"dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[precision],
+            "flops_per_image": flops, "ceiling_gflops": ceiling, "achieved_gflops": achieved,
+            "share_of_ceiling": achieved / ceiling}
+
+
+def one_run(train, test, args: argparse.Namespace) -> dict:
+    """The reference, then ours, then the matmul ceiling in the precision ours used."""
+    ref, ref_seconds = train_reference(train, args.ref_epochs)
+    ref_test = examples_test_loss(ref.encode, ref.decode, test)
     with tempfile.TemporaryDirectory() as tmp:
-        for epoch in range(1, epochs + 1):
-            ref_ips.append(ref_epoch(ref, ref_opt, ref_train))
-            model, hist, _ = fit(cfg, train, test, tmp, resume=True, stop_after_epoch=epoch, progress_bar=False,
-                              log=lambda s: None)
-            ours_ips.append(len(train) / hist[-1]["seconds"])
-            ceilings.append(gemm_ceiling())
-            print(f"{prefix}epoch {epoch:2d}: reference {ref_ips[-1]:8,.0f} img/s   vae_hub {ours_ips[-1]:8,.0f} img/s   "
-                  f"ratio {ours_ips[-1] / ref_ips[-1]:.2f}x   GEMM ceiling {ceilings[-1]:.0f} GFLOP/s", flush=True)
-    ref_testl = DataLoader(TorchvisionMNIST(test.images, test.labels), batch_size=128)
-    return ref_test(ref, ref_testl), evaluate_elbo(model, Batcher(test, cfg, torch.device("cpu")))["loss"]
+        wall, model, hist = train_ours(args.dataset, Path(tmp), args)
+    ours_test = ours_test_loss(model, test)
+    precision = hist["epochs"][-1].get("precision", "fp32")
+    ips = len(hist["epochs"]) * hist["n_train"] / hist["seconds_total"]
+    return {"reference": {"train_seconds": ref_seconds, "test_loss": ref_test,
+                          "images_per_s": args.ref_epochs * len(train) / ref_seconds},
+            "vae_hub": {"wall_seconds": wall, "train_seconds": hist["seconds_total"], "test_loss": ours_test,
+                        "epochs": len(hist["epochs"]), "batch_size": model.config.batch_size, "precision": precision,
+                        "images_per_s": ips},
+            "ratio": ref_seconds / wall, "valid": ours_test <= ref_test, "matmul": matmul_share(model, precision, ips)}
 
 
-def step_breakdown(steps: int = 100) -> dict[str, float]:
-    """Where one vae-z20 training step's CPU time goes (torch.profiler, self time per op, shares of the total):
-    matmuls, the fused Adam update, and everything else (activations, loss, KL, autograd bookkeeping)."""
-    from torch.profiler import ProfilerActivity, profile
+# ----------------------------------------------------------------------------- bf16 vs fp32 steps on this CPU
+def step_probe(batches: list[int], rounds: int = 5, seconds: float = 1.0) -> dict:
+    """vae-z20 training steps (forward, backward, fused Adam) in fp32 and under bf16 autocast, alternating round
+    by round (vae_hub.precision.probe, which `auto` runs briefly); per batch size the median images/s of each."""
+    out = {}
+    for batch in batches:
+        torch.manual_seed(0)
+        f32, b16 = probe(vae_hub.build("vae-z20"), batch, torch.device("cpu"), rounds=rounds, seconds=seconds)
+        out[batch] = {"fp32_images_per_s": f32, "bf16_images_per_s": b16, "bf16_over_fp32": b16 / f32,
+                      "rounds": rounds, "seconds_per_round": seconds}
+        print(f"batch {batch:5d}: fp32 {f32:8,.0f} img/s   bf16 autocast {b16:8,.0f} img/s   bf16/fp32 {b16 / f32:.2f}x "
+              f"(medians of {rounds} alternating rounds of ~{seconds:g} s)", flush=True)
+    return out
 
-    torch.manual_seed(0)
-    model = vae_hub.build("vae-z20").train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-    x = torch.rand(128, 1, 28, 28)
 
-    def step():
-        loss = model(x).loss.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+def capability() -> dict:
+    return {"bf16_units": cpu_bf16_units(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
-    for _ in range(20):
-        step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(steps):
-            step()
-    groups = {"matmul": 0.0, "adam": 0.0, "other": 0.0}
-    for e in prof.key_averages():
-        key = "matmul" if e.key in ("aten::mm", "aten::addmm") else "adam" if e.key == "aten::_fused_adam_" else "other"
-        groups[key] += e.self_cpu_time_total
-    total = sum(groups.values())
-    return {k: v / total for k, v in groups.items()}
+
+# ----------------------------------------------------------------------------- main
+def summarise(runs: list[dict], args: argparse.Namespace) -> dict:
+    ref = {k: median([r["reference"][k] for r in runs]) for k in ("train_seconds", "test_loss", "images_per_s")}
+    ours = {k: median([r["vae_hub"][k] for r in runs])
+            for k in ("wall_seconds", "train_seconds", "test_loss", "images_per_s")}
+    precisions = sorted({r["vae_hub"]["precision"] for r in runs})
+    mm = {k: median([r["matmul"][k] for r in runs])
+          for k in ("flops_per_image", "ceiling_gflops", "achieved_gflops", "share_of_ceiling")}
+    ratio = median([r["ratio"] for r in runs])
+    valid = all(r["valid"] for r in runs)
+    return {"quick": args.quick, "runs": len(runs), "reference_epochs": args.ref_epochs,
+            "epochs": runs[0]["vae_hub"]["epochs"], "capability": capability(),
+            "reference": {**ref, "images_per_s_median": ref["images_per_s"]},
+            "vae_hub": {**ours, "images_per_s_median": ours["images_per_s"], "precision": "/".join(precisions),
+                        "batch_size": runs[0]["vae_hub"]["batch_size"]},
+            "ratio": ratio, "valid": valid, "ratio_per_run": [r["ratio"] for r in runs],
+            "matmul": {**mm, "dtype": runs[0]["matmul"]["dtype"]}, "per_run": runs}
+
+
+def report(res: dict) -> None:
+    ref, ours, mm, cap = res["reference"], res["vae_hub"], res["matmul"], res["capability"]
+    print(f"\nCPU: {machine()['cpu']}; bf16 units: {', '.join(cap['bf16_units']) or 'none'} "
+          f"(torch CPU capability {cap['torch_cpu_capability']}); our precision: {ours['precision']}")
+    print(f"| recipe | training s | wall s | test loss | images/s |  (medians of {res['runs']} run(s))")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| pytorch/examples, {res['reference_epochs']} epochs | {ref['train_seconds']:.1f} | | "
+          f"{ref['test_loss']:.2f} | {ref['images_per_s']:,.0f} |")
+    print(f"| vae_hub vae-z20, {res['epochs']} epochs, batch {ours['batch_size']}, {ours['precision']} | "
+          f"{ours['train_seconds']:.1f} | {ours['wall_seconds']:.1f} | {ours['test_loss']:.2f} | "
+          f"{ours['images_per_s']:,.0f} |")
+    verdict = "valid" if res["valid"] else "NOT valid: our test loss is above the reference's"
+    print(f"time to quality: {res['ratio']:.2f}x (reference training s / our wall s; target >= 5x); {verdict}")
+    print(f"matmul: {mm['achieved_gflops']:.1f} of {mm['ceiling_gflops']:.1f} GFLOP/s {mm['dtype']} at the step's "
+          f"shapes = {100 * mm['share_of_ceiling']:.0f}% of the ceiling ({mm['flops_per_image'] / 1e6:.2f} MFLOP/image)")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="ylecun/mnist")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--runs", type=int, default=3, help="repeat the whole comparison; figures are medians over all epochs")
+    p.add_argument("--runs", type=int, default=3, help="repeat the whole comparison; figures are medians over runs")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="override the recipe's precision")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch each, one run (use with small data)")
+    p.add_argument("--probe-steps", action="store_true", help="only time bf16 against fp32 training steps")
+    p.add_argument("--batches", type=int, nargs="+", default=[128, 512], help="batch sizes for --probe-steps")
+    p.add_argument("--threads", type=int, help="torch threads here and in train.py (default: torch's own choice)")
     p.add_argument("--out")
     args = p.parse_args()
+    if args.threads:  # on a shared machine one thread can beat two many times over: both sides get the same
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # read by train.py's torch at start-up
+    if args.probe_steps:
+        write("train_step_precision", {"capability": capability(), "batches": step_probe(args.batches)}, args.out)
+        return
+    args.ref_epochs, args.epochs = (1, 1) if args.quick else (10, None)
+    runs_n = 1 if args.quick else args.runs
     train, test = load_split(args.dataset, "train"), load_split(args.dataset, "test")
-
-    ref_ips, ours_ips, ceilings = [], [], []
-    for run in range(1, args.runs + 1):
-        ref_loss_test, ours_loss = one_run(train, test, args.epochs, ref_ips, ours_ips, ceilings,
-                                           prefix=f"run {run}/{args.runs} " if args.runs > 1 else "")
-
-    ratios = [o / r for o, r in zip(ours_ips, ref_ips)]
-    flops = step_flops_per_image()
-    shares = [o * flops / 1e9 / c for o, c in zip(ours_ips, ceilings)]
-    res = {
-        "epochs": args.epochs, "runs": args.runs,
-        "reference": {"images_per_s_median": median(ref_ips), "images_per_s": ref_ips, "test_loss": ref_loss_test},
-        "vae_hub": {"images_per_s_median": median(ours_ips), "images_per_s": ours_ips, "test_loss": ours_loss},
-        "ratio": median(ratios), "ratio_per_epoch": ratios,
-        "matmul": {"flops_per_image": flops, "ceiling_gflops": median(ceilings), "ceiling_gflops_per_epoch": ceilings,
-                   "achieved_gflops": median(ours_ips) * flops / 1e9, "share_of_ceiling": median(shares),
-                   "share_per_epoch": shares},
-    }
-    print(f"\n| recipe | images/s (median of {len(ours_ips)} epochs) | test loss after {args.epochs} epochs |")
-    print("|---|---:|---:|")
-    print(f"| pytorch/examples reference | {median(ref_ips):,.0f} | {ref_loss_test:.2f} |")
-    print(f"| vae_hub trainer, vae-z20 | {median(ours_ips):,.0f} | {ours_loss:.2f} |")
-    print(f"ratio: {res['ratio']:.2f}x (median of per-epoch ratios; target >= 5x, with a test loss at least as good)")
-    print(f"matmul: {res['matmul']['achieved_gflops']:.1f} GFLOP/s achieved; GEMM ceiling at the step's shapes "
-          f"{median(ceilings):.1f} GFLOP/s; share {100 * median(shares):.0f}% (median of per-epoch shares; "
-          f"target >= 60%); {flops / 1e6:.2f} MFLOP per image")
-    res["step_breakdown"] = step_breakdown()
-    shares_txt = ", ".join(f"{k} {100 * v:.0f}%" for k, v in res["step_breakdown"].items())
-    print(f"one training step's time (profiler): {shares_txt}")
+    runs = []
+    for i in range(runs_n):
+        runs.append(one_run(train, test, args))
+        r = runs[-1]
+        print(f"run {i + 1}/{runs_n}: reference {r['reference']['train_seconds']:.1f} s -> {r['reference']['test_loss']:.2f}; "
+              f"ours {r['vae_hub']['wall_seconds']:.1f} s wall -> {r['vae_hub']['test_loss']:.2f} "
+              f"({r['vae_hub']['precision']}); ratio {r['ratio']:.2f}x{'' if r['valid'] else ' (not valid)'}", flush=True)
+    res = summarise(runs, args)
+    report(res)
     write("train_throughput", res, args.out)
 
 

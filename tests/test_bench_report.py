@@ -34,11 +34,11 @@ def _row(rows, start: str):
 def test_verdicts_follow_the_figures():
     rep = _report()
     fast = rep.summary_rows({"train_throughput": _throughput(5.2, 105.0, 0.61)})
-    assert _row(fast, "Training throughput")[3] is True
+    assert _row(fast, "Time to quality")[3] is True
     assert _row(fast, "Share of the float32")[3] is True
     # faster but worse test loss: not met; and below 60% of the ceiling: not met
     worse = rep.summary_rows({"train_throughput": _throughput(6.0, 106.0, 0.59)})
-    assert _row(worse, "Training throughput")[3] is False
+    assert _row(worse, "Time to quality")[3] is False
     assert _row(worse, "Share of the float32")[3] is False
 
 

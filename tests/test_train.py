@@ -27,6 +27,9 @@ def test_loss_falls_over_a_short_run(mini, tmp_path):
     ("vae-z2", dict(lr_schedule="cosine")),
     ("color-joint", dict(batch_size=100)),
     ("vae-z20", dict(data="binarized")),
+    ("vae-z20", dict(precision="bf16")),  # bit-exact for a given precision
+    ("conv-vae-bin", dict(precision="bf16", batch_size=100)),
+    ("vae-z2", dict(objective="iwae", iwae_k=3, dreg=True, kl_warmup_epochs=2)),
 ])
 def test_resume_after_interruption_is_exact(mini, tmp_path, name, overrides):
     train, test = mini[0].subset(300), mini[1].subset(200)
@@ -39,6 +42,26 @@ def test_resume_after_interruption_is_exact(mini, tmp_path, name, overrides):
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [h["test_loss"] for h in hist_full] == [h["test_loss"] for h in hist_res]
+    assert [h["precision"] for h in hist_res] == [cfg.precision] * 3
+
+
+def test_auto_precision_resumes_as_the_checkpoint_trained(mini, tmp_path, monkeypatch):
+    import vae_hub.train as T
+    from vae_hub.precision import Choice
+
+    train, test = mini[0].subset(200), mini[1].subset(100)
+    cfg = vae_hub.get_config("vae-z20", epochs=2, precision="auto")
+    quiet = dict(progress_bar=False, log=lambda s: None)
+    monkeypatch.setattr(T, "choose", lambda *a: Choice("bf16", "a probe said so"))
+    full, _, _ = fit(cfg, train, test, tmp_path / "a", **quiet)
+    fit(cfg, train, test, tmp_path / "b", stop_after_epoch=1, **quiet)
+    monkeypatch.setattr(T, "choose", lambda *a: Choice("fp32", "the probe now says otherwise"))
+    lines = []
+    resumed, hist, _ = fit(cfg, train, test, tmp_path / "b", resume=True, progress_bar=False, log=lines.append)
+    assert [h["precision"] for h in hist] == ["bf16", "bf16"]
+    assert any("precision bf16: as the checkpoint was trained" in line for line in lines)
+    a, b = _weights(full), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_existing_checkpoint_needs_resume(mini, tmp_path):

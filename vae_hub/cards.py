@@ -82,8 +82,12 @@ def _describe(c: VAEConfig) -> dict[str, str]:
     cond = "\n- **Conditioning:** one-hot digit label into encoder and decoder" if c.conditional else ""
     anneal = (f"\n- **Gumbel-softmax temperature:** {c.tau_start} → {c.tau_min}, exponential, reached at "
               f"{int(100 * c.anneal_frac)}% of training" if c.n_cat else "")
+    objective = (f"IWAE, the {c.iwae_k}-sample importance-weighted bound{' with DReG encoder gradients' if c.dreg else ''}"
+                 f", β = {c.beta:g}" if c.objective == "iwae" else f"ELBO, loss = recon + β·KL with β = {c.beta:g}")
+    if c.kl_warmup_epochs:
+        objective += f"; KL weight warmed up linearly from 0 to 1 over {c.kl_warmup_epochs} epochs"
     return {"latent": latent, "prior": prior, "arch": arch, "data_kind": data_kind[c.data], "cond": cond,
-            "anneal": anneal}
+            "anneal": anneal, "objective": objective}
 
 
 def _figures(folder: Path) -> str:
@@ -108,12 +112,15 @@ def _vae_body(c: VAEConfig, hist: dict, repo_id: str, folder: Path, rows: str) -
     onnx_section = _onnx_section(c, repo_id) if has_onnx(folder) else ""
     evaluated = " and `metrics.json` (`python -m vae_hub.evaluate`)" if (folder / "metrics.json").is_file() else ""
     hist = {"n_train": "?", "hardware": "?", "storage_dtype": "float32", **hist}
+    precision = hist.get("precision", "fp32")  # histories written before the field: trained in fp32
+    if precision != "fp32":
+        precision += " autocast for the networks; loss, KL, Adam state and weights in float32"
     return _VAE_BODY.format(c=c, hist=hist, repo_id=repo_id, rows=rows, onnx_section=onnx_section, why=WHY.get(c.variant, ""),
                             cond_arg=", torch.arange(16) % 10" if c.conditional else "",
                             scratch=" (hand-written, vae_hub.scratch)" if c.layers == "scratch" else "",
                             seconds=f"{hist.get('seconds_total', 0):.0f}", half_note=_half_note(hist),
                             evaluated=evaluated, figures=_figures(folder), pixels=c.in_channels * 784,
-                            factor_note=_factor_note(folder),
+                            factor_note=_factor_note(folder), precision=precision,
                             coloured=" (coloured synthetically)" if c.data == "color" else "", **d)
 
 
@@ -156,7 +163,7 @@ images = model.sample(16{cond_arg})
 - **Backbone:** {arch}
 - **Latent:** {latent}; **prior:** {prior}
 - **Likelihood:** Bernoulli on pixel intensities (BCE with logits, summed over {pixels} values)
-- **Objective:** ELBO, loss = recon + β·KL with β = {c.beta:g}{cond}{anneal}
+- **Objective:** {objective}{cond}{anneal}
 
 ## Training recipe
 
@@ -169,6 +176,7 @@ images = model.sample(16{cond_arg})
 | seed | {c.seed} |
 | training time | {seconds} s |
 | hardware | {hist[hardware]} |
+| precision | {precision} |
 | weights stored as | {hist[storage_dtype]}{half_note} |
 
 Reproduce: `python train.py --variants {c.variant} --dataset ylecun/mnist`

@@ -18,6 +18,12 @@ LR_SCHEDULES = ("constant", "cosine")
 MAX_WIDTH, MAX_CHANNELS, MAX_LATENT = 16384, 1024, 1024
 MAX_EPOCHS, MAX_BATCH = 100_000, 65_536
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")  # also a folder and Hub repo name
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # as vae_hub.precision.PRECISIONS (config imports no torch code)
+OBJECTIVES = ("elbo", "iwae")
+# fields added after models were first published: a config.json without them means these defaults, the way
+# those models were trained (fp32, the ELBO, no warm-up)
+ADDED_FIELDS = ("precision", "objective", "iwae_k", "dreg", "kl_warmup_epochs")
+MAX_IWAE_K = 5000
 
 
 @dataclass
@@ -56,6 +62,12 @@ class VAEConfig:
     lr: float = 1e-3
     lr_schedule: str = "constant"
     seed: int = 0
+    # "auto": bf16 autocast where measured faster (vae_hub.precision), else fp32; loss, KL, Adam and weights stay fp32
+    precision: str = "fp32"
+    objective: str = "elbo"  # "iwae": the k-sample importance-weighted bound (Burda et al. 2016)
+    iwae_k: int = 1  # importance samples per image for the iwae objective (1 with elbo)
+    dreg: bool = False  # iwae: doubly reparameterised encoder gradients (Tucker et al. 2019)
+    kl_warmup_epochs: int = 0  # KL weight rises linearly from 0 to 1 over these epochs (0: none)
     tags: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -66,6 +78,8 @@ class VAEConfig:
             ("data", self.data, DATA_KINDS),
             ("layers", self.layers, LAYER_KITS),
             ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
+            ("precision", self.precision, PRECISIONS),
+            ("objective", self.objective, OBJECTIVES),
         ]
         for name, value, allowed in checks:
             if value not in allowed:
@@ -106,6 +120,24 @@ class VAEConfig:
         check_range("epochs", self.epochs, 1, MAX_EPOCHS)
         check_range("batch_size", self.batch_size, 1, MAX_BATCH)
         check_range("lr", self.lr, 0, 1, lo_open=True)
+        self._check_objective()
+
+    def _check_objective(self) -> None:
+        """The recipe options of precision and objective that only make sense together."""
+        if self.layers == "scratch" and self.precision in ("bf16", "fp16"):
+            raise ValueError(f"field 'precision' is {self.precision!r}; the scratch kit trains in 'fp32' (or 'auto') "
+                             "only: its hand-written backward passes are float32")
+        if not 1 <= self.iwae_k <= MAX_IWAE_K:
+            raise ValueError(f"field 'iwae_k' is {self.iwae_k}; expected 1 to {MAX_IWAE_K}")
+        if self.objective == "elbo" and (self.iwae_k != 1 or self.dreg):
+            raise ValueError("fields 'iwae_k' and 'dreg' apply to objective 'iwae'; with 'elbo' expected iwae_k=1 "
+                             "and dreg=false")
+        if self.objective == "iwae" and (self.latent != "gaussian" or self.layers != "torch"):
+            raise ValueError("objective 'iwae' needs a gaussian latent and the torch kit (it scores samples with "
+                             "log q(z|x), which a relaxed categorical sample has not)")
+        if not 0 <= self.kl_warmup_epochs <= self.epochs:
+            raise ValueError(f"field 'kl_warmup_epochs' is {self.kl_warmup_epochs}; expected 0 to epochs "
+                             f"({self.epochs})")
 
     @property
     def latent_size(self) -> int:
@@ -121,7 +153,7 @@ class VAEConfig:
         if not isinstance(data, dict):
             raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(names - data.keys())
+        missing = sorted(names - data.keys() - set(ADDED_FIELDS))
         unknown = sorted(data.keys() - names)
         if missing:
             raise ValueError(f"{source}: missing field(s) {missing}")

@@ -15,7 +15,7 @@ from typing import Any
 
 from .checks import read_json
 from .config import VAEConfig
-from .variants import VARIANTS
+from .variants import REGISTRY
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -68,8 +68,8 @@ def read_config(folder: str | Path) -> VAEConfig:
     """Parse and validate a folder's config.json strictly; the variant must be a registered one."""
     path = Path(folder) / CONFIG_NAME
     config = VAEConfig.from_dict(read_config_json(folder), str(path))
-    if config.variant not in VARIANTS:
-        raise ValueError(f"{path}: unknown variant {config.variant!r}; known variants: {', '.join(VARIANTS)}")
+    if config.variant not in REGISTRY:
+        raise ValueError(f"{path}: unknown variant {config.variant!r}; known variants: {', '.join(REGISTRY)}")
     return config
 
 
@@ -100,5 +100,5 @@ def model_folders(root: str | Path) -> list[Path]:
     if (root / CONFIG_NAME).is_file():
         return [root] if is_vae_folder(root) else []
     found = [p for p in sorted(root.iterdir()) if p.is_dir() and is_complete(p) and is_vae_folder(p)]
-    order = {name: i for i, name in enumerate(VARIANTS)}
+    order = {name: i for i, name in enumerate(REGISTRY)}
     return sorted(found, key=lambda p: (order.get(config_fields(p).get("variant"), 999), p.name))

@@ -30,6 +30,12 @@ class VAEOutput:
     posterior: Distribution
 
 
+def _float32(t: torch.Tensor) -> torch.Tensor:
+    """Network outputs back to float32 under autocast (vae_hub.precision): the posterior, the KL and the loss
+    stay float32. Other dtypes pass through untouched, so fp32 training and ONNX graphs are unchanged."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 def fast_layout(config: VAEConfig) -> bool:
     """Channels-last tensors let oneDNN run the convolutions ~40% faster on this CPU (the scratch kit lays out its own)."""
     return config.backbone == "conv" and config.layers == "torch"
@@ -184,7 +190,7 @@ class VAE(
         onehot = self._onehot(y, x.shape[0])
         if onehot is not None:
             h = torch.cat([h, onehot], 1)
-        return self._posterior(self.enc_fc(h))
+        return self._posterior(_float32(self.enc_fc(h)))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.config.latent_size:
@@ -192,7 +198,7 @@ class VAE(
         onehot = self._onehot(y, z.shape[0])
         if onehot is not None:
             z = torch.cat([z, onehot], 1)
-        return self.dec_body(self.dec_fc(z))
+        return _float32(self.dec_body(self.dec_fc(z)))
 
     def recon_nll(self, x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) under a Bernoulli per pixel intensity, summed over pixels (nats per image)."""

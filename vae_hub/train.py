@@ -25,6 +25,8 @@ from .checks import first_nonfinite, nonfinite_message
 from .config import VAEConfig
 from .data import Split, color_table, make_inputs, split_seed
 from .models import VAE, fast_layout
+from .objectives import Terms, kl_weight_at, training_terms
+from .precision import Choice, autocast, choose
 from .tensorfiles import save_safetensors
 
 CHECKPOINT = "checkpoint/last.safetensors"
@@ -165,6 +167,7 @@ class EpochRecord:
     lr: float
     temperature: float | None
     grad_norms: dict[str, float]  # per parameter, mean over the sampled steps
+    precision: str  # "fp32", or the autocast dtype the networks ran in ("bf16", "fp16")
 
 
 class Trained(NamedTuple):
@@ -185,6 +188,8 @@ class Run:
     device: torch.device
     ckpt: Path
     steps: int  # per epoch
+    precision: Choice = Choice("fp32", "default")
+    scaler: torch.amp.GradScaler | None = None  # fp16 only: loss scaling keeps small gradients from underflowing
 
     @property
     def total(self) -> int:
@@ -200,6 +205,28 @@ def _probes(run: Run) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     z = run.model.prior.sample((N_PROGRESS,)).to(device)
     y = torch.arange(N_PROGRESS, device=device) % c.n_classes if c.conditional else None
     return idx, z, y
+
+
+def _terms(run: Run, idx: torch.Tensor, gen_data: torch.Generator, step: int) -> Terms:
+    """The objective's per-image terms for one batch, the networks under the run's autocast (if any)."""
+    with autocast(run.precision, run.device):
+        return training_terms(run.model, *run.train.get(idx, gen_data), kl_weight_at(run.config, step, run.steps))
+
+
+def _backward(run: Run, loss: torch.Tensor) -> None:
+    if run.scaler is None:
+        loss.backward()
+    else:  # fp16: scaled backward, then true gradients (the sampled norms and Adam see them unscaled)
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.opt)
+
+
+def _update(run: Run) -> None:
+    if run.scaler is None:
+        run.opt.step()
+    else:
+        run.scaler.step(run.opt)
+        run.scaler.update()
 
 
 def train_epoch(run: Run, epoch: int, progress_bar: bool = False) -> tuple[list[float], dict[str, float], float]:
@@ -221,18 +248,18 @@ def train_epoch(run: Run, epoch: int, progress_bar: bool = False) -> tuple[list[
             group["lr"] = lr_at(c, step, run.total)
         if c.n_cat:
             model.temperature.fill_(temperature_at(c, step, run.total))
-        out = model(*run.train.get(perm[i * c.batch_size:(i + 1) * c.batch_size], gen_data))
+        out = _terms(run, perm[i * c.batch_size:(i + 1) * c.batch_size], gen_data, step)
         loss = out.loss.mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(nonfinite_message(c.variant, f"loss ({loss.item()})", epoch, i, run.ckpt))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        _backward(run, loss)
         if i % 50 == 0:  # per-layer gradient norms, sampled: the "seeing inside" view
             for name, p in model.named_parameters():
                 if p.grad is not None:
                     grad_sums[name] = grad_sums.get(name, 0.0) + float(p.grad.norm())
             n_grad += 1
-        opt.step()
+        _update(run)
         with torch.no_grad():
             sums += torch.stack([out.loss.sum(), out.recon.sum(), out.kl.sum()])
         if progress_bar and i % 25 == 0:
@@ -260,8 +287,12 @@ def progress_frame(run: Run, probes: tuple, progress: dict[str, torch.Tensor]) -
 
 
 def _start(run: Run, resume: bool, log: Callable[[str], None]) -> tuple[list[dict], dict[str, torch.Tensor], int, float]:
-    """(history, progress, first epoch, seconds so far): from the checkpoint when resuming, else empty."""
+    """(history, progress, first epoch, seconds so far): from the checkpoint when resuming, else empty.
+    Sets the run's precision: as the checkpoint trained (``auto`` decides once per run), else chosen now."""
+    c = run.config
     if not run.ckpt.exists():
+        run.precision = choose(c.precision, run.device, run.model, c.batch_size)
+        _use_precision(run, None, log)
         return [], {}, 1, 0.0
     if not resume:
         raise FileExistsError(f"{run.ckpt} exists from an earlier run: pass --resume to continue it "
@@ -270,7 +301,18 @@ def _start(run: Run, resume: bool, log: Callable[[str], None]) -> tuple[list[dic
     if state["config"] != run.config.to_dict():
         raise ValueError(f"{run.ckpt} was written for a different config/recipe; delete it to start afresh")
     log(f"[{run.config.variant}] resuming after epoch {state['epoch']} of {run.config.epochs}")
+    run.precision = Choice(state.get("precision", "fp32"), "as the checkpoint was trained")
+    _use_precision(run, state.get("scaler"), log)
     return state["history"], progress, state["epoch"] + 1, state["elapsed"]
+
+
+def _use_precision(run: Run, scaler_state: dict | None, log: Callable[[str], None]) -> None:
+    """Log the run's precision and why; fp16 gets a loss scaler (restored from the checkpoint when resuming)."""
+    log(f"[{run.config.variant}] precision {run.precision.name}: {run.precision.reason}")
+    if run.precision.name == "fp16":
+        run.scaler = torch.amp.GradScaler(run.device.type)
+        if scaler_state:
+            run.scaler.load_state_dict(scaler_state)
 
 
 def _new_run(config: VAEConfig, train: Split, test: Split, out_dir: Path, device: torch.device) -> Run:
@@ -312,12 +354,13 @@ def fit(
         elapsed += seconds
         te = evaluate_elbo(run.model, run.test)
         record = EpochRecord(epoch, *tr, te["loss"], te["recon"], te["kl"], seconds, run.opt.param_groups[0]["lr"],
-                             float(run.model.temperature) if config.n_cat else None, grad_norms)
+                             float(run.model.temperature) if config.n_cat else None, grad_norms, run.precision.name)
         history.append(dataclasses.asdict(record))
         progress_frame(run, probes, progress)
         log(f"[{config.variant}] epoch {epoch}/{config.epochs}: train {tr[0]:.2f}  test {te['loss']:.2f} "
             f"(recon {te['recon']:.2f} + kl {te['kl']:.2f})  {seconds:.1f}s")
-        state = {"epoch": epoch, "history": history, "elapsed": elapsed, "config": config.to_dict()}
+        state = {"epoch": epoch, "history": history, "elapsed": elapsed, "config": config.to_dict(),
+                 "precision": run.precision.name, "scaler": run.scaler.state_dict() if run.scaler else None}
         save_checkpoint(run.ckpt, run.model, run.opt, state, progress)
         if on_epoch is not None:
             on_epoch(history[-1], {"samples": progress["samples"][-1], "recons": progress["recons"][-1],

@@ -1,0 +1,26 @@
+"""Smoke test of the time-to-quality benchmark: it runs end to end on the mini data and reports every field.
+(No timing is checked here: timings live in the benchmark's own runs.)"""
+
+import json
+import subprocess
+import sys
+
+from .conftest import MINI, ROOT
+
+
+def test_quick_run_reports_time_to_quality_fields(tmp_path):
+    out = tmp_path / "tt.json"
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "train_throughput.py"), "--quick", "--dataset", str(MINI),
+                        "--precision", "fp32", "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert res["quick"] and res["runs"] == 1 and res["machine"]["cpu"]
+    assert {"bf16_units", "torch_cpu_capability"} <= res["capability"].keys()
+    ref, ours, mm = res["reference"], res["vae_hub"], res["matmul"]
+    assert ref["train_seconds"] > 0 and ours["wall_seconds"] > ours["train_seconds"] > 0
+    assert ours["precision"] == "fp32" and mm["dtype"] == "float32"
+    assert res["valid"] == (ours["test_loss"] <= ref["test_loss"])
+    assert abs(res["ratio"] - ref["train_seconds"] / ours["wall_seconds"]) < 1e-9
+    assert 0 < mm["share_of_ceiling"] and mm["flops_per_image"] > 0
+    for text in ("time to quality:", "CPU:", "bf16 units:", "matmul:", "images/s"):
+        assert text in r.stdout
