@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_demo(engine, args.concurrency, args.model_concurrency)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
     # SIGTERM (a Space stopping, `kill`) exits like Ctrl+C, so the atexit clean-up removes our temp folders
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: (engine.shutdown(), sys.exit(0)))
     # Every API call is a new session holding a copy of the page's state (~340 kB): keep the newest few
     # hundred, not Gradio's default 10,000 (bench/space_memory.py shows memory flat over 5,000 calls).
     sessions = int(os.environ.get("VAE_SPACE_SESSIONS", 256))

@@ -159,6 +159,8 @@ class Engine:
         self.prepared_s: float | None = None
         self._cache: dict[Any, Any] = {}
         self._lock = threading.Lock()
+        self.stopping = threading.Event()  # set by shutdown(): background work stops between steps
+        self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ start-up
     @classmethod
@@ -185,7 +187,7 @@ class Engine:
         log.info("loaded %d variants from %s in %.1f s; missing: %s", len(eng.models), eng.source.describe(),
                  eng.startup_s, ", ".join(eng.missing) or "none")
         if background:
-            threading.Thread(target=eng._prepare_all, name="vae-space-prepare", daemon=True).start()
+            eng._background(eng._prepare_all, "vae-space-prepare")
         else:
             eng._prepare_all()
         return eng
@@ -195,6 +197,8 @@ class Engine:
         first = [MAP_MODEL, "vae-z20", "vae-z2-corr", "vae-z3", *BETAS]
         order = [n for n in first if n in self.models] + [n for n in self.models if n not in first]
         for name in order:
+            if self.stopping.is_set():
+                break
             e = self.models[name]
             try:
                 if is_encoder(e.config):
@@ -207,6 +211,8 @@ class Engine:
                 log.exception("preparing %s failed", name)
             finally:
                 e.ready.set()
+        if self.stopping.is_set():
+            return
         self.prepared_s = time.perf_counter() - t0
         log.info("test-set encodings and maps ready in %.1f s", self.prepared_s)
 
@@ -314,6 +320,8 @@ class Engine:
                 e.ready.wait(600)
             t0 = time.perf_counter()
             for job in jobs:
+                if self.stopping.is_set():
+                    return
                 try:
                     job()
                 except gr.Error:
@@ -322,9 +330,22 @@ class Engine:
                     log.exception("warm-up step failed")
             log.info("warm-up done in %.1f s", time.perf_counter() - t0)
 
-        t = threading.Thread(target=run, name="vae-space-warm", daemon=True)
+        return self._background(run, "vae-space-warm")
+
+    def _background(self, target: Callable[[], None], name: str) -> threading.Thread:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(t)
         t.start()
         return t
+
+    def shutdown(self, timeout: float = 15.0) -> None:
+        """Stop the background work and wait for its current step: a daemon thread still inside torch or
+        writing a log line while the interpreter exits can abort the process instead of a clean exit."""
+        self.stopping.set()
+        for e in self.models.values():
+            e.ready.set()  # the warm-up waits on these
+        for t in self._threads:
+            t.join(timeout)
 
     # ------------------------------------------------------------------ lookups
     def available(self, group: str) -> list[str]:
