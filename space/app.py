@@ -44,10 +44,13 @@ CSS = """
 /* figures are drawn on white: in dark mode they sit in a light frame instead of glaring edge to edge */
 .dark .block img, .dark .vd-chart, .dark .vd-map, .dark .vd-nn, .dark .vx-map, .dark .vx-grid {
   background: #fff; border-radius: 8px; padding: 4px; box-sizing: border-box; }
-/* the card's figures: each caption is a line under its picture, not an overlay across the axes */
-.card-figures .thumbnail-item { flex-direction: column; height: auto; }
-.card-figures .thumbnail-item .caption-label { position: static; transform: none; max-width: 100%;
-  margin: 4px auto 0; background: none; color: var(--body-text-color); box-shadow: none; }
+/* the card's figures: whole, at their own aspect ratio, each caption a line under it (not over the axes) */
+.card-figures .grid-wrap { overflow-y: visible; max-height: none; min-height: 0; }
+.card-figures .grid-container { grid-template-rows: none; grid-auto-rows: auto; }
+.card-figures .thumbnail-item { aspect-ratio: auto; height: auto; display: flex; flex-direction: column; }
+.card-figures .thumbnail-lg > img { height: auto; }
+.card-figures .caption-label { position: static; max-width: 100%; border: none; background: none;
+  padding: 2px 6px 6px; white-space: normal; color: var(--body-text-color); }
 #footer { font-size: 0.85em; opacity: 0.85; text-align: center; margin-top: 1em; }
 #encode-summary { min-height: 6em; }
 .note { font-size: 0.9em; }

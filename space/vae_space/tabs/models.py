@@ -91,10 +91,13 @@ def build(engine: Engine, q: dict) -> gr.Tab:
                 card = gr.Markdown(label="Model card")
             with gr.Column(scale=2):
                 download = gr.Markdown()
-                metrics = gr.Dataframe(label="Test metrics", interactive=False)
-                # captions as a line under each picture (not Gradio's overlay, which covers the figures' axes)
-                figures = gr.Gallery(label="Figures from the card", columns=2, height="auto", object_fit="contain",
-                                     interactive=False, elem_classes=["card-figures"])
+                metrics = gr.Dataframe(label="Test metrics", interactive=False, wrap=True,
+                                       column_widths=["78%", "22%"])  # long names wrap; the value stays in view
+                gr.Markdown("#### Figures from the card")
+                # one figure a row at its own aspect ratio, its caption a line under it: Gradio's label and
+                # captions float over the pictures and would cover the figures' titles and axes (app.py's CSS)
+                figures = gr.Gallery(label="Figures from the card", show_label=False, columns=1, height="auto",
+                                     object_fit="contain", interactive=False, elem_classes=["card-figures"])
         outs = Card.outputs(card=card, metrics=metrics, figures=figures, download=download)
         ui = model_card.ui(engine)
         variant.change(ui, variant, outs, api_name="model_card", **q)
