@@ -43,15 +43,17 @@ def draw_seven(page) -> None:
         page.mouse.up()
 
 
-def settle(page, timeout_s: float = 60.0) -> None:
-    """Wait until no request is pending (Gradio's progress markers gone) and the visible pictures have loaded."""
+def settle(page, timeout_s: float = 120.0) -> None:
+    """Wait until every visible output picture of the tab holds a loaded image (a tab fills itself when first
+    opened, without progress markers) and no request shows a progress marker."""
     t0 = time.time()
     while time.time() - t0 < timeout_s:
         busy = page.evaluate("""() => {
           const shown = (el) => el.offsetParent !== null;
           const pending = Array.from(document.querySelectorAll('.pending, .eta-bar, .progress-text')).some(shown);
-          const loading = Array.from(document.images).some((img) => shown(img) && !img.complete);
-          return pending || loading;
+          const empty = Array.from(document.querySelectorAll('.block[class*="alt-"]')).filter(shown)
+            .some((b) => { const img = b.querySelector('img'); return !img || !img.complete || !img.naturalWidth; });
+          return pending || empty;
         }""")
         if not busy:
             break

@@ -164,8 +164,10 @@ def build(engine: Engine, q: dict) -> gr.Tab:
                 k_model = gr.Dropdown(colors, value=colors[-1] if colors else None, label="Colour model",
                                       interactive=bool(colors))
                 k_seed = gr.Number(0, precision=0, minimum=0, label="Test digit (seed)", interactive=bool(colors))
+                # widths that keep the verdict ("controls") in view beside the column's numbers
                 k_table = gr.Dataframe(label="What each variable controls", interactive=False, wrap=True,
-                                       headers=["variable", "kind", "colour change", "shape change", "controls"])
+                                       headers=["variable", "kind", "colour change", "shape change", "controls"],
+                                       column_widths=["14%", "30%", "16%", "16%", "24%"])
             with gr.Column(scale=3):
                 k_img = image(label="Sweeps")
         k_out = ColorCodes.outputs(sweeps=k_img, table=k_table)
