@@ -519,3 +519,12 @@ def test_style_transfer_preset_sources(client, status):
                                     None, 0, api_name="/arithmetic")
         ink[w] = int(test.images[list(test.index).index(int(info["a"].split("#")[1].split(" ")[0]))].sum())
     assert ink["thick"] > 1.5 * ink["thin"], ink
+
+
+def test_style_transfer_endpoint(client, status):
+    """/style_transfer through gradio_client: cvae's code of a test digit, decoded as every digit."""
+    if "cvae" not in status["loaded"]:
+        pytest.skip("cvae not loaded")
+    fig, info = client.predict("thick test digit 7", 0, api_name="/style_transfer")
+    assert _img(fig).shape[1] > 10 * 28 * 3 and info["label"] == 7 and info["model"] == "cvae"
+    assert "source" in _app_error(client.predict, "my drawing", 0, api_name="/style_transfer")
