@@ -167,7 +167,7 @@ def build(engine: Engine, q: dict) -> gr.Tab:
                 # widths that keep the verdict ("controls") in view beside the column's numbers
                 k_table = gr.Dataframe(label="What each variable controls", interactive=False, wrap=True,
                                        headers=["variable", "kind", "colour change", "shape change", "controls"],
-                                       column_widths=["14%", "30%", "16%", "16%", "24%"])
+                                       column_widths=["17%", "27%", "16%", "16%", "24%"])
             with gr.Column(scale=3):
                 k_img = image(label="Sweeps")
         k_out = ColorCodes.outputs(sweeps=k_img, table=k_table)

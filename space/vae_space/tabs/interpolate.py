@@ -288,13 +288,12 @@ def build(engine: Engine, q: dict) -> gr.Tab:
         gr.Markdown("### Style transfer with the class-conditional model\n" + note(STYLE_NOTE))
         has = STYLE_MODEL in engine.models
         note_box(engine.unavailable_note([STYLE_MODEL], "This section runs"))
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=220):
-                s_src = gr.Dropdown(STYLE_SOURCES, value=STYLE_PRESET, label="Style from", interactive=has)
-                s_seed = gr.Number(0, precision=0, minimum=0, label="Test-digit pick (seed)", interactive=has)
-                s_go = gr.Button("Transfer the style", variant="primary", interactive=has)
-            with gr.Column(scale=4):
-                s_fig = image(label="One digit's style decoded as every digit", elem_id="style-figure")
+        with gr.Row(equal_height=True):
+            s_src = gr.Dropdown(STYLE_SOURCES, value=STYLE_PRESET, label="Style from", interactive=has)
+            s_seed = gr.Number(0, precision=0, minimum=0, label="Test-digit pick (seed)", interactive=has)
+            s_go = gr.Button("Transfer the style", variant="primary", interactive=has, scale=0, min_width=180)
+        # full width under its controls: a wide, short figure (beside them it collapsed on phones)
+        s_fig = image(label="One digit's style decoded as every digit", elem_id="style-figure")
         with gr.Accordion("Numbers", open=False):
             s_info = gr.JSON(label="input and its cvae code")
         s_out = StyleTransfer.outputs(figure=s_fig, info=s_info)
