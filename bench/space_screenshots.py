@@ -48,6 +48,12 @@ def settle(page, timeout_s: float = 120.0) -> None:
     opened, without progress markers) and no request shows a progress marker."""
     t0 = time.time()
     while time.time() - t0 < timeout_s:
+        # pictures load lazily, when scrolled near: walk down the page as a visitor would, then back up
+        height = page.evaluate("() => document.documentElement.scrollHeight")
+        for y in range(0, height, page.viewport_size["height"] // 2):
+            page.evaluate(f"() => window.scrollTo(0, {y})")
+            time.sleep(0.15)
+        page.evaluate("() => window.scrollTo(0, 0)")
         busy = page.evaluate("""() => {
           const shown = (el) => el.offsetParent !== null;
           const pending = Array.from(document.querySelectorAll('.pending, .eta-bar, .progress-text')).some(shown);
@@ -57,7 +63,7 @@ def settle(page, timeout_s: float = 120.0) -> None:
         }""")
         if not busy:
             break
-        time.sleep(0.5)
+        time.sleep(1.0)
     time.sleep(1.5)  # the in-browser panels paint after their model runs
 
 

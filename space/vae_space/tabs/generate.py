@@ -164,12 +164,12 @@ def build(engine: Engine, q: dict) -> gr.Tab:
                 k_model = gr.Dropdown(colors, value=colors[-1] if colors else None, label="Colour model",
                                       interactive=bool(colors))
                 k_seed = gr.Number(0, precision=0, minimum=0, label="Test digit (seed)", interactive=bool(colors))
-                # widths that keep the verdict ("controls") in view beside the column's numbers
+                # px: the verdict ("controls") fits beside the numbers on a desktop; a phone scrolls sideways
                 k_table = gr.Dataframe(label="What each variable controls", interactive=False, wrap=True,
                                        headers=["variable", "kind", "colour change", "shape change", "controls"],
-                                       column_widths=["17%", "27%", "16%", "16%", "24%"])
-            with gr.Column(scale=3):
-                k_img = image(label="Sweeps")
+                                       column_widths=["72px", "150px", "72px", "72px", "110px"])
+            with gr.Column(scale=3, min_width=320):
+                k_img = image(label="Sweeps", elem_id="color-sweeps")
         k_out = ColorCodes.outputs(sweeps=k_img, table=k_table)
         ui_col = color_codes.ui(engine)
         gr.on([k_model.change, k_seed.change], ui_col, [k_model, k_seed], k_out, api_name="color_codes", **q)
