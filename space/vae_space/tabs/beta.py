@@ -141,7 +141,8 @@ def build(engine: Engine, q: dict) -> gr.Tab:
                            css=("draw.css", "explore.css", "interpolate.css"), only=BETAS,
                            wait=BETAS[-1] if BETAS[-1] in engine.models else None, elem_id="beta-live")
                 table = gr.Dataframe(label="Test metrics from each model's card, and this input's numbers",
-                                     interactive=False, wrap=True)
+                                     interactive=False, wrap=True,  # px: a phone scrolls sideways
+                                     column_widths=["120px", "44px"] + ["78px"] * 7)
         with gr.Accordion("Numbers", open=False):
             data = gr.JSON(label="KL per dimension for each β")
         ins, outs = [src, pad, seed], Comparison.outputs(input=inp, figure=fig, table=table, data=data)

@@ -201,7 +201,7 @@ def style_transfer(engine: Engine, source: str = STYLE_PRESET, seed: int = 0) ->
     x, label, desc = pick_input(engine, source, None, seed, 0)
     z, imgs = restyle(engine, x, label, list(range(10)))
     head = P.labelled_tiles(P.to_rgb(torch.cat([x, imgs[label:label + 1]])), ["input", "its code"], k=3)
-    row = P.labelled_tiles(P.to_rgb(imgs), [str(d) for d in range(10)], k=3)
+    row = P.labelled_tiles(P.to_rgb(imgs), [str(d) for d in range(10)], k=3, ncol=5)  # 2 rows: legible on a phone
     fig = P.with_header(P.hstack([head, row], gap=24), f"cvae: the style of {desc}, decoded as every digit", size=14)
     return StyleTransfer(fig, {"model": STYLE_MODEL, "input": desc, "label": label, "z": z[0].round(decimals=4).tolist()})
 
