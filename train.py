@@ -4,12 +4,15 @@
     python train.py --variants all --dataset ylecun/mnist --out runs
     python train.py --variants vae-z20 --epochs 10 --dataset ../shared/mnist
     python train.py --push-only runs --push-to-hub NAMESPACE [--private] [--dry-run]
+    python train.py --variants vae-z20 --track [--track-space NS/NAME]   # then: trackio show
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import re
 import shutil
 import sys
 import time
@@ -18,10 +21,14 @@ from pathlib import Path
 import torch
 
 from vae_hub import VARIANTS, build, get_config
+from vae_hub.checks import check_split_sizes, exit_on_failure
 from vae_hub.data import DEFAULT_DATASET, load_split
-from vae_hub.hub import model_folders as complete_model_folders
-from vae_hub.hub import push_folder, save_model_folder
-from vae_hub.train import Batcher, evaluate_elbo, fit, hardware, resolve_device
+from vae_hub.folders import is_complete, read_config
+from vae_hub.folders import model_folders as complete_model_folders
+from vae_hub.hub import push_folder
+from vae_hub.save import save_model_folder
+from vae_hub.tracking import Tracker
+from vae_hub.train import CHECKPOINT, Batcher, evaluate_elbo, fit, hardware, resolve_device
 
 QUICK = dict(train=2048, test=512, epochs=1)
 
@@ -44,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--push-only", metavar="DIR", help="push already-trained folders (DIR or DIR/<variant>) without training")
     p.add_argument("--private", action="store_true", help="create the Hub repos as private")
     p.add_argument("--dry-run", action="store_true", help="stage and list what would be uploaded; upload nothing")
+    p.add_argument("--track", action="store_true", help="log every epoch to trackio (optional dependency; view: trackio show)")
+    p.add_argument("--track-project", default="vae-hub", help="trackio project name (default vae-hub)")
+    p.add_argument("--track-space", metavar="NS/NAME", help="with --track: sync the trackio project to this Hugging Face Space")
     return p.parse_args(argv)
 
 
@@ -57,6 +67,22 @@ def select(names: list[str]) -> list[str]:
             print(f"  {n}", file=sys.stderr)
         sys.exit(2)
     return names
+
+
+def headline(description: str) -> str:
+    """A description's first clause: up to the first '.', ':' or ';' that ends a word (so 'beta=0.5' and
+    'N(0, [[1, 0.4], ...])' stay whole)."""
+    return re.split(r"[.:;](?=\s|$)", description, maxsplit=1)[0]
+
+
+def finished(folder: Path, config) -> bool:
+    """A complete folder (card written last) of this exact recipe, with no checkpoint left: nothing to resume."""
+    if not is_complete(folder) or (folder / CHECKPOINT).exists():
+        return False
+    try:
+        return read_config(folder) == config
+    except (OSError, ValueError):
+        return False
 
 
 def model_folders(root: Path) -> list[Path]:
@@ -83,11 +109,43 @@ def half_precision_check(model, test, loss_fp32: float) -> dict:
     return {"test_loss_float32": loss_fp32, "test_loss_float16": loss_fp16, "delta": delta}
 
 
+def train_one(config, folder: Path, train, test, device: torch.device,
+              args: argparse.Namespace) -> tuple[str, float, float, float]:
+    """Train (or resume) one variant and write its folder; returns (name, s/epoch, test loss, wall s)."""
+    t0 = time.perf_counter()
+    if args.resume and finished(folder, config):
+        hist = json.loads((folder / "history.json").read_text())["epochs"]
+        print(f"[{config.variant}] already finished in {folder} (complete folder, no checkpoint): skipped")
+        return config.variant, sum(h["seconds"] for h in hist) / len(hist), hist[-1]["test_loss"], 0.0
+    if args.fresh:
+        shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+    try:
+        tracker = (Tracker(args.track_project, f"{config.variant}-{time.strftime('%Y%m%d-%H%M%S')}",
+                           config.to_dict(), space_id=args.track_space) if args.track else None)
+    except ImportError as e:  # trackio is optional: say how to get it
+        sys.exit(f"error: {e}")
+    with exit_on_failure(config.variant, folder / CHECKPOINT):  # one line on stderr, never a traceback
+        model, history, progress = fit(config, train, test, folder, device=device, resume=args.resume,
+                                       progress_bar=not args.no_progress, on_epoch=tracker)
+        info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
+                "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
+                "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick}
+        if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
+            info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
+        save_model_folder(model, folder, history, info, test, progress, half=args.half)
+    if tracker is not None:
+        tracker.finish()
+    shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # the run is complete
+    return config.variant, info["seconds_total"] / len(history), history[-1]["test_loss"], time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.track_space and not args.track:
+        sys.exit("error: --track-space needs --track")
     if args.list:
         for name, c in VARIANTS.items():
-            print(f"{name:16s} {c.description.split(':')[0].split('.')[0]}")
+            print(f"{name:16s} {headline(c.description)}")
         return 0
     if args.push_only:
         push(model_folders(Path(args.push_only)), args)
@@ -96,35 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     try:
         train, test = load_split(args.dataset, "train"), load_split(args.dataset, "test")
+        check_split_sizes(args.dataset, train, test)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
     if args.quick:
         train, test = train.subset(QUICK["train"]), test.subset(QUICK["test"])
-    out_root, folders, summary = Path(args.out), [], []
+    out_root, summary = Path(args.out), []
     for name in names:
-        overrides = {}
-        if args.epochs or args.quick:
-            overrides["epochs"] = args.epochs or QUICK["epochs"]
-        config = get_config(name, **overrides)
-        folder = out_root / name
-        if args.fresh:
-            shutil.rmtree(folder / "checkpoint", ignore_errors=True)
-        t0 = time.perf_counter()
-        try:
-            model, history = fit(config, train, test, folder, device=device, resume=args.resume,
-                                 progress_bar=not args.no_progress)
-        except (FileExistsError, FloatingPointError, ValueError) as e:
-            sys.exit(f"error: {e}")
-        info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
-                "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
-                "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick}
-        if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
-            info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
-        save_model_folder(model, folder, history, info, test, getattr(model, "progress", None), half=args.half)
-        shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # the run is complete
-        folders.append(folder)
-        last = history[-1]
-        summary.append((name, info["seconds_total"] / len(history), last["test_loss"], time.perf_counter() - t0))
+        overrides = {"epochs": args.epochs or QUICK["epochs"]} if args.epochs or args.quick else {}
+        summary.append(train_one(get_config(name, **overrides), out_root / name, train, test, device, args))
+    folders = [out_root / row[0] for row in summary]
     print(f"\n{'variant':16s} {'s/epoch':>8s} {'test loss':>10s} {'wall s':>8s}")
     for name, spe, loss, wall in summary:
         print(f"{name:16s} {spe:8.1f} {loss:10.2f} {wall:8.1f}")

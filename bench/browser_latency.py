@@ -435,7 +435,7 @@ def print_run(run: dict) -> None:
         print(f"  console: {len(run['console'])} errors/warnings, e.g. " + " | ".join(c[:160] for c in run["console"][:3]))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runtime", choices=["browser", "server", "both"], default="browser")
     ap.add_argument("--repeats", type=int, default=2, help="times each digit is drawn per model")
@@ -445,8 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--url", default=None, help="measure a running app (its runtime is whatever it serves)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--screenshot", type=Path, default=SCREENSHOT)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     runtimes = ["browser", "server"] if args.runtime == "both" else [args.runtime]

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
+from vae_hub.markdown import update_markdown  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MARK_START, MARK_END = "<!-- performance:start -->", "<!-- performance:end -->"
@@ -283,11 +286,7 @@ def render(r: dict[str, dict]) -> str:
 
 
 def update_readme(path: Path, block: str) -> None:
-    text = path.read_text()
-    pattern = re.compile(re.escape(MARK_START) + r".*?" + re.escape(MARK_END), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{path}: no '{MARK_START}' … '{MARK_END}' markers to replace")
-    path.write_text(pattern.sub(lambda _: f"{MARK_START}\n{block.rstrip()}\n{MARK_END}", text, count=1))
+    update_markdown(path, block, MARK_START, MARK_END)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -412,7 +412,7 @@ def _table(title: str, rows: dict) -> None:
         print(f"  {name:34s} {s['median_ms']:10.1f} {s['p95_ms']:9.1f} {s['n']:5d}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=40, help="calls per endpoint")
     ap.add_argument("--weights", default=None, help="as for space/app.py (default: the bundled pretrained/)")
@@ -427,8 +427,28 @@ def main(argv: list[str] | None = None) -> int:
                     help="load-test clients: Gradio's HTTP API from one asyncio loop (default, light on the CPU the "
                          "server needs) or 16 threaded gradio_client sessions")
     ap.add_argument("--out", type=Path, default=RESULTS)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def _load_test(args: argparse.Namespace, url: str, proc, result: dict, verdicts: dict[str, bool]) -> None:
+    """The --load run: many clients at once; adds result["load"] and the p95 verdict."""
+    runner = under_load_http if args.load_client == "http" else under_load
+    cpu0, server0 = time.process_time(), _cpu_seconds(proc.pid) if proc else float("nan")
+    result["load"] = ld = runner(url, args.clients, args.requests, download=not args.no_download)
+    ld["client"] = args.load_client
+    ld["cpu_s"] = {"server": round(_cpu_seconds(proc.pid) - server0, 2) if proc else None,
+                   "load_generator": round(time.process_time() - cpu0, 2)}
+    _table(f"under load: {ld['clients']} {args.load_client} clients × {ld['requests_per_client']} requests"
+           f"{'' if ld['downloads'] else ' (no image downloads)'}, {ld['throughput_rps']} req/s, "
+           f"{ld['errors']} errors; CPU s: server {ld['cpu_s']['server']}, "
+           f"load generator {ld['cpu_s']['load_generator']}", ld["latency"])
+    if "encode" in ld["latency"]:
+        verdicts[f"encode p95 ≤ {LOAD_TARGET_P95_MS:g} ms under load, no errors"] = \
+            ld["latency"]["encode"]["p95_ms"] <= LOAD_TARGET_P95_MS and ld["errors"] == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
     result: dict = {"machine": machine(), "target": {"encode_median_ms": TARGET_MS, "load_encode_p95_ms": LOAD_TARGET_P95_MS}}
     verdicts: dict[str, bool] = {}
     if not args.no_server:
@@ -451,19 +471,7 @@ def main(argv: list[str] | None = None) -> int:
                 for k, v in result["cpu_per_request"].items():
                     print(f"  {k:34s} {v['app_cpu_ms']:8.1f} ms CPU {v['wall_ms']:9.1f} ms wall")
             if args.load:
-                runner = under_load_http if args.load_client == "http" else under_load
-                cpu0, server0 = time.process_time(), _cpu_seconds(proc.pid) if proc else float("nan")
-                result["load"] = ld = runner(url, args.clients, args.requests, download=not args.no_download)
-                ld["client"] = args.load_client
-                ld["cpu_s"] = {"server": round(_cpu_seconds(proc.pid) - server0, 2) if proc else None,
-                               "load_generator": round(time.process_time() - cpu0, 2)}
-                _table(f"under load: {ld['clients']} {args.load_client} clients × {ld['requests_per_client']} requests"
-                       f"{'' if ld['downloads'] else ' (no image downloads)'}, {ld['throughput_rps']} req/s, "
-                       f"{ld['errors']} errors; CPU s: server {ld['cpu_s']['server']}, "
-                       f"load generator {ld['cpu_s']['load_generator']}", ld["latency"])
-                if "encode" in ld["latency"]:
-                    verdicts[f"encode p95 ≤ {LOAD_TARGET_P95_MS:g} ms under load, no errors"] = \
-                        ld["latency"]["encode"]["p95_ms"] <= LOAD_TARGET_P95_MS and ld["errors"] == 0
+                _load_test(args, url, proc, result, verdicts)
         if proc is not None:
             result["server_peak_rss_mib"] = _peak_rss_mib(proc.pid)
             print(f"\nthe app's process: peak resident memory {result['server_peak_rss_mib']} MiB (VmHWM)")

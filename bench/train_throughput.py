@@ -141,7 +141,7 @@ def one_run(train, test, epochs: int, ref_ips: list, ours_ips: list, ceilings: l
     with tempfile.TemporaryDirectory() as tmp:
         for epoch in range(1, epochs + 1):
             ref_ips.append(ref_epoch(ref, ref_opt, ref_train))
-            model, hist = fit(cfg, train, test, tmp, resume=True, stop_after_epoch=epoch, progress_bar=False,
+            model, hist, _ = fit(cfg, train, test, tmp, resume=True, stop_after_epoch=epoch, progress_bar=False,
                               log=lambda s: None)
             ours_ips.append(len(train) / hist[-1]["seconds"])
             ceilings.append(gemm_ceiling())

@@ -103,3 +103,62 @@ def test_temperature_schedule_reaches_its_minimum():
     assert temperature_at(c, total, total) == pytest.approx(c.tau_min)
     taus = [temperature_at(c, s, total) for s in range(0, total, 50)]
     assert all(a >= b for a, b in zip(taus, taus[1:]))
+
+
+def _space_prior_sample(model, n, g):
+    """The Space's own prior sampler (space/vae_space/engine.py) that model.sample_prior(n, generator) replaces."""
+    c = model.config
+    parts = []
+    if c.z_dim:
+        eps = torch.randn(n, c.z_dim, generator=g)
+        parts.append(eps @ model.prior_scale_tril.T if c.prior_cov is not None else eps)
+    if c.n_cat:
+        probs = torch.softmax(model.prior_logits, -1)
+        idx = torch.stack([torch.multinomial(p, n, replacement=True, generator=g) for p in probs], 1)
+        parts.append(torch.nn.functional.one_hot(idx, c.k_cat).float().flatten(1))
+    return torch.cat(parts, 1)
+
+
+@pytest.mark.parametrize("name", ["vae-z20", "vae-z2-corr", "color-gumbel", "color-joint"])
+def test_prior_sampling_with_a_generator_is_reproducible_and_matches_the_space(name):
+    model = vae_hub.build(name)
+    a = model.sample_prior(64, generator=torch.Generator().manual_seed(3))
+    b = model.sample_prior(64, generator=torch.Generator().manual_seed(3))
+    assert a.shape == (64, model.config.latent_size) and torch.equal(a, b)
+    torch.testing.assert_close(a, _space_prior_sample(model, 64, torch.Generator().manual_seed(3)), rtol=0, atol=0)
+    torch.manual_seed(0)
+    untouched = torch.rand(3)
+    torch.manual_seed(0)
+    model.sample_prior(8, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.rand(3), untouched)  # the global generator is not drawn from
+
+
+def test_prior_sampling_with_a_generator_has_the_prior_covariance():
+    model = vae_hub.build("vae-z2-corr")
+    z = model.sample_prior(200_000, generator=torch.Generator().manual_seed(0)).double()
+    torch.testing.assert_close(torch.cov(z.T), torch.tensor(model.config.prior_cov, dtype=torch.float64),
+                               atol=0.01, rtol=0)
+
+
+def test_stddev_of_every_latent():
+    logits = torch.randn(4, 3, 5)
+    cat = OneHotGumbel(logits)
+    p = torch.softmax(logits, -1).flatten(-2)
+    torch.testing.assert_close(cat.stddev, (p * (1 - p)).sqrt())
+    gauss = diagonal_gaussian(torch.randn(4, 2), torch.rand(4, 2) + 0.1)
+    joint = Joint(gauss, cat)
+    torch.testing.assert_close(joint.stddev, torch.cat([gauss.stddev, cat.stddev], -1))
+    # the hard one-hot draws have that spread
+    draws = OneHotGumbel(logits[:1]).sample((100_000,))
+    torch.testing.assert_close(draws.std(0), cat.stddev[:1], atol=0.01, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["vae-z20", "color-joint"])
+def test_kl_per_dim_adds_up_to_the_kl(name):
+    from vae_hub.distributions import kl_per_dim
+
+    model = vae_hub.build(name).eval()
+    post = model.encode(torch.rand(5, model.config.in_channels, 28, 28))
+    cont, disc = kl_per_dim(post, model.prior)
+    total = sum(t.sum(1) for t in (cont, disc) if t is not None)
+    torch.testing.assert_close(total, kl_divergence(post, model.prior), rtol=1e-5, atol=1e-5)

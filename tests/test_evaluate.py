@@ -176,7 +176,7 @@ def test_frechet_distance():
     assert M.frechet_distance(a, a + shift) == pytest.approx(float(shift.pow(2).sum()), rel=1e-6)
     b = torch.randn(3000, 16, generator=g) * 2
     assert M.frechet_distance(a, b) == pytest.approx(M.frechet_distance(b, a), rel=1e-6)
-    linalg = pytest.importorskip("scipy.linalg")  # cross-check the eigh square roots where scipy exists
+    from scipy import linalg  # cross-check the eigh square roots (scipy is in requirements.txt)
     s1, s2 = torch.cov(a.T.double()).numpy(), torch.cov(b.T.double()).numpy()
     ref = float(((a.double().mean(0) - b.double().mean(0)) ** 2).sum()) + s1.trace() + s2.trace() \
         - 2 * linalg.sqrtm(s1 @ s2).real.trace()
@@ -205,14 +205,14 @@ def test_update_markdown_replaces_only_between_markers(tmp_path):
 @pytest.fixture(scope="module")
 def models_dir(mini, tmp_path_factory):
     from vae_hub.classifier import ClassifierConfig, save_classifier, train_classifier
-    from vae_hub.hub import save_model_folder
+    from vae_hub.save import save_model_folder
     from vae_hub.train import fit
 
     root = tmp_path_factory.mktemp("models")
     train, test = mini[0].subset(128), mini[1].subset(100)
     for name in ("vae-z2", "cvae", "color-joint"):
         cfg = vae_hub.get_config(name, epochs=1)
-        model, hist = fit(cfg, train, test, root / name, progress_bar=False, log=lambda s: None)
+        model, hist, _ = fit(cfg, train, test, root / name, progress_bar=False, log=lambda s: None)
         save_model_folder(model, root / name, hist, {"dataset": "mini", "n_train": 128, "seconds_total": 1.0,
                                                       "hardware": "test"})
     clf, hist = train_classifier(mini[0].subset(300), mini[1].subset(100), ClassifierConfig(epochs=1), log=lambda s: None)

@@ -8,7 +8,8 @@ import torch
 from huggingface_hub import ModelCard
 
 import vae_hub
-from vae_hub.hub import bundled_dir, push_folder, save_model_folder, staged_files
+from vae_hub.hub import bundled_dir, push_folder, staged_files
+from vae_hub.save import save_model_folder
 from vae_hub.train import Batcher, fit
 
 from .conftest import ROOT
@@ -19,9 +20,9 @@ def trained(mini, tmp_path_factory):
     folder = tmp_path_factory.mktemp("run") / "vae-z2"
     cfg = vae_hub.get_config("vae-z2", epochs=2)
     train, test = mini[0].subset(256), mini[1].subset(200)
-    model, hist = fit(cfg, train, test, folder, progress_bar=False, log=lambda s: None)
+    model, hist, progress = fit(cfg, train, test, folder, progress_bar=False, log=lambda s: None)
     save_model_folder(model, folder, hist, {"dataset": "mini", "n_train": 256, "seconds_total": 1.0,
-                                            "hardware": "test"}, test, model.progress)
+                                            "hardware": "test"}, test, progress)
     return folder, model
 
 
@@ -43,9 +44,7 @@ def test_round_trip_is_bit_exact(trained):
 
 def test_half_precision_storage_round_trips_to_float16_values(trained, tmp_path):
     folder, model = trained
-    model._storage_dtype = torch.float16
-    model.save_pretrained(tmp_path)
-    model._storage_dtype = None
+    model.save_pretrained(tmp_path, storage_dtype=torch.float16)
     stored = safetensors.torch.load_file(str(tmp_path / "model.safetensors"))
     assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
     loaded = vae_hub.load(str(tmp_path))
@@ -195,3 +194,16 @@ def test_bundled_quality_matches_its_card(name, mini):
         losses = model(*b.get(torch.arange(len(b)), torch.Generator().manual_seed(0))).loss
     se = float(losses.std()) / math.sqrt(len(losses))
     assert abs(float(losses.mean()) - card["test_loss"]) < 4 * se + 0.5, (float(losses.mean()), card["test_loss"], se)
+
+
+@pytest.mark.skipif("vae-z2" not in BUNDLED, reason="no bundled pretrained/ set in this checkout")
+def test_load_entry_gives_model_folder_card_and_metrics():
+    from vae_hub.hub import load_entry
+
+    e = load_entry("vae-z2")
+    assert e.folder == bundled_dir() / "vae-z2" and not e.model.training
+    assert e.card == (e.folder / "README.md").read_text()
+    card = {r.metric_type: r.metric_value for r in ModelCard.load(e.folder / "README.md").data.eval_results}
+    assert {k: round(v, 4) for k, _, v in e.metrics} == card
+    a, b = e.model.state_dict(), vae_hub.load("vae-z2").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -17,7 +17,7 @@ def _weights(model):
 
 def test_loss_falls_over_a_short_run(mini, tmp_path):
     cfg = vae_hub.get_config("vae-z20", epochs=3, batch_size=64)
-    _, history = fit(cfg, *mini, tmp_path, progress_bar=False, log=lambda s: None)
+    _, history, _ = fit(cfg, *mini, tmp_path, progress_bar=False, log=lambda s: None)
     assert history[-1]["test_loss"] < history[0]["test_loss"] - 20
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert {"test_recon", "test_kl", "seconds", "grad_norms"} <= history[0].keys()
@@ -32,10 +32,10 @@ def test_resume_after_interruption_is_exact(mini, tmp_path, name, overrides):
     train, test = mini[0].subset(300), mini[1].subset(200)
     cfg = vae_hub.get_config(name, epochs=3, **overrides)
     quiet = dict(progress_bar=False, log=lambda s: None)
-    full, hist_full = fit(cfg, train, test, tmp_path / "a", **quiet)
-    _, hist_cut = fit(cfg, train, test, tmp_path / "b", stop_after_epoch=1, **quiet)
+    full, hist_full, _ = fit(cfg, train, test, tmp_path / "a", **quiet)
+    _, hist_cut, _ = fit(cfg, train, test, tmp_path / "b", stop_after_epoch=1, **quiet)
     assert len(hist_cut) == 1
-    resumed, hist_res = fit(cfg, train, test, tmp_path / "b", resume=True, **quiet)
+    resumed, hist_res, _ = fit(cfg, train, test, tmp_path / "b", resume=True, **quiet)
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [h["test_loss"] for h in hist_full] == [h["test_loss"] for h in hist_res]
@@ -109,3 +109,55 @@ def test_scratch_model_inside_figures(tmp_path):
     history = [{"epoch": e, "grad_norms": {"features.0.weight": 1.0 / e, "enc_fc.0.weight": 2.0}} for e in (1, 2)]
     write_inside_figures(m, tmp_path, torch.rand(1, 1, 28, 28), history)
     assert {p.name for p in tmp_path.glob("*.png")} == {"filters.png", "feature_maps.png", "grad_norms.png"}
+
+
+_KILLED_DURING_SAVE = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+import vae_hub.save
+real = vae_hub.save.export_folder
+def killed(folder):  # weights, config, history and figures are written; the graphs and the card are not
+    os.kill(os.getpid(), signal.SIGKILL)
+vae_hub.save.export_folder = killed
+sys.argv = ["train.py", *{args!r}]
+import runpy
+runpy.run_path({train!r}, run_name="__main__")
+"""
+
+
+def test_kill_during_the_final_save_leaves_an_unfinished_folder_that_resume_completes(tmp_path):
+    from vae_hub.folders import model_folders
+
+    args = ["--variants", "vae-z2", "--dataset", str(MINI), "--quick", "--out", str(tmp_path), "--no-progress"]
+    script = _KILLED_DURING_SAVE.format(root=str(ROOT), args=args, train=str(ROOT / "train.py"))
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == -9, r.stderr
+    folder = tmp_path / "vae-z2"
+    assert (folder / "model.safetensors").is_file() and (folder / "history.json").is_file()
+    assert not (folder / "README.md").exists()  # no placeholder card: the folder does not look finished
+    assert (folder / CHECKPOINT).is_file()
+    assert model_folders(tmp_path) == []
+    r = _cli("--push-only", str(tmp_path), "--dry-run")
+    assert r.returncode != 0 and "holds no vae-hub model folders" in r.stderr
+
+    r = _cli(*args, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "resuming after epoch 1 of 1" in r.stdout
+    assert model_folders(tmp_path) == [folder] and not (folder / "checkpoint").exists()
+    assert {"encoder.onnx", "decoder.onnx", "README.md"} <= {p.name for p in folder.iterdir()}
+
+    weights = (folder / "model.safetensors").read_bytes()
+    r = _cli(*args, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "[vae-z2] already finished" in r.stdout and "skipped" in r.stdout
+    assert "epoch 1/1" not in r.stdout and (folder / "model.safetensors").read_bytes() == weights
+    r = _cli(*args, "--resume", "--epochs", "2")  # another recipe: not the finished run, so it trains
+    assert r.returncode == 0, r.stderr
+    assert "already finished" not in r.stdout and "epoch 2/2" in r.stdout
+
+
+def test_list_shows_whole_first_clauses():
+    r = _cli("--list")
+    lines = dict(line.split(maxsplit=1) for line in r.stdout.splitlines())
+    assert lines["beta-vae-b0.5"] == "beta-VAE with beta=0.5"
+    assert lines["vae-z2-corr"].endswith("N(0, [[1, 0.4], [0.4, 0.5]])")

@@ -14,20 +14,23 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import safetensors.torch
 import torch
 import torch.nn.functional as F
+from huggingface_hub import ModelCard
 from torch import nn
 
+from .cards import model_card, save_card
+from .checks import check_field_types, check_range, check_sizes
 from .data import DEFAULT_DATASET, Split, load_split
-from .models import load_weights
+from .folders import CONFIG_NAME, WEIGHTS_NAME, bundled_dir, config_fields, read_config_json, write_atomic
+from .weights import HubModel
 
 MODEL_TYPE = "vae-hub-mnist-classifier"
 FOLDER_NAME = "mnist-classifier"
-WEIGHTS = "model.safetensors"
+WEIGHTS = WEIGHTS_NAME
 
 
 @dataclass
@@ -44,6 +47,14 @@ class ClassifierConfig:
     max_shift: int = 2  # random translation (pixels) as augmentation
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_field_types(self)
+        check_sizes("channels", self.channels, 1, 1024, (2, 2))
+        check_range("hidden", self.hidden, 1, 16384)
+        for name, lo, hi in (("dropout", 0, 0.99), ("epochs", 1, 10_000), ("batch_size", 1, 65_536), ("lr", 0, 1),
+                             ("max_shift", 0, 14), ("seed", 0, 2**63 - 1)):
+            check_range(name, getattr(self, name), lo, hi, lo_open=name == "lr")
+
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> ClassifierConfig:
         if not isinstance(data, dict) or data.get("model_type") != MODEL_TYPE:
@@ -52,11 +63,20 @@ class ClassifierConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{source}: unknown field(s) {unknown}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
 
 
-class MNISTClassifier(nn.Module):
-    """conv3x3(16) → pool → conv3x3(32) → pool → FC 128 (features) → FC 10. Input (B, 1, 28, 28) in [0, 1]."""
+class MNISTClassifier(nn.Module, HubModel, library_name="vae-hub", license="cc-by-sa-3.0",
+                      tags=["mnist", "image-classification", "vae-hub", "evaluation"], pipeline_tag="image-classification"):
+    """conv3x3(16) → pool → conv3x3(32) → pool → FC 128 (features) → FC 10. Input (B, 1, 28, 28) in [0, 1].
+
+    Saved and loaded as every vae-hub model is (``vae_hub.weights.HubModel``): strictly, without pickle.
+    """
+
+    config_class = ClassifierConfig
 
     def __init__(self, config: ClassifierConfig | None = None):
         super().__init__()
@@ -149,59 +169,42 @@ def train_classifier(train: Split, test: Split, config: ClassifierConfig | None 
 
 # ---------------------------------------------------------------------------- save / load
 def save_classifier(model: MNISTClassifier, folder: str | Path, history: list[dict], info: dict) -> Path:
-    """config.json, model.safetensors (float32), history.json and a README.md model card."""
+    """config.json, model.safetensors (float32), history.json and, last, the README.md model card."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    safetensors.torch.save_file(state, str(folder / WEIGHTS), metadata={"format": "pt"})
-    (folder / "config.json").write_text(json.dumps(asdict(model.config), indent=1))
-    (folder / "history.json").write_text(json.dumps({**info, "epochs": history}, indent=1))
-    render_card(folder).save(folder / "README.md")
+    model.save_pretrained(folder)
+    write_atomic(folder / "history.json", json.dumps({**info, "epochs": history}, indent=1))
+    save_card(render_card(folder), folder)
     return folder
 
 
 def load_classifier(folder: str | Path | None = None, device: str | torch.device = "cpu") -> MNISTClassifier:
     """Strict, pickle-free load from a folder (default: the bundled ``pretrained/mnist-classifier``)."""
-    if folder is None:
-        from .hub import bundled_dir
-
-        folder = bundled_dir() / FOLDER_NAME
-    folder = Path(folder)
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file() or not (folder / WEIGHTS).is_file():
-        raise FileNotFoundError(f"{folder}: no classifier here (expected config.json and {WEIGHTS}); train one with "
+    folder = Path(bundled_dir() / FOLDER_NAME if folder is None else folder)
+    if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS).is_file():
+        raise FileNotFoundError(f"{folder}: no classifier here (expected {CONFIG_NAME} and {WEIGHTS}); train one with "
                                 f"python -m vae_hub.classifier --dataset ylecun/mnist --out {folder}")
-    config = ClassifierConfig.from_dict(json.loads(cfg_path.read_text()), str(cfg_path))
-    model = MNISTClassifier(config)
-    load_weights(model, folder / WEIGHTS)
-    return model.to(device).eval()
+    return MNISTClassifier.from_folder(folder, map_location=device)
 
 
 def is_classifier_folder(folder: str | Path) -> bool:
-    path = Path(folder) / "config.json"
-    try:
-        return path.is_file() and json.loads(path.read_text()).get("model_type") == MODEL_TYPE
-    except (ValueError, UnicodeDecodeError):
-        return False
+    return config_fields(folder).get("model_type") == MODEL_TYPE  # any JSON, however broken or nested, is safe
 
 
-def render_card(folder: str | Path):
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
+def render_card(folder: str | Path) -> ModelCard:
+    """The classifier's card from its config.json and history.json, with vae-hub's shared front matter."""
     folder = Path(folder)
-    c = ClassifierConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    c = ClassifierConfig.from_dict(read_config_json(folder), str(folder / CONFIG_NAME))
     hist = json.loads((folder / "history.json").read_text())
     acc = hist["epochs"][-1]["test_accuracy"]
-    data = ModelCardData(
-        library_name="vae-hub", license="cc-by-sa-3.0", tags=["mnist", "image-classification", "vae-hub", "evaluation"],
-        datasets=["ylecun/mnist"], pipeline_tag="image-classification", model_name="vae-hub/mnist-classifier",
-        eval_results=[EvalResult(task_type="image-classification", dataset_type="ylecun/mnist",
-                                 dataset_name="MNIST (test split)", dataset_split="test", metric_type="accuracy",
-                                 metric_name="test accuracy", metric_value=round(acc, 4))],
-    )
+    return model_card(_card_body(c, hist, acc), model_name="vae-hub/mnist-classifier",
+                      tags=["mnist", "image-classification", "vae-hub", "evaluation"], task="image-classification",
+                      metrics=[("accuracy", "test accuracy", acc)])
+
+
+def _card_body(c: ClassifierConfig, hist: dict, acc: float) -> str:
     rows = "\n".join(f"| {h['epoch']} | {h['train_loss']:.4f} | {100 * h['test_accuracy']:.2f}% | {h['seconds']:.0f} s |"
                      for h in hist["epochs"])
-    body = f"""
+    return f"""
 # mnist-classifier
 
 A small convolutional MNIST classifier, the judge of vae-hub's sample-quality metrics: its
@@ -251,7 +254,6 @@ Reproduce: `python -m vae_hub.classifier --dataset ylecun/mnist --out pretrained
   and the same sample counts; it is not FID.
 - MNIST is CC BY-SA 3.0 (Yann LeCun, Corinna Cortes, Christopher Burges); these weights follow it.
 """
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from .checks import brief, check_covariance, check_field_types, check_range, check_sizes
 
 BACKBONES = ("mlp", "conv")
 LATENTS = ("gaussian", "categorical", "joint")
 DATA_KINDS = ("gray", "binarized", "color")
 LAYER_KITS = ("torch", "scratch")
 LR_SCHEDULES = ("constant", "cosine")
+# generous bounds: far beyond any MNIST model, yet they stop a config from asking for gigabytes
+MAX_WIDTH, MAX_CHANNELS, MAX_LATENT = 16384, 1024, 1024
+MAX_EPOCHS, MAX_BATCH = 100_000, 65_536
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")  # also a folder and Hub repo name
 
 
 @dataclass
@@ -52,6 +59,7 @@ class VAEConfig:
     tags: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # first: the checks below compare and compute with these values
         checks = [
             ("backbone", self.backbone, BACKBONES),
             ("latent", self.latent, LATENTS),
@@ -62,21 +70,42 @@ class VAEConfig:
         for name, value, allowed in checks:
             if value not in allowed:
                 raise ValueError(f"config field {name!r} is {value!r}; expected one of {list(allowed)}")
+        if not VARIANT_NAME.fullmatch(self.variant):
+            raise ValueError(f"field 'variant' is {brief(self.variant)}; expected a name of letters, digits, '.', '_', '-'")
         if self.in_channels != (3 if self.data == "color" else 1):
             raise ValueError(f"in_channels={self.in_channels} does not match data={self.data!r}")
+        check_sizes("hidden", self.hidden, 1, MAX_WIDTH, (0, 8))
+        # each stride-2 convolution halves 28 exactly only twice (28 -> 14 -> 7)
+        check_sizes("conv_channels", self.conv_channels, 1, MAX_CHANNELS, (1, 2))
+        check_range("conv_hidden", self.conv_hidden, 0, MAX_WIDTH)
+        for name in ("z_dim", "n_cat", "k_cat"):
+            check_range(name, getattr(self, name), 0, MAX_LATENT)
         if self.latent in ("gaussian", "joint") and self.z_dim < 1:
             raise ValueError(f"latent {self.latent!r} needs z_dim >= 1, got {self.z_dim}")
         if self.latent in ("categorical", "joint") and (self.n_cat < 1 or self.k_cat < 2):
             raise ValueError(f"latent {self.latent!r} needs n_cat >= 1 and k_cat >= 2")
+        if self.latent == "gaussian" and (self.n_cat or self.k_cat):
+            raise ValueError(f"latent 'gaussian' has no categorical part: n_cat and k_cat must be 0, "
+                             f"got {self.n_cat} and {self.k_cat}")
         if self.latent == "categorical":
             self.z_dim = 0
         if self.prior_cov is not None:
             if self.latent != "gaussian":
                 raise ValueError("prior_cov applies to gaussian latents only")
-            if len(self.prior_cov) != self.z_dim or any(len(r) != self.z_dim for r in self.prior_cov):
-                raise ValueError(f"prior_cov must be {self.z_dim}x{self.z_dim}")
+            check_covariance("prior_cov", self.prior_cov, self.z_dim)
         if self.layers == "scratch" and (self.latent != "gaussian" or self.prior_cov is not None):
             raise ValueError("the scratch kit supports a gaussian latent with an N(0, I) prior only")
+        check_range("beta", self.beta, 0)
+        if self.n_classes != 10:
+            raise ValueError(f"field 'n_classes' is {self.n_classes}; expected 10 (the MNIST digits)")
+        check_range("tau_start", self.tau_start, 0, lo_open=True)
+        check_range("tau_min", self.tau_min, 0, self.tau_start, lo_open=True)
+        check_range("anneal_frac", self.anneal_frac, 0, 1)
+        for name in ("seed", "color_seed"):
+            check_range(name, getattr(self, name), 0, 2**63 - 1)
+        check_range("epochs", self.epochs, 1, MAX_EPOCHS)
+        check_range("batch_size", self.batch_size, 1, MAX_BATCH)
+        check_range("lr", self.lr, 0, 1, lo_open=True)
 
     @property
     def latent_size(self) -> int:

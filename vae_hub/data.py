@@ -7,7 +7,6 @@ batch from the uint8 arrays: grayscale in [0, 1], a fresh Bernoulli binarisation
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import safetensors.torch
 import torch
+
+from .checks import check_labels, open_image
+from .tensorfiles import save_safetensors
 
 DEFAULT_DATASET = "ylecun/mnist"
 
@@ -74,21 +76,18 @@ def _load_hf(dataset: str, split: str):
     return part
 
 
-def _decode(part) -> tuple[torch.Tensor, torch.Tensor]:
+def _decode(part, source: str = "dataset") -> tuple[torch.Tensor, torch.Tensor]:
     import datasets
-    from PIL import Image
 
     raw = part.cast_column("image", datasets.Image(decode=False))
     images = np.empty((len(raw), 1, 28, 28), np.uint8)
     for i, item in enumerate(raw["image"]):
-        data = item["bytes"] if item.get("bytes") is not None else Path(item["path"]).read_bytes()
-        img = Image.open(io.BytesIO(data))
+        img = open_image(item, f"{source}: image {i}")
         if img.size != (28, 28):
-            raise ValueError(f"image {i} is {img.size[0]}x{img.size[1]}; expected 28x28 MNIST digits")
+            raise ValueError(f"{source}: image {i} is {img.size[0]}x{img.size[1]}; expected 28x28 MNIST digits")
         images[i, 0] = np.asarray(img.convert("L"))
+    check_labels(raw["label"], source)
     labels = torch.tensor(np.asarray(raw["label"], dtype=np.int64))
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"labels range {int(labels.min())}..{int(labels.max())}; expected digits 0-9")
     return torch.from_numpy(images), labels
 
 
@@ -102,12 +101,9 @@ def load_split(dataset: str = DEFAULT_DATASET, split: str = "train", use_cache: 
             return Split(t["images"], t["labels"], split)
         except Exception:
             cache.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
-    images, labels = _decode(part)
+    images, labels = _decode(part, f"dataset {dataset!r} split {split!r}")
     if use_cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}")
-        safetensors.torch.save_file({"images": images, "labels": labels}, str(tmp))
-        os.replace(tmp, cache)
+        save_safetensors({"images": images, "labels": labels}, cache)
     return Split(images, labels, split)
 
 

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import safetensors.torch
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
-from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, kl_divergence
+from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
 
 from .config import VAEConfig
-from .distributions import Joint, OneHotGumbel, diagonal_gaussian
+from .distributions import Joint, OneHotGumbel, diagonal_gaussian, kl_per_dim, sample_with
+from .kits import LayerKit, kit_for
+from .weights import WEIGHTS_NAME, HubModel, load_weights
 
+__all__ = ["IMAGE_SIZE", "VAE", "VAEOutput", "WEIGHTS_NAME", "build", "fast_layout", "load_weights"]
 IMAGE_SIZE = 28
-WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
@@ -36,17 +35,9 @@ def fast_layout(config: VAEConfig) -> bool:
     return config.backbone == "conv" and config.layers == "torch"
 
 
-def _kit(config: VAEConfig):
-    if config.layers == "scratch":
-        from . import scratch
-
-        return scratch
-    return nn
-
-
 def _build_nets(c: VAEConfig) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
     """(features, enc_fc, dec_fc, dec_body): x -> h, [h, y] -> params, [z, y] -> h, h -> logits."""
-    L = _kit(c)
+    L = kit_for(c).layers
     cond = c.n_classes if c.conditional else 0
     n_params = 2 * c.z_dim + c.n_cat * c.k_cat
     pixels = c.in_channels * IMAGE_SIZE * IMAGE_SIZE
@@ -90,7 +81,7 @@ def _build_nets(c: VAEConfig) -> tuple[nn.Module, nn.Module, nn.Module, nn.Modul
 
 class VAE(
     nn.Module,
-    PyTorchModelHubMixin,
+    HubModel,
     library_name="vae-hub",
     license="cc-by-sa-3.0",
     tags=["vae", "mnist", "vae-hub"],
@@ -103,6 +94,8 @@ class VAE(
     ``.mean``, ``.mode``, ``.sample()``, ``.rsample()`` over a flat z of ``config.latent_size``.
     ``decode(z[, y])`` returns Bernoulli logits of shape (B, C, 28, 28).
     """
+
+    config_class = VAEConfig
 
     def __init__(self, config: VAEConfig):
         super().__init__()
@@ -117,7 +110,11 @@ class VAE(
             # Gumbel-softmax temperature; the trainer anneals it, and it is saved with the weights
             self.register_buffer("temperature", torch.tensor(config.tau_start))
             self.register_buffer("prior_logits", torch.zeros(config.n_cat, config.k_cat))
-        self._storage_dtype: torch.dtype | None = None
+
+    @property
+    def kit(self) -> LayerKit:
+        """The layer kit of ``config.layers`` (looked up, not stored: a module attribute would defeat deepcopy)."""
+        return kit_for(self.config)
 
     # ----------------------------------------------------------------- distributions
     @property
@@ -144,13 +141,14 @@ class VAE(
         return cat if gauss is None else Joint(gauss, cat)
 
     def kl(self, posterior: Distribution) -> torch.Tensor:
-        """KL(q(z|x) || p(z)) per image, exact, through torch.distributions."""
-        if self.config.layers == "scratch":
-            from . import scratch
+        """KL(q(z|x) || p(z)) per image, exact (torch.distributions, or the scratch kit's closed form)."""
+        return self.kit.kl(posterior, self.prior)
 
-            base = posterior.base_dist
-            return scratch.gaussian_kl(base.loc, 2 * base.scale.log())
-        return kl_divergence(posterior, self.prior)
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n codes z ~ p(z), (n, latent_size); with a generator, reproducible and independent of the global one."""
+        if generator is None:
+            return self.prior.sample((n,))
+        return sample_with(self.prior, n, generator)
 
     # ----------------------------------------------------------------- networks
     def _check_input(self, x: torch.Tensor) -> None:
@@ -198,11 +196,7 @@ class VAE(
 
     def recon_nll(self, x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) under a Bernoulli per pixel intensity, summed over pixels (nats per image)."""
-        if self.config.layers == "scratch":
-            from . import scratch
-
-            return scratch.bce_with_logits(x_logits.flatten(1), x.flatten(1))
-        return F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").flatten(1).sum(1)
+        return self.kit.bce(x_logits, x)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VAEOutput:
         post = self.encode(x, y)
@@ -218,59 +212,38 @@ class VAE(
         """n images from the prior in [0, 1]; conditional models default to labels 0..9 in turn."""
         if self.config.conditional and y is None:
             y = torch.arange(n, device=self.prior_device) % self.config.n_classes
-        z = self.prior.sample((n,))
-        return torch.sigmoid(self.decode(z, y))
+        return torch.sigmoid(self.decode(self.sample_prior(n), y))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Decode the most likely code of each input (posterior mode), in [0, 1]."""
         return torch.sigmoid(self.decode(self.encode(x, y).mode, y))
 
-    # ----------------------------------------------------------------- hub mixin hooks
-    def _save_pretrained(self, save_directory: Path) -> None:
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        if self._storage_dtype is not None:
-            state = {k: v.to(self._storage_dtype) if v.is_floating_point() else v for k, v in state.items()}
-        safetensors.torch.save_file(state, str(Path(save_directory) / WEIGHTS_NAME), metadata={"format": "pt"})
-
-    @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False,
-                         local_files_only=False, token=None, map_location: str = "cpu", strict: bool = True,
-                         **model_kwargs) -> VAE:
-        # Never falls back to a pickled pytorch_model.bin, and always loads strictly.
-        config = model_kwargs.pop("config", None)
-        if not isinstance(config, VAEConfig):  # the mixin hands over config.json as a dict
-            config = VAEConfig.from_dict(config, f"{model_id}/config.json")
-        model = cls(config, **model_kwargs)
-        if Path(model_id).is_dir():
-            weights = Path(model_id) / WEIGHTS_NAME
-            if not weights.is_file():
-                raise FileNotFoundError(f"{weights}: missing; a vae-hub folder holds {WEIGHTS_NAME} and config.json")
-        else:
-            weights = Path(hf_hub_download(model_id, WEIGHTS_NAME, revision=revision, cache_dir=cache_dir,
-                                           force_download=force_download, token=token,
-                                           local_files_only=local_files_only))
-        load_weights(model, weights)
-        if fast_layout(config):  # as the trainer runs them: ~25% faster decoding (bench/eval_cost.py)
-            model = model.to(memory_format=torch.channels_last)
-        return model.to(map_location).eval()
+    # ----------------------------------------------------------------- loading hook
+    def prepare_loaded(self) -> VAE:
+        if fast_layout(self.config):  # as the trainer runs them: ~25% faster decoding (bench/eval_cost.py)
+            return self.to(memory_format=torch.channels_last)
+        return self
 
 
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a safetensors file into model, strictly: every tensor present, none extra, shapes equal."""
-    try:
-        state = safetensors.torch.load_file(str(path))
-    except Exception as e:  # safetensors raises several types for truncated/garbled files
-        raise ValueError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
-    expected = model.state_dict()
-    missing, extra = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    problems = ([f"missing tensors {missing}"] if missing else []) + ([f"unexpected tensors {extra}"] if extra else []) \
-        + ([f"wrong shapes: {'; '.join(wrong)}"] if wrong else [])
-    if problems:
-        raise ValueError(f"{path}: does not match the config's architecture: {'. '.join(problems)}")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+@torch.inference_mode()
+def encode_split(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, batch: int = 2000,
+                 with_kl: bool = False) -> tuple[torch.Tensor, dict]:
+    """Posterior means (N, latent_size) of many inputs, encoded ``batch`` at a time, and with ``with_kl`` the mean
+    KL of each continuous dimension and each categorical variable ({"kl_per_dim": ..., "kl_per_categorical": ...})."""
+    means, kl_c, kl_d = [], 0.0, 0.0
+    for i in range(0, len(x), batch):
+        post = model.encode(x[i:i + batch], None if y is None else y[i:i + batch])
+        means.append(post.mean)
+        if with_kl:
+            cont, disc = kl_per_dim(post, model.prior)
+            kl_c = kl_c + (0 if cont is None else cont.double().sum(0))
+            kl_d = kl_d + (0 if disc is None else disc.double().sum(0))
+    kl = {}
+    if with_kl:
+        kl = {"kl_per_dim": (kl_c / len(x)).tolist() if model.config.z_dim else None,
+              "kl_per_categorical": (kl_d / len(x)).tolist() if model.config.n_cat else None}
+    return torch.cat(means).float(), kl
 
 
 def build(name_or_config: str | VAEConfig, **overrides) -> VAE:

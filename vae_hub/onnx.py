@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import hashlib
 import io
-import os
 import sys
 import threading
 import time
@@ -37,6 +36,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .config import VAEConfig
+from .folders import model_folders, read_config, write_atomic
 from .models import IMAGE_SIZE, VAE
 
 if TYPE_CHECKING:
@@ -246,15 +246,6 @@ def _check(data: bytes, reference: nn.Module, config: VAEConfig, graph: str, inp
                                f"torch's {w.shape} (max abs error {err:.2e})")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # hidden and *.tmp*: never staged for a Hub push
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def export_onnx(model: VAE, folder: str | Path, opset: int = DEFAULT_OPSET) -> dict[str, Path]:
     """Write encoder.onnx and decoder.onnx for model into folder (created if needed); returns their paths.
 
@@ -281,18 +272,16 @@ def export_onnx(model: VAE, folder: str | Path, opset: int = DEFAULT_OPSET) -> d
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"encoder": folder / ENCODER_FILE, "decoder": folder / DECODER_FILE}
     for graph, data in blobs.items():
-        _write_atomic(paths[graph], data)
+        write_atomic(paths[graph], data)
     return paths
 
 
 def export_folder(folder: str | Path) -> dict[str, Path]:
-    """Load a model folder written by train.py with vae_hub.load and export its graphs into it."""
-    from . import load
-
+    """Load a model folder written by train.py (strictly, as vae_hub.load does) and export its graphs into it."""
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder}: not a folder; expected a model folder written by train.py")
-    return export_onnx(load(str(folder)), folder)
+    return export_onnx(VAE.from_folder(folder, read_config(folder)), folder)
 
 
 # ---------------------------------------------------------------------------- command line
@@ -302,7 +291,6 @@ def main(argv: list[str] | None = None) -> int:
                                                  "by train.py (a pushed folder carries them beside model.safetensors).")
     parser.add_argument("folders", nargs="+", metavar="FOLDER", help="a model folder, or a folder of them (e.g. runs)")
     args = parser.parse_args(argv)
-    from .hub import model_folders
 
     failed = 0
     for root in map(Path, args.folders):

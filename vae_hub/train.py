@@ -6,21 +6,26 @@ checkpoint written after epoch e replays epoch e+1 exactly as an uninterrupted r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import safetensors.torch
 import torch
 from tqdm.auto import tqdm
 
+from .checks import first_nonfinite, nonfinite_message
 from .config import VAEConfig
 from .data import Split, color_table, make_inputs, split_seed
 from .models import VAE, fast_layout
+from .tensorfiles import save_safetensors
 
 CHECKPOINT = "checkpoint/last.safetensors"
 N_PROGRESS = 16  # prior samples (fixed z) and reconstructions saved every epoch
@@ -78,6 +83,9 @@ def temperature_at(config: VAEConfig, step: int, total: int) -> float:
 
 
 def _seed(config: VAEConfig, epoch: int, stream: int) -> int:
+    """A distinct seed per (config seed, epoch, stream): streams 0-100 fit between consecutive epochs (x 101),
+    and the prime 1_000_003 keeps seeds of different config seeds apart for runs under ~9,900 epochs.
+    Reduced mod 2**62 to stay within torch's seed range."""
     return (config.seed * 1_000_003 + epoch * 101 + stream) % (2**62)
 
 
@@ -99,12 +107,8 @@ def evaluate_elbo(model: VAE, batcher: Batcher, batch_size: int = 1000, seed: in
 
 
 def make_optimizer(model: VAE) -> torch.optim.Optimizer:
-    if model.config.layers == "scratch":
-        from .scratch import Adam
-
-        return Adam(model.parameters(), lr=model.config.lr)
-    # the fused kernel does the whole update in one pass per tensor: ~10-15% faster steps for the MLPs here
-    return torch.optim.Adam(model.parameters(), lr=model.config.lr, fused=True)
+    """The model's kit's Adam (fused torch Adam, or the hand-written one of the scratch kit)."""
+    return model.kit.adam(model.parameters(), model.config.lr)
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -118,10 +122,7 @@ def save_checkpoint(path: Path, model: VAE, opt: torch.optim.Optimizer, state: d
             tensors[f"optim.{pid}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
     tensors.update({f"progress.{k}": v.contiguous() for k, v in progress.items()})
     meta = {"state": json.dumps(state), "param_groups": json.dumps(osd["param_groups"])}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    safetensors.torch.save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint intact
+    save_safetensors(tensors, path, meta)  # atomic: a crash or a full disk leaves the previous checkpoint intact
 
 
 def load_checkpoint(path: Path, model: VAE, opt: torch.optim.Optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -149,6 +150,139 @@ def load_checkpoint(path: Path, model: VAE, opt: torch.optim.Optimizer) -> tuple
 
 
 # ---------------------------------------------------------------------------- training
+@dataclass
+class EpochRecord:
+    """One line of history.json: the epoch's mean train and test terms (nats/image) and how it ran."""
+
+    epoch: int
+    train_loss: float
+    train_recon: float
+    train_kl: float
+    test_loss: float
+    test_recon: float
+    test_kl: float
+    seconds: float
+    lr: float
+    temperature: float | None
+    grad_norms: dict[str, float]  # per parameter, mean over the sampled steps
+
+
+class Trained(NamedTuple):
+    model: VAE  # in eval mode
+    history: list[dict]  # EpochRecord dicts, one per epoch
+    progress: dict[str, torch.Tensor]  # uint8 frames for the progress figure: inputs, samples, recons
+
+
+@dataclass
+class Run:
+    """What every epoch of one training run shares."""
+
+    config: VAEConfig
+    model: VAE
+    opt: torch.optim.Optimizer
+    train: Batcher
+    test: Batcher
+    device: torch.device
+    ckpt: Path
+    steps: int  # per epoch
+
+    @property
+    def total(self) -> int:
+        return self.config.epochs * self.steps
+
+
+def _probes(run: Run) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Fixed probes for the progressive-generation view: test digits, prior codes and labels."""
+    c, device = run.config, run.device
+    g = torch.Generator().manual_seed(c.seed + 7)
+    idx = torch.randperm(len(run.test), generator=g)[:N_PROGRESS].to(device)
+    torch.manual_seed(c.seed + 7)
+    z = run.model.prior.sample((N_PROGRESS,)).to(device)
+    y = torch.arange(N_PROGRESS, device=device) % c.n_classes if c.conditional else None
+    return idx, z, y
+
+
+def train_epoch(run: Run, epoch: int, progress_bar: bool = False) -> tuple[list[float], dict[str, float], float]:
+    """One pass over the training split, seeded by (seed, epoch) alone so a resumed run replays it exactly.
+    Returns the mean (loss, recon, kl) per image, the sampled per-parameter gradient norms and the seconds."""
+    c, model, opt = run.config, run.model, run.opt
+    t0 = time.perf_counter()
+    torch.manual_seed(_seed(c, epoch, 0))  # reparameterisation noise
+    perm = torch.randperm(len(run.train), generator=torch.Generator().manual_seed(_seed(c, epoch, 1))).to(run.device)
+    gen_data = torch.Generator(device=run.device).manual_seed(_seed(c, epoch, 2))  # binarisation
+    sums = torch.zeros(3, device=run.device)
+    grad_sums: dict[str, float] = {}
+    n_grad = 0
+    bar = tqdm(range(run.steps), desc=f"{c.variant} {epoch}/{c.epochs}", disable=not progress_bar, leave=False,
+               mininterval=0.5)
+    for i in bar:
+        step = (epoch - 1) * run.steps + i
+        for group in opt.param_groups:
+            group["lr"] = lr_at(c, step, run.total)
+        if c.n_cat:
+            model.temperature.fill_(temperature_at(c, step, run.total))
+        out = model(*run.train.get(perm[i * c.batch_size:(i + 1) * c.batch_size], gen_data))
+        loss = out.loss.mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(nonfinite_message(c.variant, f"loss ({loss.item()})", epoch, i, run.ckpt))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if i % 50 == 0:  # per-layer gradient norms, sampled: the "seeing inside" view
+            for name, p in model.named_parameters():
+                if p.grad is not None:
+                    grad_sums[name] = grad_sums.get(name, 0.0) + float(p.grad.norm())
+            n_grad += 1
+        opt.step()
+        with torch.no_grad():
+            sums += torch.stack([out.loss.sum(), out.recon.sum(), out.kl.sum()])
+        if progress_bar and i % 25 == 0:
+            bar.set_postfix(loss=f"{loss.item():.2f}")
+    bar.close()
+    if (bad := first_nonfinite(model.state_dict())) is not None:  # the last step can break the weights unseen
+        raise FloatingPointError(nonfinite_message(c.variant, f"weights ({bad})", epoch, run.steps - 1, run.ckpt))
+    return (sums / len(run.train)).tolist(), {k: v / max(n_grad, 1) for k, v in grad_sums.items()}, \
+        time.perf_counter() - t0
+
+
+@torch.no_grad()
+def progress_frame(run: Run, probes: tuple, progress: dict[str, torch.Tensor]) -> None:
+    """Append this epoch's fixed-z samples and probe reconstructions (uint8) to ``progress``."""
+    idx, z, y = probes
+    model = run.model.eval()
+    samples = torch.sigmoid(model.decode(z, y))
+    px, py = run.test.get(idx)
+    recons = model.reconstruct(px, py)
+    model.train()
+    for k, v in {"samples": samples, "recons": recons}.items():
+        v = (v * 255).round().to(torch.uint8).cpu()[None]
+        progress[k] = torch.cat([progress[k], v]) if k in progress else v
+    progress["inputs"] = (px * 255).round().to(torch.uint8).cpu()
+
+
+def _start(run: Run, resume: bool, log: Callable[[str], None]) -> tuple[list[dict], dict[str, torch.Tensor], int, float]:
+    """(history, progress, first epoch, seconds so far): from the checkpoint when resuming, else empty."""
+    if not run.ckpt.exists():
+        return [], {}, 1, 0.0
+    if not resume:
+        raise FileExistsError(f"{run.ckpt} exists from an earlier run: pass --resume to continue it "
+                              "or delete the folder to start afresh")
+    state, progress = load_checkpoint(run.ckpt, run.model, run.opt)
+    if state["config"] != run.config.to_dict():
+        raise ValueError(f"{run.ckpt} was written for a different config/recipe; delete it to start afresh")
+    log(f"[{run.config.variant}] resuming after epoch {state['epoch']} of {run.config.epochs}")
+    return state["history"], progress, state["epoch"] + 1, state["elapsed"]
+
+
+def _new_run(config: VAEConfig, train: Split, test: Split, out_dir: Path, device: torch.device) -> Run:
+    torch.manual_seed(config.seed)
+    model = VAE(config).to(device)
+    if fast_layout(config):
+        model = model.to(memory_format=torch.channels_last)
+    train_b = Batcher(train, config, device)
+    return Run(config, model, make_optimizer(model), train_b, Batcher(test, config, device), device,
+               out_dir / CHECKPOINT, math.ceil(len(train_b) / config.batch_size))
+
+
 def fit(
     config: VAEConfig,
     train: Split,
@@ -160,111 +294,37 @@ def fit(
     progress_bar: bool = True,
     log: Callable[[str], None] = print,
     stop_after_epoch: int | None = None,
-) -> tuple[VAE, list[dict]]:
-    """Train one variant; checkpoint after every epoch into out_dir/checkpoint/. Returns (model, history).
+    on_epoch: Callable[[dict, dict[str, torch.Tensor]], None] | None = None,
+) -> Trained:
+    """Train one variant; checkpoint after every epoch into out_dir/checkpoint/. Returns (model, history, progress).
 
     ``stop_after_epoch`` ends the run early (as an interruption would) after that epoch's checkpoint.
+    ``on_epoch(record, frame)`` runs after each epoch's checkpoint with its history record and progress
+    images (uint8 "samples", "recons", "inputs"); an exception it raises (e.g. ``optuna.TrialPruned``)
+    ends training there, with that epoch's checkpoint kept.
     """
-    out_dir = Path(out_dir)
-    device = resolve_device(device) if isinstance(device, str) else device
-    ckpt = out_dir / CHECKPOINT
-    torch.manual_seed(config.seed)
-    model = VAE(config).to(device)
-    if fast_layout(config):
-        model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model)
-    train_b, test_b = Batcher(train, config, device), Batcher(test, config, device)
-    steps_per_epoch = math.ceil(len(train_b) / config.batch_size)
-    total = config.epochs * steps_per_epoch
-
-    # fixed probes for the progressive-generation view: prior z and test digits
-    g = torch.Generator().manual_seed(config.seed + 7)
-    probe_idx = torch.randperm(len(test_b), generator=g)[:N_PROGRESS].to(device)
-    torch.manual_seed(config.seed + 7)
-    probe_z = model.prior.sample((N_PROGRESS,)).to(device)
-    probe_y = torch.arange(N_PROGRESS, device=device) % config.n_classes if config.conditional else None
-
-    history: list[dict] = []
-    progress: dict[str, torch.Tensor] = {}
-    start_epoch, elapsed = 1, 0.0
-    if ckpt.exists():
-        if not resume:
-            raise FileExistsError(f"{ckpt} exists from an earlier run: pass --resume to continue it "
-                                  "or delete the folder to start afresh")
-        state, progress = load_checkpoint(ckpt, model, opt)
-        if state["config"] != config.to_dict():
-            raise ValueError(f"{ckpt} was written for a different config/recipe; delete it to start afresh")
-        history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
-        log(f"[{config.variant}] resuming after epoch {state['epoch']} of {config.epochs}")
-
-    model.train()
+    run = _new_run(config, train, test, Path(out_dir), resolve_device(device) if isinstance(device, str) else device)
+    probes = _probes(run)
+    history, progress, start_epoch, elapsed = _start(run, resume, log)
+    run.model.train()
     for epoch in range(start_epoch, config.epochs + 1):
-        t0 = time.perf_counter()
-        torch.manual_seed(_seed(config, epoch, 0))  # reparameterisation noise
-        gen_perm = torch.Generator().manual_seed(_seed(config, epoch, 1))
-        gen_data = torch.Generator(device=device).manual_seed(_seed(config, epoch, 2))  # binarisation
-        perm = torch.randperm(len(train_b), generator=gen_perm).to(device)
-        sums = torch.zeros(3, device=device)
-        grad_sums: dict[str, float] = {}
-        n_grad = 0
-        bar = tqdm(range(steps_per_epoch), desc=f"{config.variant} {epoch}/{config.epochs}",
-                   disable=not progress_bar, leave=False, mininterval=0.5)
-        for i in bar:
-            step = (epoch - 1) * steps_per_epoch + i
-            for group in opt.param_groups:
-                group["lr"] = lr_at(config, step, total)
-            if config.n_cat:
-                model.temperature.fill_(temperature_at(config, step, total))
-            out = model(*train_b.get(perm[i * config.batch_size:(i + 1) * config.batch_size], gen_data))
-            loss = out.loss.mean()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{config.variant}: non-finite loss ({loss.item()}) at epoch {epoch}, step {i}; "
-                                         f"the last good checkpoint is kept at {ckpt if ckpt.exists() else '(none yet)'}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if i % 50 == 0:  # per-layer gradient norms, sampled: the "seeing inside" view
-                for name, p in model.named_parameters():
-                    if p.grad is not None:
-                        grad_sums[name] = grad_sums.get(name, 0.0) + float(p.grad.norm())
-                n_grad += 1
-            opt.step()
-            with torch.no_grad():
-                sums += torch.stack([out.loss.sum(), out.recon.sum(), out.kl.sum()])
-            if progress_bar and i % 25 == 0:
-                bar.set_postfix(loss=f"{loss.item():.2f}")
-        bar.close()
-        train_sec = time.perf_counter() - t0
-        elapsed += train_sec
-        test = evaluate_elbo(model, test_b)
-        tr = (sums / len(train_b)).tolist()
-        record = {
-            "epoch": epoch, "train_loss": tr[0], "train_recon": tr[1], "train_kl": tr[2],
-            "test_loss": test["loss"], "test_recon": test["recon"], "test_kl": test["kl"],
-            "seconds": train_sec, "lr": opt.param_groups[0]["lr"],
-            "temperature": float(model.temperature) if config.n_cat else None,
-            "grad_norms": {k: v / max(n_grad, 1) for k, v in grad_sums.items()},
-        }
-        history.append(record)
-        with torch.no_grad():
-            model.eval()
-            samples = torch.sigmoid(model.decode(probe_z, probe_y))
-            px, py = test_b.get(probe_idx)
-            recons = model.reconstruct(px, py)
-            model.train()
-        frame = {"samples": samples, "recons": recons}
-        for k, v in frame.items():
-            v = (v * 255).round().to(torch.uint8).cpu()[None]
-            progress[k] = torch.cat([progress[k], v]) if k in progress else v
-        progress["inputs"] = (px * 255).round().to(torch.uint8).cpu()
-        log(f"[{config.variant}] epoch {epoch}/{config.epochs}: train {tr[0]:.2f}  test {test['loss']:.2f} "
-            f"(recon {test['recon']:.2f} + kl {test['kl']:.2f})  {train_sec:.1f}s")
+        tr, grad_norms, seconds = train_epoch(run, epoch, progress_bar)
+        elapsed += seconds
+        te = evaluate_elbo(run.model, run.test)
+        record = EpochRecord(epoch, *tr, te["loss"], te["recon"], te["kl"], seconds, run.opt.param_groups[0]["lr"],
+                             float(run.model.temperature) if config.n_cat else None, grad_norms)
+        history.append(dataclasses.asdict(record))
+        progress_frame(run, probes, progress)
+        log(f"[{config.variant}] epoch {epoch}/{config.epochs}: train {tr[0]:.2f}  test {te['loss']:.2f} "
+            f"(recon {te['recon']:.2f} + kl {te['kl']:.2f})  {seconds:.1f}s")
         state = {"epoch": epoch, "history": history, "elapsed": elapsed, "config": config.to_dict()}
-        save_checkpoint(ckpt, model, opt, state, progress)
-        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
+        save_checkpoint(run.ckpt, run.model, run.opt, state, progress)
+        if on_epoch is not None:
+            on_epoch(history[-1], {"samples": progress["samples"][-1], "recons": progress["recons"][-1],
+                                   "inputs": progress["inputs"]})
+        if stop_after_epoch is not None and stop_after_epoch <= epoch < config.epochs:
             break
-    model.eval()
-    model.progress = progress  # for the figures
-    return model, history
+    return Trained(run.model.eval(), history, progress)
 
 
 def hardware() -> str:

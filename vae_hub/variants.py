@@ -13,19 +13,31 @@ _CONV = dict(backbone="conv", conv_channels=[32, 64], conv_hidden=128, batch_nor
 _COLOR = dict(_CONV, data="color", in_channels=3, epochs=12, batch_size=128, lr=1e-3)
 
 
-def _v(name: str, description: str, tags: list[str], **kw) -> VAEConfig:
+WHY: dict[str, str] = {}  # what the variant is for, beyond its one-line description: the model card's second sentence
+
+
+def _v(name: str, description: str, tags: list[str], why: str = "", **kw) -> VAEConfig:
+    if why:
+        WHY[name] = why
     return VAEConfig(variant=name, description=description, tags=tags, **kw)
 
 
 _ALL = [
     _v("vae-z2", "MLP VAE with a 2-D latent: the whole code space fits on one map.",
-       ["latent-2d"], z_dim=2, **_MLP2),
-    _v("vae-z3", "MLP VAE with a 3-D latent, explored in slices.", ["latent-3d"], z_dim=3, **_MLP2),
+       ["latent-2d"], z_dim=2, **_MLP2,
+       why="Two latent dimensions are too few for sharp digits, but the whole code space can be drawn: it powers "
+           "the latent map, the drawing pad and the manifold explorer."),
+    _v("vae-z3", "MLP VAE with a 3-D latent, explored in slices.", ["latent-3d"], z_dim=3, **_MLP2,
+       why="One more dimension than the map shows: the explorer slices it at a chosen z3."),
     _v("vae-z2-corr", "2-D VAE whose prior is a correlated Gaussian N(0, [[1, 0.4], [0.4, 0.5]]); "
        "the KL is the exact one to that prior, so the latent map tilts to match it.",
-       ["latent-2d", "correlated-prior"], z_dim=2, prior_cov=[[1.0, 0.4], [0.4, 0.5]], **_MLP2),
+       ["latent-2d", "correlated-prior"], z_dim=2, prior_cov=[[1.0, 0.4], [0.4, 0.5]], **_MLP2,
+       why="Shows what a prior does to the code: with the exact KL to a tilted prior the aggregate posterior "
+           "tilts too. (A popular tutorial samples from such a prior but keeps the isotropic KL; this one does "
+           "not.)"),
     _v("vae-z20", "The classic pytorch/examples recipe: MLP 784-400-20, Adam 1e-3, batch 128.",
-       ["classic"], hidden=[400], z_dim=20, epochs=10, batch_size=128, lr=1e-3),
+       ["classic"], hidden=[400], z_dim=20, epochs=10, batch_size=128, lr=1e-3,
+       why="The reference point everyone knows: the pytorch/examples recipe, trained by our faster trainer."),
     *[
         _v(f"beta-vae-b{b:g}", f"beta-VAE with beta={b:g}: one 10-D architecture, only the KL weight differs, "
            "to show how beta trades reconstruction for a compressed, sparser code.",
@@ -33,24 +45,33 @@ _ALL = [
         for b in (0.5, 1.0, 2.0, 4.0, 8.0)
     ],
     _v("conv-vae-z20", "Convolutional encoder/decoder (two stride-2 convolutions with batch norm) "
-       "and a 20-D latent.", ["convolutional"], z_dim=20, epochs=12, batch_size=128, lr=1e-3, **_CONV),
+       "and a 20-D latent.", ["convolutional"], z_dim=20, epochs=12, batch_size=128, lr=1e-3, **_CONV,
+       why="Convolutions share weights across the image and fit digits better than the MLP at a similar size."),
     _v("scratch-conv-vae", "conv-vae-z20 rebuilt from vae_hub.scratch: every layer's backward pass and the "
        "Adam optimizer written by hand, gradient-checked against PyTorch.", ["convolutional", "from-scratch"],
-       layers="scratch", z_dim=20, epochs=12, batch_size=128, lr=1e-3, **_CONV),
+       layers="scratch", z_dim=20, epochs=12, batch_size=128, lr=1e-3, **_CONV,
+       why="Teaching model: the same network as conv-vae-z20 with every layer's backward pass written by hand, "
+           "to show what the library does for you and what it costs."),
     _v("conv-vae-bin", "Likelihood model: convolutional encoder/decoder (32-64 channels, batch norm, FC 256) and a 32-D "
        "latent, trained with the ELBO on dynamically binarized digits, so its NLL compares with the literature.",
        ["convolutional", "binarized", "likelihood"], backbone="conv", conv_channels=[32, 64], conv_hidden=256,
-       batch_norm=True, data="binarized", z_dim=32, epochs=30, batch_size=64, lr=1e-3, lr_schedule="cosine"),
+       batch_norm=True, data="binarized", z_dim=32, epochs=30, batch_size=64, lr=1e-3, lr_schedule="cosine",
+       why="The one model trained for likelihood, on binary digits drawn afresh every batch: its importance-"
+           "sampled NLL is the number to set beside published binarized-MNIST results."),
     _v("cvae", "Class-conditional VAE: the one-hot digit label enters the encoder and the decoder, "
-       "so the latent keeps only style.", ["conditional"], conditional=True, z_dim=8, **_MLP2),
+       "so the latent keeps only style.", ["conditional"], conditional=True, z_dim=8, **_MLP2,
+       why="With the label given, the latent needs to hold only style: pick a digit and sample."),
     _v("color-vae", "Continuous VAE on randomly coloured MNIST: colour and shape share a 16-D Gaussian code.",
-       ["colored-mnist", "continuous"], z_dim=16, **_COLOR),
+       ["colored-mnist", "continuous"], z_dim=16, **_COLOR,
+       why="Baseline for the colour family: one Gaussian code must hold stroke colour and digit shape."),
     _v("color-gumbel", "Discrete VAE on coloured MNIST: 6 categorical variables of 25 categories, "
        "Gumbel-softmax relaxation with an annealed temperature.",
-       ["colored-mnist", "gumbel-softmax", "discrete"], latent="categorical", n_cat=6, k_cat=25, **_COLOR),
+       ["colored-mnist", "gumbel-softmax", "discrete"], latent="categorical", n_cat=6, k_cat=25, **_COLOR,
+       why="A purely discrete code: which categories carry colour and which carry shape?"),
     _v("color-joint", "Joint VAE on coloured MNIST: a 10-D Gaussian code beside 5 categorical variables "
        "of 65 categories.", ["colored-mnist", "gumbel-softmax", "joint"],
-       latent="joint", z_dim=10, n_cat=5, k_cat=65, **_COLOR),
+       latent="joint", z_dim=10, n_cat=5, k_cat=65, **_COLOR,
+       why="Continuous and discrete codes side by side, as in JointVAE."),
 ]
 
 VARIANTS: dict[str, VAEConfig] = {c.variant: c for c in _ALL}

@@ -105,6 +105,11 @@ def _as_nchw(y_nhwc: Tensor) -> Tensor:
     return y_nhwc.permute(0, 3, 1, 2)
 
 
+def _saved(ctx: FunctionCtx, grad: Tensor) -> tuple:
+    """What a convolution's backward starts from: its saved tensors, its geometry, the batch size and channels."""
+    return (*ctx.saved_tensors, *ctx.geom, grad.shape[0], grad.shape[1])
+
+
 class Conv2dFn(torch.autograd.Function):
     """2-D cross-correlation (groups=1, dilation=1) as im2col + one GEMM.
 
@@ -130,9 +135,7 @@ class Conv2dFn(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        cols, w2 = ctx.saved_tensors
-        (h, w), kernel, stride, padding, out = ctx.geom
-        b, o = grad.shape[0], grad.shape[1]
+        cols, w2, (h, w), kernel, stride, padding, out, b, o = _saved(ctx, grad)
         g = _nhwc(grad).view(-1, o)  # (B*L, O)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
@@ -176,9 +179,7 @@ class ConvTranspose2dFn(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x2, w2 = ctx.saved_tensors
-        (h, w), kernel, stride, padding, size = ctx.geom
-        b, o = grad.shape[0], grad.shape[1]
+        x2, w2, (h, w), kernel, stride, padding, size, b, o = _saved(ctx, grad)
         gy = _nhwc(grad)
         cols = _im2col(_pad_nhwc(gy, padding, size), kernel, stride, (h, w))  # (B*H*W, kh*kw*C_out)
         gx = gw = gb = None

@@ -1,0 +1,104 @@
+"""Model folders on disk: where they are, which are finished, what config they hold, and atomic writes into them.
+
+A model folder (what train.py writes and what is pushed to the Hub) holds model.safetensors, config.json,
+history.json, figures/*.png, encoder.onnx and decoder.onnx, metrics.json once evaluated, and README.md
+(the card). The card is written last (``vae_hub.save``): a folder without it is unfinished.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .checks import read_json
+from .config import VAEConfig
+from .variants import VARIANTS
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a hidden temporary sibling of ``path`` to write, then move it into place in one step: readers
+    (and a crash) see the old file or the new one, never half of one. The name matches ``*.tmp*``, so a
+    leftover is never staged for a Hub push."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def read_config_json(folder: str | Path) -> Any:
+    """The parsed config.json of a model folder, with clear errors for a missing, oversized or garbled file."""
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; a vae-hub model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    return read_json(path)
+
+
+CARD_NAME = "README.md"
+COMPLETE = (CONFIG_NAME, WEIGHTS_NAME, "history.json", CARD_NAME)  # the card last: the completion marker
+DEFAULT_NAMESPACE = "vae-hub"
+REPO_PREFIX = "vae-hub-"
+
+
+def bundled_dir() -> Path:
+    """The repository's bundled pretrained set (override with VAE_HUB_PRETRAINED)."""
+    return Path(os.environ.get("VAE_HUB_PRETRAINED", Path(__file__).resolve().parent.parent / "pretrained"))
+
+
+def repo_id_for(variant: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    return f"{namespace}/{REPO_PREFIX}{variant}"
+
+
+def read_config(folder: str | Path) -> VAEConfig:
+    """Parse and validate a folder's config.json strictly; the variant must be a registered one."""
+    path = Path(folder) / CONFIG_NAME
+    config = VAEConfig.from_dict(read_config_json(folder), str(path))
+    if config.variant not in VARIANTS:
+        raise ValueError(f"{path}: unknown variant {config.variant!r}; known variants: {', '.join(VARIANTS)}")
+    return config
+
+
+def config_fields(folder: str | Path) -> dict:
+    """config.json as a dict for sorting folders by kind; {} when it is missing, unreadable or not an object."""
+    try:
+        data = read_json(Path(folder) / CONFIG_NAME)
+    except (OSError, ValueError):  # read_json turns bad encoding, syntax, size and nesting into ValueError
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def is_vae_folder(folder: str | Path) -> bool:
+    """config.json names a VAE variant (other models, e.g. the classifier, carry a ``model_type``)."""
+    data = config_fields(folder)
+    return "variant" in data and "model_type" not in data
+
+
+def is_complete(folder: str | Path) -> bool:
+    """Every file of a finished folder is there, the card (written last) included."""
+    return all((Path(folder) / f).is_file() for f in COMPLETE)
+
+
+def model_folders(root: str | Path) -> list[Path]:
+    """Complete VAE model folders under root (or root itself), in registry order; the evaluation classifier
+    and unfinished runs are skipped."""
+    root = Path(root)
+    if (root / CONFIG_NAME).is_file():
+        return [root] if is_vae_folder(root) else []
+    found = [p for p in sorted(root.iterdir()) if p.is_dir() and is_complete(p) and is_vae_folder(p)]
+    order = {name: i for i, name in enumerate(VARIANTS)}
+    return sorted(found, key=lambda p: (order.get(config_fields(p).get("variant"), 999), p.name))
