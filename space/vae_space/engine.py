@@ -1,7 +1,7 @@
 """The Space's state: where the weights come from, the loaded variants, their cached test-set encodings
 and latent maps, and the lookups every tab uses. The tabs' handlers live in ``tabs/``.
 
-``Engine.start()`` loads every variant once (through ``vae_hub.load``, the one loading path); a
+``Engine.start()`` loads every variant once (through ``vae_hub.hub.load_entry``, the one loading path); a
 background thread then encodes the bundled test-digit sample with each model and renders the
 latent-map backgrounds (cached on disk), so a request only encodes one image and draws a few shapes.
 A variant that cannot be loaded is recorded in ``Engine.missing`` with the reason, and the features
@@ -11,6 +11,7 @@ that need it show that reason.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -45,6 +46,7 @@ TEST_DIGITS = ASSETS / "test_digits.safetensors"
 BETAS = ["beta-vae-b0.5", "beta-vae-b1", "beta-vae-b2", "beta-vae-b4", "beta-vae-b8"]
 COLOR_MODELS = ["color-vae", "color-gumbel", "color-joint"]
 MAP_MODEL = "vae-z2"
+N_FACTOR_DIGITS = 1000  # test digits measured for the factor correlations when metrics.json has none (ρ ± ~0.03)
 CACHE_VERSION = 1  # bump when what is cached (encodings, map pictures) is computed differently
 
 
@@ -95,6 +97,21 @@ def resolve_source(weights: str | None = None) -> WeightSource:
 
 
 @dataclass
+class Factors:
+    """How each latent dimension of a model tracks the measured handwriting factors (``vae_hub.morpho``)."""
+
+    corr: np.ndarray  # (d, K) Pearson ρ of the test digits' posterior means with each factor
+    names: list[str]  # the K factors
+    source: str  # where ρ comes from, said under the heat map
+
+    def labels(self, min_abs: float = 0.3) -> list[tuple[str | None, float]]:
+        """Each dimension's dominant factor and its signed ρ (no name below ``min_abs``)."""
+        from vae_hub.disentangle import dominant_factor
+
+        return dominant_factor(self.corr, self.names, min_abs)
+
+
+@dataclass
 class Entry:
     """A loaded variant, its card, and (for grayscale Gaussian encoders) its test-set encodings."""
 
@@ -113,6 +130,7 @@ class Entry:
     error: str = ""  # why preparing them failed, if it did
     onnx: dict[str, Path] | None = None  # encoder/decoder graphs for the browser, once exported
     onnx_error: str = ""
+    morpho: Factors | None = None  # from metrics.json (morpho_correlation), when the evaluation stored it
 
     @property
     def config(self) -> VAEConfig:
@@ -219,27 +237,15 @@ class Engine:
     def _load(self, variant: str) -> Entry:
         t0 = time.perf_counter()
         ref = self.source.ref(variant)
-        folder: Path | None = None
         if self.source.kind != "hub":
             folder = Path(ref)
             if not folder.is_dir():
                 raise FileNotFoundError(f"no folder {variant}/ in {self.source.location}")
             if not (folder / "README.md").is_file():  # train.py writes the card last: no card, not finished
                 raise FileNotFoundError(f"{variant}/ has no model card yet (still training?)")
-        model = vae_hub.load(ref)
-        if folder is None:
-            from huggingface_hub import snapshot_download
-
-            try:  # the card and history come with load()'s snapshot: this is a cache hit
-                folder = Path(snapshot_download(ref, allow_patterns=["README.md", "*.json"]))
-            except Exception:
-                folder = None
-        card = (folder / "README.md").read_text() if folder and (folder / "README.md").is_file() else ""
-        try:
-            metrics = hub.card_metrics(folder) if folder else []
-        except Exception:
-            metrics = []
-        return Entry(variant, model, folder, card, metrics, time.perf_counter() - t0)
+        got = hub.load_entry(ref)  # one download and one config parse: model, folder, card and card metrics
+        return Entry(variant, got.model, got.folder, got.card, got.metrics, time.perf_counter() - t0,
+                     morpho=_morpho_metrics(got.folder))
 
     def _fingerprint(self, e: Entry) -> str:
         """Identifies what a cached result depends on: the weights, the test sample, the code version."""
@@ -384,6 +390,31 @@ class Engine:
         if e.error:
             fail(f"{e.name}: {e.error}.")
 
+    def factors(self, e: Entry) -> Factors | None:
+        """e's correlations with the handwriting factors: from its metrics.json when there, else measured
+        once on the first N_FACTOR_DIGITS of the Space's test digits; None for a non-Gaussian code or when
+        measuring fails (the features then show no labels)."""
+        if e.morpho is not None:
+            return e.morpho
+        if not is_encoder(e.config):
+            return None
+        self.wait(e)
+        return self.cached(("factors", e.name), lambda: self._measure_factors(e))
+
+    def _measure_factors(self, e: Entry) -> Factors | None:
+        try:
+            from vae_hub import morpho
+            from vae_hub.disentangle import correlation_matrix
+
+            n = min(N_FACTOR_DIGITS, len(self.test.labels))
+            # split_factors caches the measures on disk, keyed by the pixels: measured once per installation
+            f = self.cached("test-factors", lambda: morpho.split_factors(self.test.images[:n]))
+            corr = correlation_matrix(e.mu[:n], f)
+        except Exception:
+            log.exception("measuring the handwriting factors for %s failed", e.name)
+            return None
+        return Factors(corr, list(morpho.FACTORS), f"ρ on {n:,} of the Space's test digits")
+
     def latent_map(self, name: str) -> P.LatentMap | None:
         """A 2-D model's latent map, once it is drawn; None when the model is not available."""
         e = self.models.get(name)
@@ -438,6 +469,20 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     except OSError as e:
         log.warning("could not write cache %s: %s", path, e)
+
+
+def _morpho_metrics(folder: Path | None) -> Factors | None:
+    """The factor correlations the evaluation stored in metrics.json (morpho_correlation, morpho_factors)."""
+    try:
+        m = json.loads((folder / "metrics.json").read_text()) if folder else {}
+        corr = np.asarray(m["morpho_correlation"], np.float64)
+        names = [str(n) for n in m.get("morpho_factors") or ()]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if corr.ndim != 2 or corr.shape[1] != len(names) or not np.isfinite(corr).all():
+        log.warning("%s: morpho_correlation %s does not match morpho_factors %s; ignored", folder, corr.shape, names)
+        return None
+    return Factors(corr, names, "ρ on the test split (metrics.json)")
 
 
 def _short_reason(e: Exception) -> str:

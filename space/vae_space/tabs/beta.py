@@ -14,20 +14,24 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from vae_hub.distributions import kl_per_dim
 from vae_hub.variants import VARIANTS
 
 from .. import plots as P
 from ..browser import live_panel
-from ..engine import BETAS, Engine
+from ..engine import BETAS, Engine, Factors
 from ..handler import Result, fail, handler
 from ..ui import image, note_box, on_visit, pad_when_drawing, quiet, sketchpad, start_here
-from .shared import SOURCES, kl_per_dim, pick_input, r2
+from .shared import SOURCES, pick_input, r2
 
 # Hands each comparison's codes to the sweep panel in the page; one that comes before the panel has loaded waits.
 ON_RESULT = ("(data) => { if (!data) return []; if (window.vaeBeta) window.vaeBeta.set(data); "
              "else window.vaeBetaPending = data; return []; }")
-BETA_COLS = (150, 96, 270, 456)  # label, reconstruction, KL bars, traversals (pixels)
+BETA_COLS = (150, 96, 270, 520, 250)  # label, reconstruction, KL bars, traversals, factor heat map (pixels)
 USED = 0.05  # nats: a dimension this input uses
+MIN_RHO = 0.3  # a dimension is labelled with a factor only from this |ρ| on
+SHORT = {"thickness": "thick"}  # heat-map column names fit a cell of HEAT_CELL[0] px at 10 pt
+HEAT_CELL = (36, 15)
 
 
 @dataclass
@@ -52,7 +56,7 @@ def compare_betas(engine: Engine, source: str, drawing: Any, seed: int = 0) -> C
         m = engine.need(b, "beta").model
         post = m.encode(x)
         mu = post.mean[0]
-        kl_d = kl_per_dim(m, post)[0].numpy()
+        kl_d = kl_per_dim(post, m.prior)[0][0].numpy()
         order = np.argsort(-kl_d)
         top = order[:3]
         zs = [mu[None]]
@@ -64,10 +68,11 @@ def compare_betas(engine: Engine, source: str, drawing: Any, seed: int = 0) -> C
         logits = m.decode(mu[None])
         results[b] = dict(kl=kl_d, order=order, top=top, recon=imgs[0], trav=imgs[1:].reshape(len(top), 7, 28, 28, 3),
                           recon_nll=float(m.recon_nll(logits, x)[0]), kl_total=float(kl_d.sum()),
-                          mean=[round(float(v), 5) for v in mu])
+                          mean=[round(float(v), 5) for v in mu], factors=engine.factors(engine.models[b]))
     vmax = max(float(r["kl"].max()) for r in results.values())
-    figure = P.vstack([_header()] + [_row(VARIANTS[b].beta, results.get(b), vmax, engine.missing.get(b, "not loaded"))
-                                     for b in BETAS], gap=6)
+    factors = [r["factors"] for r in results.values() if r["factors"] is not None]
+    rows = [_row(VARIANTS[b].beta, results.get(b), vmax, engine.missing.get(b, "not loaded")) for b in BETAS]
+    figure = P.vstack([_header(bool(factors))] + rows + ([_factor_key(factors[0])] if factors else []), gap=6)
     rows = []
     for b in BETAS:
         e = engine.models.get(b)
@@ -80,15 +85,30 @@ def compare_betas(engine: Engine, source: str, drawing: Any, seed: int = 0) -> C
                                         "this input: recon", "this input: KL", "this input: dims used"])
     data = {"input": desc, "models": {b: {"kl_per_dim": r["kl"].round(4).tolist(), "order": r["order"].tolist(),
                                           "mean": r["mean"], "beta": VARIANTS[b].beta,
-                                          "recon_nll": round(r["recon_nll"], 3)} for b, r in results.items()}}
+                                          "recon_nll": round(r["recon_nll"], 3), **_factor_data(r["factors"])}
+                                      for b, r in results.items()}}
     return Comparison(P.digit(x[0], 6), figure, table, data)
 
 
-def _header() -> np.ndarray:
-    titles = ("", "reconstruction", "KL per dimension, sorted (nats)", "3 most-used dimensions, swept −2.5 … 2.5")
-    img, d = P.canvas(sum(BETA_COLS) + 3 * 12, 22)
+def _factor_data(f: Factors | None) -> dict:
+    """The numbers behind the labels and heat map: ρ per dimension and factor, each dimension's dominant factor."""
+    if f is None:
+        return {}
+    return {"factors": f.names, "factor_rho": f.corr.round(3).tolist(), "factor_source": f.source,
+            "dominant_factor": [{"factor": n, "rho": round(r, 3)} for n, r in f.labels(MIN_RHO)]}
+
+
+def _cols(factors: bool) -> tuple[int, ...]:
+    return BETA_COLS if factors else BETA_COLS[:4]
+
+
+def _header(factors: bool) -> np.ndarray:
+    titles = ("", "reconstruction", "KL per dimension, sorted (nats)", "3 most-used dimensions, swept −2.5 … 2.5",
+              "|ρ| with handwriting factors")
+    cols = _cols(factors)
+    img, d = P.canvas(sum(cols) + (len(cols) - 1) * 12, 22)
     x = 0
-    for w, t in zip(BETA_COLS, titles):
+    for w, t in zip(cols, titles):
         d.text((x + w / 2, 4), t, font=P.font(13), fill=P.MUTED, anchor="mt")
         x += w + 12
     return np.asarray(img)
@@ -98,7 +118,7 @@ def _row(beta: float, r: dict | None, vmax: float, missing: str = "") -> np.ndar
     """One β: its numbers, reconstruction, KL per dimension (one scale for all β) and traversals."""
     h = 3 * 58 + 6
     if r is None:
-        return P.placeholder(f"β = {beta:g}: not available ({missing}).", (sum(BETA_COLS) + 36, 70))
+        return P.placeholder(f"β = {beta:g}: not available ({missing}).", (sum(BETA_COLS) + 48, 70))
     used = int((r["kl"] > USED).sum())
     label, d = P.canvas(BETA_COLS[0], h)
     d.text((8, h / 2 - 30), f"β = {beta:g}", font=P.font(22), fill=P.INK)
@@ -110,10 +130,44 @@ def _row(beta: float, r: dict | None, vmax: float, missing: str = "") -> np.ndar
     bars = P.kl_bars(r["kl"][r["order"]], names, width=BETA_COLS[2], height=h - 30, vmax=vmax)
     bars_c, _ = P.canvas(BETA_COLS[2], h)
     bars_c.paste(Image.fromarray(bars), (0, 15))
-    trav, _ = P.frame_strip({f"z{i + 1}": r["trav"][j] for j, i in enumerate(r["top"])}, k=2, gap=2, label_w=46)
+    f = r["factors"]
+    labels = f.labels(MIN_RHO) if f else []
+    names, notes = {}, {}
+    for j, i in enumerate(r["top"]):  # "z3 ≈ slant" over "ρ = 0.81": what the traversal changes, measured
+        factor, rho = labels[i] if labels else (None, 0.0)
+        key = f"z{i + 1} ≈ {factor}" if factor else f"z{i + 1}"
+        names[key] = r["trav"][j]
+        if factor:
+            notes[key] = f"ρ = {rho:+.2f}"
+    trav, _ = P.frame_strip(names, k=2, gap=2, label_w=BETA_COLS[3] - 7 * 58, notes=notes)
     trav_c, _ = P.canvas(BETA_COLS[3], h)
     trav_c.paste(Image.fromarray(trav), (0, (h - trav.shape[0]) // 2))
-    return P.hstack([np.asarray(label), np.asarray(rec), np.asarray(bars_c), np.asarray(trav_c)], gap=12)
+    parts = [np.asarray(label), np.asarray(rec), np.asarray(bars_c), np.asarray(trav_c)]
+    if f is not None:
+        parts.append(_heat(f, r["order"], r["top"], h))
+    return P.hstack(parts, gap=12)
+
+
+def _heat(f: Factors, order: np.ndarray, top: np.ndarray, h: int) -> np.ndarray:
+    """|ρ| of each dimension (rows in the KL bars' order; the traversed ones in ink) with each factor."""
+    cols = [SHORT.get(n, n) for n in f.names]
+    heat = P.heat_map(np.abs(f.corr[order]), [f"z{i + 1}" for i in order], cols,
+                      (HEAT_CELL[0], min(HEAT_CELL[1], (h - 20) // len(order))),
+                      marked=[int(np.flatnonzero(order == t)[0]) for t in top])
+    out, _ = P.canvas(BETA_COLS[4], h)
+    out.paste(Image.fromarray(heat), (0, (h - heat.shape[0]) // 2))
+    return np.asarray(out)
+
+
+def _factor_key(f: Factors) -> np.ndarray:
+    """Under the rows: the heat maps' colour key and what ρ is."""
+    key = P.color_scale(BETA_COLS[4], "|ρ|")
+    text, d = P.canvas(sum(BETA_COLS[:4]) + 36, key.shape[0] + 6)
+    d.text((text.width - 8, 4), f"ρ: Pearson correlation of a dimension's posterior mean with a measured handwriting "
+           f"factor (Morpho-MNIST), {f.source}.", font=P.font(12), fill=P.MUTED, anchor="ra")
+    d.text((text.width - 8, 18), f"A traversed dimension is named after the factor it carries most when |ρ| ≥ {MIN_RHO}.",
+           font=P.font(12), fill=P.MUTED, anchor="ra")
+    return P.hstack([np.asarray(text), key], gap=12)
 
 
 def build(engine: Engine, q: dict) -> gr.Tab:

@@ -13,6 +13,8 @@ import gradio as gr
 import numpy as np
 import torch
 
+from vae_hub.viz import image_grid, latent_grid
+
 from .. import plots as P
 from ..browser import live_panel, server_fn
 from ..engine import MAP_MODEL, Engine, is_encoder
@@ -43,12 +45,6 @@ class CorrMaps(Result):
     note: str
 
 
-def _plane(n: int, span: float) -> torch.Tensor:
-    """An n × n grid of (z₁, z₂) over [−span, span]², row by row from the top (z₂ up)."""
-    t = torch.linspace(-span, span, n)
-    return torch.stack(torch.meshgrid(t, -t, indexing="xy"), -1).reshape(-1, 2)
-
-
 @handler
 def manifold(engine: Engine, model: str = MAP_MODEL, n: int = 15, span: float = 2.5) -> np.ndarray:
     """The decoded grid over a 2-D latent, z₂ up."""
@@ -56,7 +52,7 @@ def manifold(engine: Engine, model: str = MAP_MODEL, n: int = 15, span: float = 
     n = number(n, 3, 25, "grid size", integer=True)
     span = number(span, 0.5, 5.0, "span")
     return engine.cached(("manifold", model, n, round(span, 3)),
-                         lambda: P.tile(P.to_rgb(torch.sigmoid(e.model.decode(_plane(n, span)))), n, pad=0))
+                         lambda: image_grid(P.to_rgb(torch.sigmoid(e.model.decode(latent_grid(n, span)))), n, pad=0))
 
 
 @handler
@@ -102,9 +98,9 @@ def slice3d(engine: Engine, z3: float = 0.0, n: int = 12, span: float = 2.5) -> 
     z3 = number(z3, -4, 4, "z3")
     n = number(n, 3, 25, "grid size", integer=True)
     span = number(span, 0.5, 5.0, "span")
-    zz = _plane(n, span)
+    zz = latent_grid(n, span)
     z = torch.cat([zz, torch.full((len(zz), 1), z3)], 1)
-    grid = P.tile(P.to_rgb(torch.sigmoid(e.model.decode(z))), n, pad=0)
+    grid = image_grid(P.to_rgb(torch.sigmoid(e.model.decode(z))), n, pad=0)
     labels = engine.test.labels
     bg = engine.cached("slice-bg", lambda: P.LatentMap(e.mu[:, :2], labels, "vae-z3: test digits near the slice",
                                                         lim=span + 0.5, faint=True))

@@ -12,11 +12,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from vae_hub.distributions import kl_per_dim
+from vae_hub.viz import image_grid
+
 from .. import plots as P
 from ..engine import COLOR_MODELS, Engine
 from ..handler import Result, choice, handler, number, seed_of
 from ..ui import image, note_box, on_visit, start_here
-from .shared import kl_per_dim, prior_codes
+from .shared import prior_codes
 
 COLOR_CHANGE, SHAPE_CHANGE = 0.12, 0.08  # thresholds of color_shape_change for the "controls" column
 DIGITS = ["all"] + [str(d) for d in range(10)]
@@ -36,7 +39,7 @@ def generate(engine: Engine, model: str, n: int = 36, seed: int = 0) -> np.ndarr
     z = prior_codes(e.model, n, seed_of(seed))
     y = torch.arange(n) % 10 if e.config.conditional else None
     imgs = torch.sigmoid(e.model.decode(z, y))
-    return P.tile(P.to_rgb(imgs), int(math.ceil(math.sqrt(n))) if not e.config.conditional else 10, k=2)
+    return image_grid(P.to_rgb(imgs), int(math.ceil(math.sqrt(n))) if not e.config.conditional else 10, pad_value=P.TILE_PAD, k=2)
 
 
 @handler
@@ -49,7 +52,7 @@ def conditional(engine: Engine, digit: str = "all", n: int = 8, seed: int = 0) -
     z = prior_codes(e.model, n, seed_of(seed)).repeat(len(digits), 1)  # same styles in every row
     y = torch.tensor(digits).repeat_interleave(n)
     imgs = torch.sigmoid(e.model.decode(z, y))
-    return P.tile(P.to_rgb(imgs), n if digit == "all" else min(n, 10), k=2)
+    return image_grid(P.to_rgb(imgs), n if digit == "all" else min(n, 10), pad_value=P.TILE_PAD, k=2)
 
 
 @handler
@@ -66,7 +69,7 @@ def color_codes(engine: Engine, model: str = "color-joint", seed: int = 0) -> Co
     rows: dict[str, torch.Tensor] = {}
     kinds: list[str] = []
     if c.z_dim:
-        kl_d = kl_per_dim(e.model, post)[0]
+        kl_d = kl_per_dim(post, e.model.prior)[0][0]
         for dim in kl_d.argsort(descending=True)[: min(4, c.z_dim)].tolist():
             z = base.repeat(9, 1)
             z[:, dim] = torch.linspace(-2.5, 2.5, 9)

@@ -1,17 +1,14 @@
 """What more than one tab computes: picking an input, the nearest test digits, drawing on a latent map (or
-saying why there is none), the KL of each latent dimension, and seeded prior samples."""
+saying why there is none), and seeded prior samples."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from torch.distributions import Distribution
 
-from vae_hub.metrics import kl_per_unit
 from vae_hub.models import VAE
 from vae_hub.preprocess import sketch_image, to_mnist
 
@@ -23,7 +20,6 @@ SOURCES = (["my drawing", "random test digit"] + [f"test digit {d}" for d in ran
            + [f"{w} test digit {d}" for w in ("thick", "thin") for d in range(10)])
 STYLE_SHARE = 0.15  # "thick"/"thin": a test digit from the 15% of its class with the most/least ink
 N_NEIGHBOURS = 8
-_RNG = threading.Lock()  # prior samples seed torch's global generator: one request at a time
 
 
 def pick_input(engine: Engine, source: Any, drawing: Any, seed: Any, slot: int) -> tuple[torch.Tensor, int | None, str]:
@@ -73,17 +69,9 @@ def map_model(e: Entry) -> str:
     return e.name if e.config.z_dim == 2 else MAP_MODEL
 
 
-def kl_per_dim(model: VAE, post: Distribution) -> torch.Tensor:
-    """KL(q(z_d|x) ‖ p(z_d)) of each continuous dimension, (B, z_dim): the one place the Space asks for it."""
-    cont, _ = kl_per_unit(post, model.prior)
-    return cont
-
-
 def prior_codes(model: VAE, n: int, seed: int) -> torch.Tensor:
-    """n codes from the model's prior, the same for the same seed (and thread-safe)."""
-    with _RNG, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return model.prior.sample((n,))
+    """n codes from the model's prior, the same for the same seed (a private generator: thread-safe)."""
+    return model.sample_prior(n, generator=torch.Generator().manual_seed(seed))
 
 
 def r2(v: float | None, nd: int = 2) -> float | None:
