@@ -71,7 +71,9 @@ def compare_betas(engine: Engine, source: str, drawing: Any, seed: int = 0) -> C
                           mean=[round(float(v), 5) for v in mu], factors=engine.factors(engine.models[b]))
     vmax = max(float(r["kl"].max()) for r in results.values())
     factors = [r["factors"] for r in results.values() if r["factors"] is not None]
-    rows = [_row(VARIANTS[b].beta, results.get(b), vmax, engine.missing.get(b, "not loaded")) for b in BETAS]
+    cols = _cols(bool(factors))
+    width = sum(cols) + 12 * (len(cols) - 1)
+    rows = [_row(VARIANTS[b].beta, results.get(b), vmax, width, engine.missing.get(b, "not loaded")) for b in BETAS]
     figure = P.vstack([_header(bool(factors))] + rows + ([_factor_key(factors[0])] if factors else []), gap=6)
     rows = []
     for b in BETAS:
@@ -114,11 +116,11 @@ def _header(factors: bool) -> np.ndarray:
     return np.asarray(img)
 
 
-def _row(beta: float, r: dict | None, vmax: float, missing: str = "") -> np.ndarray:
+def _row(beta: float, r: dict | None, vmax: float, width: int, missing: str = "") -> np.ndarray:
     """One β: its numbers, reconstruction, KL per dimension (one scale for all β) and traversals."""
     h = 3 * 58 + 6
     if r is None:
-        return P.placeholder(f"β = {beta:g}: not available ({missing}).", (sum(BETA_COLS) + 48, 70))
+        return P.placeholder(f"β = {beta:g}: not available ({missing}).", (width, 70))
     used = int((r["kl"] > USED).sum())
     label, d = P.canvas(BETA_COLS[0], h)
     d.text((8, h / 2 - 30), f"β = {beta:g}", font=P.font(22), fill=P.INK)
@@ -205,4 +207,6 @@ def build(engine: Engine, q: dict) -> gr.Tab:
         drawn.then(quiet(ui, len(outs)), ins, outs, api_visibility="private", trigger_mode="always_last", **q)
         on_visit(tab, ui, ins, outs, **q)
         data.change(None, data, None, js=ON_RESULT)
+    # measure the test digits' handwriting factors before the first comparison asks (when metrics.json has none)
+    engine.warm([lambda b=b: engine.factors(engine.models[b]) for b in BETAS if b in engine.models])
     return tab

@@ -5,7 +5,9 @@ browser where everything is (the manifest), and keeps the server's side:
 - ``/encode``: a drawing (sketchpad value or plain image) -> the seven outputs it always returned, for
   ``gradio_client`` users;
 - ``/encode_array``: an already-preprocessed 28×28 input -> the numbers the browser paints; the pad's
-  fallback when the in-browser runtime cannot load (no WebAssembly, the script blocked).
+  fallback when the in-browser runtime cannot load (no WebAssembly, the script blocked);
+- the pad's ``handwriting`` server function: the drawing's measured thickness and slant, asked for when a
+  stroke ends, beside (never in) the live loop.
 """
 
 from __future__ import annotations
@@ -70,6 +72,24 @@ def numbers(engine: Engine, e: Entry, x: torch.Tensor) -> Numbers:
     return Numbers(logits, mu, sigma, recon_nll, kl, elbo, float(pct), idx, dist)
 
 
+def measure(x: np.ndarray) -> dict:
+    """A 28×28 input's stroke thickness (px) and slant (°, + = the top leans right), as ``vae_hub.morpho``
+    measures the test digits' factors; {} for a blank input (nothing to measure is no error)."""
+    from vae_hub import morpho
+
+    try:
+        m = morpho.measure_dict(np.asarray(x, np.float32).reshape(28, 28))
+    except ValueError:  # no ink
+        return {}
+    return {"thickness": round(m["thickness"], 2), "slant": round(m["slant"], 1)}
+
+
+@handler
+def handwriting(engine: Engine, x: Any) -> dict:
+    """The drawing's own thickness and slant (784 values in [0, 1], as for /encode_array)."""
+    return measure(pixels(x))
+
+
 def map_posterior(engine: Engine, e: Entry, x: torch.Tensor, r: Numbers) -> tuple[str, np.ndarray | None, np.ndarray | None]:
     """Where the input sits on the 2-D latent map: the chosen model's own code when it is 2-D, else the 2-D
     model's posterior of the same input. (map model, mean, σ); mean and σ are None without that map."""
@@ -113,12 +133,16 @@ def encode(engine: Engine, drawing: Any, model: str = MAP_MODEL) -> Encoded:
                f"**Typicality:** ELBO {r.elbo:.1f} nats is at the **{pct:.0f}th percentile** of "
                f"{len(ref):,} test digits (median {np.median(ref):.1f}): *{verdict}*.  \n"
                f"**Nearest test digits** in {model}'s latent space: {votes} of {len(r.idx)} are a **{top}**.")
+    hand = measure(x.numpy())
+    if hand:
+        summary += (f"  \n**Your handwriting:** stroke thickness {hand['thickness']:.1f} px, "
+                    f"slant {hand['slant']:+.0f}° (at 28×28).")
     data = {"model": model, "mean": r.mean.round(4).tolist(), "sigma": r.sigma.round(4).tolist(),
             "recon_nll": round(r.recon_nll, 3), "kl": round(r.kl, 3), "elbo": round(r.elbo, 3),
             "elbo_percentile": round(float(pct), 2), "knn_label": top,
             "neighbours": [{"test_index": int(engine.test.index[i]), "label": int(labels[i]),
                             "distance": round(float(d), 4)} for i, d in zip(r.idx, r.dist)],
-            "map_model": map_name if mz is not None else None}
+            "map_model": map_name if mz is not None else None, "handwriting": hand}
     return Encoded(P.digit(x[0], 8), P.digit(torch.sigmoid(r.logits[0]), 8), P.posterior_chart(r.mean, r.sigma),
                    map_img, nn_img, summary, data)
 
@@ -157,7 +181,8 @@ def build(engine: Engine, live: dict) -> gr.Tab:
                    "28×28 input the model sees, its reconstruction, the code q(z|x) (mean ± σ per dimension), where "
                    "the drawing sits among the test digits on the 2-D map, and how typical it is.")
         live_panel(engine, "draw.js", "The drawing pad", "vd-root", elem_id="draw-live",
-                   server_functions=[server_fn("encode_array", lambda x, m: encode_array(engine, x, m), "x", "model")])
+                   server_functions=[server_fn("encode_array", lambda x, m: encode_array(engine, x, m), "x", "model"),
+                                     server_fn("handwriting", lambda x: handwriting(engine, x), "x")])
 
         # The API as it always was, for gradio_client: a drawing (sketchpad value or plain image) and a model in,
         # the seven outputs out. Hidden components: the page itself draws in the browser.
