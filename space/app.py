@@ -51,6 +51,15 @@ CSS = """
 .card-figures .thumbnail-lg > img { height: auto; }
 .card-figures .caption-label { position: static; max-width: 100%; border: none; background: none;
   padding: 2px 6px 6px; white-space: normal; color: var(--body-text-color); }
+/* phones: the wide β figure and the interpolation strip keep a readable size and scroll sideways inside their
+   frame (a hint under them says so), instead of shrinking to a third of their size */
+@media (max-width: 700px) {
+  #beta-figure .image-frame, #interp-strip .image-frame { overflow-x: auto; justify-content: flex-start; }
+  #beta-figure .image-frame img { width: 960px; max-width: none; height: auto; flex-shrink: 0; }
+  #interp-strip .image-frame img { width: 640px; max-width: none; height: auto; flex-shrink: 0; }
+  .wide-hint { display: block !important; }
+}
+.wide-hint { display: none; font-size: 0.85em; opacity: 0.8; }
 #footer { font-size: 0.85em; opacity: 0.85; text-align: center; margin-top: 1em; }
 #encode-summary { min-height: 6em; }
 .note { font-size: 0.9em; }

@@ -40,6 +40,11 @@ def image(label: str, **kw: Any) -> gr.Image:
     return gr.Image(label=label, **kw)
 
 
+def wide_hint() -> None:
+    """Under a wide figure: on a phone (only there, by the page's CSS) it scrolls sideways; say so."""
+    gr.Markdown("↔ Swipe the figure sideways to see all of it.", elem_classes=["wide-hint"])
+
+
 def start_here(text: str) -> None:
     """The one line at the top of a tab: what to do, and what to look for."""
     gr.Markdown(f"**Start here:** {text}", elem_classes=["note"])

@@ -21,7 +21,7 @@ from .. import plots as P
 from ..browser import live_panel
 from ..engine import BETAS, Engine, Factors
 from ..handler import Result, fail, handler
-from ..ui import image, note_box, on_visit, pad_when_drawing, quiet, sketchpad, start_here
+from ..ui import image, note_box, on_visit, pad_when_drawing, quiet, sketchpad, start_here, wide_hint
 from .shared import SOURCES, pick_input, r2
 
 # Hands each comparison's codes to the sweep panel in the page; one that comes before the panel has loaded waits.
@@ -193,6 +193,7 @@ def build(engine: Engine, q: dict) -> gr.Tab:
                 inp = image(label="Input (28×28)", height=180, show_label=True, elem_classes=["pixelated"])
             with gr.Column(scale=5):
                 fig = image(label="Reconstruction, KL per dimension and traversals for each β", elem_id="beta-figure")
+                wide_hint()
                 live_panel(engine, "beta.js", "The β sweep", "vb-root",
                            css=("draw.css", "explore.css", "interpolate.css"), only=BETAS,
                            wait=BETAS[-1] if BETAS[-1] in engine.models else None, elem_id="beta-live")

@@ -20,7 +20,7 @@ from .. import plots as P
 from ..browser import live_panel
 from ..engine import Engine, Entry
 from ..handler import Result, choice, handler, number, tmpfile
-from ..ui import image, note_box, on_visit, pad_when_drawing, sketchpad, start_here
+from ..ui import image, note_box, on_visit, pad_when_drawing, sketchpad, start_here, wide_hint
 from .shared import SOURCES, map_model, map_picture, neighbours, pick_input, vote
 
 # Hands each new result's endpoints to the scrubber, in the page (no server round trip); a result that comes
@@ -254,6 +254,7 @@ def build(engine: Engine, q: dict) -> gr.Tab:
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 strip = image(label="Frames: linear (top), spherical (bottom)", elem_id="interp-strip")
+                wide_hint()
                 gif = image(label="Animation (linear | spherical)", elem_id="interp-gif", show_label=True,
                             type="filepath", height=220)
             with gr.Column(scale=2):
@@ -289,7 +290,8 @@ def build(engine: Engine, q: dict) -> gr.Tab:
         has = STYLE_MODEL in engine.models
         note_box(engine.unavailable_note([STYLE_MODEL], "This section runs"))
         with gr.Row(equal_height=True):
-            s_src = gr.Dropdown(STYLE_SOURCES, value=STYLE_PRESET, label="Style from", interactive=has)
+            # wide enough for "thick test digit 7" on a phone: the row wraps instead of cutting the text
+            s_src = gr.Dropdown(STYLE_SOURCES, value=STYLE_PRESET, label="Style from", interactive=has, min_width=240)
             s_seed = gr.Number(0, precision=0, minimum=0, label="Test-digit pick (seed)", interactive=has)
             s_go = gr.Button("Transfer the style", variant="primary", interactive=has, scale=0, min_width=180)
         # full width under its controls: a wide, short figure (beside them it collapsed on phones)
