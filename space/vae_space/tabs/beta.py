@@ -201,7 +201,7 @@ def build(engine: Engine, q: dict) -> gr.Tab:
                                      interactive=False, wrap=True,  # px: a phone scrolls sideways
                                      column_widths=["120px", "44px"] + ["78px"] * 7)
         with gr.Accordion("Numbers", open=False):
-            data = gr.JSON(label="KL per dimension for each β")
+            data = gr.JSON(label="KL per dimension, posterior mean and handwriting-factor ρ for each β")
         ins, outs = [src, pad, seed], Comparison.outputs(input=inp, figure=fig, table=table, data=data)
         go.click(ui, ins, outs, api_name="compare_betas", **q)
         drawn = pad.change(lambda: "my drawing", None, src, api_visibility="private", show_progress="hidden")
