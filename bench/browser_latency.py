@@ -307,7 +307,7 @@ def run_pass(s: Session, model: str, repeats: int, step_px: float, shot: Path | 
     seen = [(m, u) for t, m, u in s.requests[req0:] if t_start <= t <= t_end]
     n_hand, hand, reqs = c1["measures"] - c0["measures"], 0, []
     for m, u in seen:  # set apart as many server-function calls as the page counts handwriting measures
-        if hand < n_hand and u.split("?")[0].endswith("/component_server"):
+        if hand < n_hand and u.split("?")[0].rstrip("/").endswith("/component_server"):
             hand += 1
         else:
             reqs.append((m, u))
