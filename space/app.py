@@ -59,6 +59,8 @@ CSS = """
   #interp-strip .image-frame img { width: 640px; max-width: none; height: auto; flex-shrink: 0; }
   .wide-hint { display: block !important; }
 }
+/* the card's tables break lines between words only ("optimizer", not "optimize / r") */
+.model-card td, .model-card th { word-break: normal; overflow-wrap: normal; }
 .wide-hint { display: none; font-size: 0.85em; opacity: 0.8; }
 #footer { font-size: 0.85em; opacity: 0.85; text-align: center; margin-top: 1em; }
 #encode-summary { min-height: 6em; }

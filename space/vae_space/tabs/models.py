@@ -88,7 +88,7 @@ def build(engine: Engine, q: dict) -> gr.Tab:
         variant = gr.Dropdown(list(VARIANTS), value="vae-z20", label="Variant")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                card = gr.Markdown(label="Model card")
+                card = gr.Markdown(label="Model card", elem_classes=["model-card"])
             with gr.Column(scale=2):
                 download = gr.Markdown()
                 metrics = gr.Dataframe(label="Test metrics", interactive=False, wrap=True,
