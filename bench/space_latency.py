@@ -79,6 +79,7 @@ def _png_bytes(arr: np.ndarray) -> bytes:
 # ---------------------------------------------------------------------------- server-side
 def server_side(weights: str | None, n: int) -> dict:
     from vae_space.engine import Engine
+    from vae_space.tabs import beta, draw, explore, generate, interpolate, models
 
     t0 = time.perf_counter()
     eng = Engine.start(weights, background=False)
@@ -89,26 +90,27 @@ def server_side(weights: str | None, n: int) -> dict:
     cases: dict[str, Callable[[], object]] = {}
     for m in ("vae-z20", "vae-z2", "conv-vae-z20"):
         if m in have:
-            cases[f"encode[{m}]"] = lambda m=m: eng.encode(pad, m)
+            cases[f"encode[{m}]"] = lambda m=m: draw.encode(eng, pad, m)
     enc = "vae-z20" if "vae-z20" in have else next(iter(eng.available("encoder")), None)
     if enc:
-        cases["interpolate"] = lambda: eng.interpolate(enc, "my drawing", pad, "my drawing", pad2, 10, 0)
-        cases["arithmetic"] = lambda: eng.arithmetic(enc, "test digit 7", None, "test digit 1", None, "test digit 4", None, 0)
+        cases["interpolate"] = lambda: interpolate.interpolate(eng, enc, "my drawing", pad, "my drawing", pad2, 10, 0)
+        cases["arithmetic"] = lambda: interpolate.arithmetic(eng, enc, "test digit 7", None, "test digit 1", None,
+                                                             "test digit 4", None, 0)
     if eng.available("beta"):
-        cases["compare_betas"] = lambda: eng.compare_betas("my drawing", pad, 0)
+        cases["compare_betas"] = lambda: beta.compare_betas(eng, "my drawing", pad, 0)
     if "vae-z2" in have:
-        cases["manifold (cached)"] = lambda: eng.manifold("vae-z2", 15, 2.5)
-        cases["decode_point"] = lambda: eng.decode_point("vae-z2", 0.5, -1.0)
-        cases["corr_maps (cached)"] = lambda: eng.corr_maps()
+        cases["manifold (cached)"] = lambda: explore.manifold(eng, "vae-z2", 15, 2.5)
+        cases["decode_point"] = lambda: explore.decode_point(eng, "vae-z2", 0.5, -1.0)
+        cases["corr_maps (cached)"] = lambda: explore.corr_maps(eng)
     if "vae-z3" in have:
-        cases["slice3d"] = lambda: eng.slice3d(0.5, 12, 2.5)
+        cases["slice3d"] = lambda: explore.slice3d(eng, 0.5, 12, 2.5)
     if enc:
-        cases["generate"] = lambda: eng.generate(enc, 36, 0)
+        cases["generate"] = lambda: generate.generate(eng, enc, 36, 0)
     if "cvae" in have:
-        cases["conditional"] = lambda: eng.conditional("all", 8, 0)
+        cases["conditional"] = lambda: generate.conditional(eng, "all", 8, 0)
     for m in eng.available("color"):
-        cases[f"color_codes[{m}]"] = lambda m=m: eng.color_codes(m, 0)
-    cases["model_card"] = lambda: eng.model_card("vae-z20")
+        cases[f"color_codes[{m}]"] = lambda m=m: generate.color_codes(eng, m, 0)
+    cases["model_card"] = lambda: models.model_card(eng, "vae-z20")
 
     out = {}
     for name, fn in cases.items():
@@ -119,8 +121,8 @@ def server_side(weights: str | None, n: int) -> dict:
 
         def with_io() -> None:
             comp = np.asarray(Image.open(io.BytesIO(blob)).convert("RGBA"))
-            res = eng.encode({"background": None, "layers": [], "composite": comp}, enc)
-            for a in res[:5]:
+            res = draw.encode(eng, {"background": None, "layers": [], "composite": comp}, enc)
+            for a in res.values()[:5]:
                 _png_bytes(a)
 
         out[f"encode[{enc}] + image I/O"] = stats(timeit(with_io, n))

@@ -90,7 +90,7 @@ class Page:
     def settle(self) -> None:
         """Wait until the last change is painted (no update pending or running)."""
         self.page.wait_for_function("() => { const a = window.vaeDraw.app; return !a.busy && !a.dirty && "
-                                    "a.pending === null && !a.scheduled; }", timeout=30_000)
+                                    "a.pending === null && !a.scheduled && !a.measuring; }", timeout=30_000)
         self.page.wait_for_timeout(100)
 
     def recon(self) -> np.ndarray:
@@ -132,7 +132,13 @@ def test_draw_a_seven_live_and_it_matches_the_server(browser, tmp_path):
         pg.draw_mouse(DIGIT_STROKES[7])
         pg.settle()
         assert pg.state("strokeUpdates") >= 3, "the reconstruction updates while the stroke is drawn"
-        assert pg.state("serverRequests") == 0 and not requests, f"no server requests while drawing: {requests}"
+        # the live loop runs in the page; the one server call is the handwriting measure, once a stroke ends
+        measures = [u for u in requests if u.split("?")[0].rstrip("/").endswith("/gradio_api/component_server")]
+        assert pg.state("serverRequests") == 0 and len(measures) == len(requests), f"only measures: {requests}"
+        assert 1 <= len(measures) == pg.state("measures") <= len(DIGIT_STROKES[7]), "at most one per stroke"
+        hand = pg.state("handwriting")
+        shown = pg.page.inner_text("#encode-handwriting")
+        assert f"{hand['thickness']:.1f} px" in shown and "slant" in shown
         recon = pg.recon()
         assert recon.std() > 0.1
         assert _classify(recon) == 7, "the classifier reads a 7 in the reconstruction shown"
@@ -152,6 +158,9 @@ def test_draw_a_seven_live_and_it_matches_the_server(browser, tmp_path):
         np.testing.assert_allclose(last["sigma"], server["sigma"], atol=1e-3)
         assert abs(last["elbo"] - server["elbo"]) < 0.1
         assert abs(last["elbo_percentile"] - server["elbo_percentile"]) <= 0.5
+        # the page shows the same thickness and slant the server measures on its own preprocessing
+        assert abs(hand["thickness"] - server["handwriting"]["thickness"]) < 0.1
+        assert abs(hand["slant"] - server["handwriting"]["slant"]) < 1.0
         assert [n["test_index"] for n in last["neighbours"]] == [n["test_index"] for n in server["neighbours"]]
         assert not pg.errors, pg.errors
 
@@ -162,9 +171,11 @@ def test_touch_draws_a_one_and_clear_resets_quietly(browser):
         pg.settle()
         assert pg.state("updates") >= 2
         assert _classify(pg.recon()) == 1
+        assert pg.state("handwriting")["thickness"] > 0
         pg.page.click("#draw-pad button[data-action='clear']")
         pg.settle()
         assert pg.state("last") is None
+        assert pg.state("handwriting") is None and pg.page.inner_text("#encode-handwriting") == "", "blank: no measures"
         assert pg.page.locator("#encode-recon .vd-frame.vd-empty").count() == 1, "the placeholder is back"
         assert pg.page.evaluate("() => { const c = document.querySelector('#draw-pad canvas'); const d = "
                                 "c.getContext('2d').getImageData(0, 0, c.width, c.height).data; "
@@ -241,6 +252,14 @@ def _hover(pg: Page, selector: str, u: float, v: float) -> None:
     pg.page.wait_for_function("() => !window.vaeExplore.app.busy && !window.vaeExplore.app.queued", timeout=30_000)
 
 
+def _is_api_call(url: str) -> bool:
+    """A request that computes on the server (an endpoint, the queue, a panel's server function), as opposed
+    to fetching a file (gradio_api/file=…, static assets)."""
+    path = url.split("?", 1)[0]
+    return any(k in path for k in ("/gradio_api/queue/", "/gradio_api/call/", "/gradio_api/run/", "/run/predict",
+                                   "/gradio_api/api/", "/gradio_api/component_server", "/predict"))
+
+
 def _point(pg: Page) -> np.ndarray:
     px = pg.page.evaluate("() => Array.from(document.querySelector('.vx-point').getContext('2d')"
                           ".getImageData(0, 0, 28, 28).data)")
@@ -254,15 +273,17 @@ def test_latent_explorer_decodes_under_the_cursor(browser):
     with Page(browser) as pg:
         _explore(pg)
         assert pg.page.evaluate("() => window.vaeExplore.runtime") == "browser"
+        # the tab's pictures load lazily (gradio_api/file=…): let them finish before listening
+        pg.page.wait_for_function("() => Array.from(document.images).every((i) => i.complete)", timeout=60_000)
         requests: list[str] = []
-        pg.page.on("request", lambda r: requests.append(r.url))
+        pg.page.on("request", lambda r: requests.append(r.url) if _is_api_call(r.url) else None)
         before = pg.page.evaluate("() => window.vaeExplore.decodes")
         _hover(pg, ".vx-map", 0.30, 0.45)
         z_a, img_a = pg.page.evaluate("() => window.vaeExplore.z"), _point(pg)
         _hover(pg, ".vx-map", 0.75, 0.35)
         z_b, img_b = pg.page.evaluate("() => window.vaeExplore.z"), _point(pg)
         assert pg.page.evaluate("() => window.vaeExplore.decodes") > before + 2
-        assert not requests, f"hovering made requests: {requests}"
+        assert not requests, f"hovering called the server: {requests}"
         assert z_a[0] < z_b[0] and np.abs(img_a - img_b).mean() > 0.02, "a different point decodes differently"
         # the server decodes the same z to the same picture (up to the 8-bit canvas)
         server = Client(space_url(), verbose=False)

@@ -342,25 +342,27 @@ def test_missing_variants_degrade_gracefully(tmp_path):
     """Only vae-z20 available: the app still builds, and every feature without its model says why."""
     import gradio as gr
     from vae_space.engine import Engine
+    from vae_space.tabs import beta, draw, explore, generate, models
 
     (tmp_path / "vae-z20").symlink_to(ROOT / "pretrained" / "vae-z20")
     eng = Engine.start(str(tmp_path), background=False)
     assert list(eng.models) == ["vae-z20"] and "vae-z2" in eng.missing
     pad = {"background": None, "layers": [], "composite": render_strokes(DIGIT_STROKES[7])}
-    out = eng.encode(pad, "vae-z20")
-    assert out[3].shape == (450, 440, 3)  # the map is a visible "not available" panel
-    for call, word in [(lambda: eng.compare_betas("test digit 1", None, 0), "beta"),
-                       (lambda: eng.conditional("3", 4, 0), "cvae"), (lambda: eng.slice3d(0.0, 10, 2.5), "vae-z3"),
-                       (lambda: eng.manifold("vae-z2", 15, 2.5), "vae-z2"),
-                       (lambda: eng.color_codes("color-joint", 0), "color-joint")]:
+    out = draw.encode(eng, pad, "vae-z20")
+    assert out.latent_map.shape == (450, 440, 3)  # the map is a visible "not available" panel
+    for call, word in [(lambda: beta.compare_betas(eng, "test digit 1", None, 0), "beta"),
+                       (lambda: generate.conditional(eng, "3", 4, 0), "cvae"),
+                       (lambda: explore.slice3d(eng, 0.0, 10, 2.5), "vae-z3"),
+                       (lambda: explore.manifold(eng, "vae-z2", 15, 2.5), "vae-z2"),
+                       (lambda: generate.color_codes(eng, "color-joint", 0), "color-joint")]:
         with pytest.raises(gr.Error) as err:
             call()
         assert word in str(err.value)
     for bad in (float("nan"), float("inf"), None, [1, 2]):
         with pytest.raises(gr.Error):
-            eng.generate("vae-z20", bad, 0)
-    card = eng.model_card("cvae")
-    assert "Not available" in card[0]
+            generate.generate(eng, "vae-z20", bad, 0)
+    card = models.model_card(eng, "cvae")
+    assert "Not available" in card.card
     from app import build_demo
 
     build_demo(eng)  # builds with every other feature disabled
@@ -369,7 +371,7 @@ def test_missing_variants_degrade_gracefully(tmp_path):
 def test_colour_and_shape_change_metric():
     """The Generate tab's 'what does this variable control' measure, on sweeps with a known answer."""
     import torch
-    from vae_space.engine import COLOR_CHANGE, SHAPE_CHANGE, _color_shape_change
+    from vae_space.tabs.generate import COLOR_CHANGE, SHAPE_CHANGE, color_shape_change
 
     from vae_hub.preprocess import to_mnist
 
@@ -377,9 +379,9 @@ def test_colour_and_shape_change_metric():
     hues = torch.tensor([[1.0, 0.1, 0.1], [0.1, 1.0, 0.1], [0.1, 0.1, 1.0], [1.0, 1.0, 0.1]])
     colour_only = seven[None, None] * hues[:, :, None, None]  # the same 7 in four colours
     shape_only = torch.stack([seven, one, seven, one])[:, None].repeat(1, 3, 1, 1) * 0.8  # grey 7s and 1s
-    col, shape = _color_shape_change(colour_only)
+    col, shape = color_shape_change(colour_only)
     assert col > COLOR_CHANGE and shape < SHAPE_CHANGE, (col, shape)
-    col, shape = _color_shape_change(shape_only)
+    col, shape = color_shape_change(shape_only)
     assert col < COLOR_CHANGE and shape > SHAPE_CHANGE, (col, shape)
 
 
@@ -517,3 +519,13 @@ def test_style_transfer_preset_sources(client, status):
                                     None, 0, api_name="/arithmetic")
         ink[w] = int(test.images[list(test.index).index(int(info["a"].split("#")[1].split(" ")[0]))].sum())
     assert ink["thick"] > 1.5 * ink["thin"], ink
+
+
+def test_style_transfer_endpoint(client, status):
+    """/style_transfer through gradio_client: cvae's code of a test digit, decoded as every digit."""
+    if "cvae" not in status["loaded"]:
+        pytest.skip("cvae not loaded")
+    fig, info = client.predict("thick test digit 7", 0, api_name="/style_transfer")
+    assert _img(fig).shape[1] > 7 * 28 * 3 and info["label"] == 7 and info["model"] == "cvae"
+    msg = _app_error(client.predict, "my drawing", 0, api_name="/style_transfer")  # a drawing carries no label
+    assert "choices" in msg or "source" in msg, msg

@@ -57,19 +57,6 @@ def digit(x: torch.Tensor | np.ndarray, k: int = 8) -> np.ndarray:
     return upscale(to_rgb(np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)[None])[0], k)
 
 
-def tile(images: np.ndarray, ncol: int, k: int = 1, pad: int = 2, pad_value: Sequence[int] = TILE_PAD) -> np.ndarray:
-    """(N, h, w, 3) uint8 -> one grid image, ncol per row."""
-    n, h, w, _ = images.shape
-    h, w = h * k, w * k
-    nrow = max(1, -(-n // ncol))
-    out = np.empty((nrow * (h + pad) + pad, ncol * (w + pad) + pad, 3), np.uint8)
-    out[:] = pad_value
-    for i in range(n):
-        r, c = divmod(i, ncol)
-        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = upscale(images[i], k)
-    return out
-
-
 def canvas(w: int, h: int, color: Sequence[int] = WHITE) -> tuple[Image.Image, ImageDraw.ImageDraw]:
     img = Image.new("RGB", (w, h), tuple(color))
     return img, ImageDraw.Draw(img)
@@ -217,10 +204,13 @@ def kl_bars(values: np.ndarray, names: Sequence[str], width: int, height: int = 
 
 
 def frame_strip(rows: dict[str, np.ndarray], k: int = 3, gap: int = 4, title: str = "",
-                label_w: int | None = None) -> tuple[np.ndarray, dict[str, list[list[int]]]]:
-    """Labelled rows of frames (each (T, 28, 28, 3) uint8), under an optional title. Also returns every
-    frame's box [x0, y0, x1, y1] in the image, so API users (and the tests) can cut frames out exactly."""
-    label_w = label_w or int(max(text_width(name, 14) for name in rows)) + 18
+                label_w: int | None = None, notes: dict[str, str] | None = None
+                ) -> tuple[np.ndarray, dict[str, list[list[int]]]]:
+    """Labelled rows of frames (each (T, 28, 28, 3) uint8), under an optional title; ``notes`` adds a
+    smaller second line under a row's label. Also returns every frame's box [x0, y0, x1, y1] in the image,
+    so API users (and the tests) can cut frames out exactly."""
+    notes = notes or {}
+    label_w = label_w or int(max(max(text_width(name, 14), text_width(notes.get(name, ""), 11)) for name in rows)) + 18
     side = 28 * k
     top = 24 if title else 0
     t = max(len(f) for f in rows.values())
@@ -230,13 +220,51 @@ def frame_strip(rows: dict[str, np.ndarray], k: int = 3, gap: int = 4, title: st
     boxes: dict[str, list[list[int]]] = {}
     for r, (name, frames) in enumerate(rows.items()):
         y = top + gap + r * (side + gap)
-        d.text((label_w - 10, y + side / 2), name, font=font(14), fill=INK, anchor="rm")
+        note = notes.get(name)
+        d.text((label_w - 10, y + side / 2 - (8 if note else 0)), name, font=font(14), fill=INK, anchor="rm")
+        if note:
+            d.text((label_w - 10, y + side / 2 + 9), note, font=font(11), fill=MUTED, anchor="rm")
         boxes[name] = []
         for i, f in enumerate(frames):
             x = label_w + i * (side + gap)
             img.paste(Image.fromarray(upscale(f, k)), (x, y))
             boxes[name].append([x, y, x + side, y + side])
     return np.asarray(img), boxes
+
+
+def heat_map(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], cell: tuple[int, int] = (30, 15),
+             marked: Sequence[int] = ()) -> np.ndarray:
+    """A small matrix of values in [0, 1] (e.g. |ρ|) in viridis cells inside a dark frame, the column names on
+    top and the row names left (``marked`` rows in ink, the others muted)."""
+    from matplotlib import colormaps
+
+    cw, ch = cell
+    left, top = 30, 16
+    n, m = values.shape
+    img, d = canvas(left + m * cw + 3, top + n * ch + 3)
+    d.rectangle([left - 1, top - 1, left + m * cw + 1, top + n * ch + 1], fill=TILE_PAD)
+    rgb = (colormaps["viridis"](np.clip(values, 0, 1))[..., :3] * 255).astype(np.uint8)
+    for j, name in enumerate(cols):
+        d.text((left + j * cw + cw / 2, top - 4), name, font=font(10), fill=MUTED, anchor="ms")
+    for i, name in enumerate(rows):
+        y = top + i * ch
+        d.text((left - 4, y + ch / 2), name, font=font(10), fill=INK if i in marked else MUTED, anchor="rm")
+        for j in range(m):
+            d.rectangle([left + j * cw + 1, y + 1, left + (j + 1) * cw - 1, y + ch - 1], fill=tuple(rgb[i, j]))
+    return np.asarray(img)
+
+
+def color_scale(width: int, label: str) -> np.ndarray:
+    """The heat maps' key: a viridis bar from 0 to 1 with its label."""
+    from matplotlib import colormaps
+
+    img, d = canvas(width, 30)
+    bar = (colormaps["viridis"](np.linspace(0, 1, width - 60))[:, :3] * 255).astype(np.uint8)
+    img.paste(Image.fromarray(np.repeat(bar[None], 8, 0)), (30, 4))
+    d.text((26, 8), "0", font=font(10), fill=MUTED, anchor="rm")
+    d.text((width - 26, 8), "1", font=font(10), fill=MUTED, anchor="lm")
+    d.text((width / 2, 15), label, font=font(11), fill=MUTED, anchor="mt")
+    return np.asarray(img)
 
 
 def equation(parts: Sequence[np.ndarray | str], k: int = 4) -> np.ndarray:

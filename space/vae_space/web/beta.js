@@ -71,7 +71,8 @@ class BetaApp {
       const z = Float32Array.from(r.mean);
       z[dim] = v;
       putDigit(cell.c, Float32Array.from(await this.runtime.decode(this.m.models[name], z), sigmoid));
-      cell.cap.textContent = `β = ${r.beta} · z${dim + 1} (KL ${r.kl_per_dim[dim].toFixed(2)})`;
+      const f = r.dominant_factor && r.dominant_factor[dim];  // the handwriting factor it carries most, if any
+      cell.cap.textContent = `β = ${r.beta} · z${dim + 1}${f && f.factor ? ` ≈ ${f.factor}` : ""} (KL ${r.kl_per_dim[dim].toFixed(2)})`;
     }));
     this.state.decodes += 1;
     this.state.value = v;

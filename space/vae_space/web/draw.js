@@ -55,8 +55,10 @@ class DrawApp {
     this.test = null;
     this.state = window.vaeDraw = {
       ready: false, runtime: null, model: this.model, updates: 0, strokeUpdates: 0, paints: [],
-      serverRequests: 0, last: null, error: null, app: this,
+      serverRequests: 0, last: null, error: null, app: this, measures: 0, handwriting: null,
     };
+    this.measureSeq = 0;  // the latest handwriting request: older answers are dropped
+    this.measuring = 0;  // handwriting requests in flight
     this.build();
   }
 
@@ -102,7 +104,8 @@ class DrawApp {
       this.notice);
     const mid = el("div", { class: "vd-col" }, pair,
       el("figure", { id: "encode-posterior", class: "vd-fig" }, this.postCanvas,
-        el("figcaption", { text: "Posterior q(z|x): mean (dot), ±1σ and ±2σ (bars) per dimension; grey: the prior's ±1" })),
+        el("figcaption", { text: "Posterior q(z|x): mean (dot), ±1σ and ±2σ (bars) per dimension; grey: the prior's ±1" }),
+        this.hand = el("div", { id: "encode-handwriting", class: "vd-hand", role: "status" })),
       this.summary);
     const right = el("div", { class: "vd-col" },
       el("figure", { id: "encode-map", class: "vd-fig" }, this.mapCanvas,
@@ -287,13 +290,14 @@ class DrawApp {
     try {
       x = globalThis.VAEPreprocess.toMnist(img.data, img.width, img.height);
     } catch (err) {
-      if (err instanceof globalThis.VAEPreprocess.DrawingError) return this.hint(err.message);
+      if (err instanceof globalThis.VAEPreprocess.DrawingError) { this.clearHandwriting(); return this.hint(err.message); }
       throw err;
     }
     const model = this.model;
     const res = this.runtime.kind === "browser" ? await this.computeLocal(model, x) : await this.computeServer(model, x);
     if (!res || model !== this.model) return;  // the model changed meanwhile: the next update paints
     this.paint(x, res);
+    if (!inStroke) this.measureLater(x);
     const t1 = performance.now();
     this.state.updates += 1;
     if (inStroke) this.state.strokeUpdates += 1;
@@ -323,6 +327,34 @@ class DrawApp {
       recon_nll: n.recon_nll, kl: n.kl, elbo: n.elbo, elbo_percentile: 100 * below / sorted.length,
       elbo_median: sorted[Math.floor(sorted.length / 2)], n_test: sorted.length, neighbours, map,
     };
+  }
+
+  // The drawing's thickness and slant come from the server (vae_hub.morpho) once a stroke ends. Not awaited:
+  // the live loop never waits for it.
+  measureLater(x) {
+    const same = this.measuredX && this.measuredX.every((v, i) => v === x[i]);
+    if (same) return;  // a new model, the same drawing: its handwriting is already shown
+    this.measuredX = Float32Array.from(x);
+    const seq = ++this.measureSeq;
+    this.state.measures += 1;
+    this.measuring += 1;
+    this.server.handwriting({ x: Array.from(x) }).then((r) => {
+      if (seq !== this.measureSeq) return;
+      this.state.handwriting = r && r.thickness !== undefined ? r : null;
+      this.paintHandwriting(this.state.handwriting);
+    }).catch((err) => console.warn("vae-hub draw: handwriting", err)).finally(() => { this.measuring -= 1; });
+  }
+
+  clearHandwriting() {
+    this.measureSeq += 1;  // a late answer for the old drawing stays unseen
+    this.measuredX = null;
+    this.state.handwriting = null;
+    this.paintHandwriting(null);
+  }
+
+  paintHandwriting(h) {
+    this.hand.textContent = h ? `Your handwriting, measured at 28×28: stroke ${h.thickness.toFixed(1)} px thick, ` +
+      `slant ${h.slant >= 0 ? "+" : "−"}${Math.abs(h.slant).toFixed(0)}° (+: the top leans right)` : "";
   }
 
   async computeServer(model, x) {
@@ -401,6 +433,7 @@ class DrawApp {
     for (const c of [this.flowX, this.flowXs]) c.getContext("2d").clearRect(0, 0, SIDE, SIDE);
     this.flowMu.textContent = this.flowZ.textContent = "";
     this.state.last = null;
+    this.clearHandwriting();
     this.paintMap(null);
     this.hint("");
   }

@@ -1,0 +1,115 @@
+"""Screenshots of every tab of the Space, as a first-time visitor sees it, on a desktop and on a phone.
+
+    python bench/space_screenshots.py                  # -> /tmp/space_shots/{desktop,phone}-<tab>.png
+    python bench/space_screenshots.py shots --weights runs
+
+Starts ``space/app.py`` on 127.0.0.1 (bundled weights unless told), drives Chromium through Playwright
+(headless), opens each tab in turn (the Draw tab gets a 7 drawn on its pad, so its panels show something),
+waits for its pictures, and saves a full-page screenshot at 1440×900 and at 390×844 (a phone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from space_latency import launch  # noqa: E402
+
+from vae_hub.preprocess import DIGIT_STROKES  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORTS = {"desktop": (1440, 900), "phone": (390, 844)}
+TABS = {"draw": "Draw & encode", "interpolate": "Interpolate", "beta": "β comparison", "explore": "Latent explorer",
+        "generate": "Generate", "models": "Models"}
+
+
+def draw_seven(page) -> None:
+    """A 7 on the Draw tab's pad, with the mouse, stroke by stroke."""
+    canvas = page.locator("#draw-pad canvas")
+    box = canvas.bounding_box()
+    for stroke in DIGIT_STROKES[7]:
+        pts = [(box["x"] + box["width"] * (0.12 + 0.76 * x), box["y"] + box["height"] * (0.12 + 0.76 * y))
+               for x, y in stroke]
+        page.mouse.move(*pts[0])
+        page.mouse.down()
+        for x, y in pts[1:]:
+            page.mouse.move(x, y, steps=8)
+        page.mouse.up()
+
+
+def settle(page, timeout_s: float = 120.0) -> None:
+    """Wait until every visible output picture of the tab holds a loaded image (a tab fills itself when first
+    opened, without progress markers) and no request shows a progress marker."""
+    t0 = time.time()
+    while time.time() - t0 < timeout_s:
+        # pictures load lazily, when scrolled near: walk down the page as a visitor would, then back up
+        height = page.evaluate("() => document.documentElement.scrollHeight")
+        for y in range(0, height, page.viewport_size["height"] // 2):
+            page.evaluate(f"() => window.scrollTo(0, {y})")
+            time.sleep(0.15)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        busy = page.evaluate("""() => {
+          const shown = (el) => el.offsetParent !== null;
+          const pending = Array.from(document.querySelectorAll('.pending, .eta-bar, .progress-text')).some(shown);
+          const empty = Array.from(document.querySelectorAll('.block[class*="alt-"]')).filter(shown)
+            .some((b) => { const img = b.querySelector('img'); return !img || !img.complete || !img.naturalWidth; });
+          return pending || empty;
+        }""")
+        if not busy:
+            break
+        time.sleep(1.0)
+    time.sleep(1.5)  # the in-browser panels paint after their model runs
+
+
+def shoot(url: str, out: Path, tabs: tuple[str, ...] = tuple(TABS), devices: tuple[str, ...] = tuple(VIEWPORTS)) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    saved = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        for device in devices:
+            w, h = VIEWPORTS[device]
+            phone = device == "phone"
+            ctx = browser.new_context(viewport={"width": w, "height": h}, device_scale_factor=1, is_mobile=phone,
+                                      has_touch=phone)
+            page = ctx.new_page()
+            page.goto(url)
+            page.wait_for_selector("#draw-pad[data-ready='1']", timeout=180_000)
+            for key in tabs:
+                page.get_by_role("tab", name=TABS[key]).click()
+                if key == "draw":
+                    draw_seven(page)
+                settle(page)
+                path = out / f"{device}-{key}.png"
+                page.screenshot(path=str(path), full_page=True)
+                saved.append(path)
+                print(path)
+            ctx.close()
+        browser.close()
+    return saved
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", nargs="?", default="/tmp/space_shots", help="folder for the PNGs (default /tmp/space_shots)")
+    ap.add_argument("--weights", default=None, help="as for space/app.py (default: the bundled pretrained/)")
+    ap.add_argument("--tabs", nargs="+", choices=list(TABS), default=list(TABS), help="only these tabs")
+    ap.add_argument("--devices", nargs="+", choices=list(VIEWPORTS), default=list(VIEWPORTS), help="only these")
+    args = ap.parse_args(argv)
+    url, proc = launch(args.weights)
+    try:
+        shoot(url, Path(args.out), args.tabs, args.devices)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Generate: samples from each model's prior (``/generate``), the class-conditional model's digits
+(``/conditional``), and what the coloured-MNIST models' codes control (``/color_codes``)."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+
+from vae_hub.distributions import kl_per_dim
+from vae_hub.viz import image_grid
+
+from .. import plots as P
+from ..engine import COLOR_MODELS, Engine
+from ..handler import Result, choice, handler, number, seed_of
+from ..ui import image, note_box, on_visit, start_here
+from .shared import prior_codes
+
+COLOR_CHANGE, SHAPE_CHANGE = 0.12, 0.08  # thresholds of color_shape_change for the "controls" column
+DIGITS = ["all"] + [str(d) for d in range(10)]
+
+
+@dataclass
+class ColorCodes(Result):
+    sweeps: np.ndarray  # the test digit, its reconstruction, and each variable swept
+    table: pd.DataFrame  # what each variable controls
+
+
+@handler
+def generate(engine: Engine, model: str, n: int = 36, seed: int = 0) -> np.ndarray:
+    """Samples from a model's prior (conditional models: labels 0-9 in turn)."""
+    e = engine.need(model, "any")
+    n = number(n, 1, 100, "number of samples", integer=True)
+    z = prior_codes(e.model, n, seed_of(seed))
+    y = torch.arange(n) % 10 if e.config.conditional else None
+    imgs = torch.sigmoid(e.model.decode(z, y))
+    return image_grid(P.to_rgb(imgs), int(math.ceil(math.sqrt(n))) if not e.config.conditional else 10, pad_value=P.TILE_PAD, k=2)
+
+
+@handler
+def conditional(engine: Engine, digit: str = "all", n: int = 8, seed: int = 0) -> np.ndarray:
+    """The class-conditional model: pick a digit (or 'all') and sample its styles."""
+    e = engine.need("cvae", "any")
+    digit = choice(str(digit) if isinstance(digit, int) and not isinstance(digit, bool) else digit, DIGITS, "digit")
+    n = number(n, 1, 40, "samples per digit", integer=True)
+    digits = list(range(10)) if digit == "all" else [int(digit)]
+    z = prior_codes(e.model, n, seed_of(seed)).repeat(len(digits), 1)  # same styles in every row
+    y = torch.tensor(digits).repeat_interleave(n)
+    imgs = torch.sigmoid(e.model.decode(z, y))
+    return image_grid(P.to_rgb(imgs), n if digit == "all" else min(n, 10), pad_value=P.TILE_PAD, k=2)
+
+
+@handler
+def color_codes(engine: Engine, model: str = "color-joint", seed: int = 0) -> ColorCodes:
+    """How a colour model's codes control colour and shape: sweep each continuous dimension and
+    each categorical variable around one test digit's code, and measure what changes."""
+    e = engine.need(model, "color")
+    seed = seed_of(seed)
+    c = e.config
+    i = int(np.random.default_rng(seed).integers(len(engine.test.labels)))
+    x = engine.test.colored([i], c.color_seed)
+    post = e.model.encode(x)
+    base = post.mode[0]
+    rows: dict[str, torch.Tensor] = {}
+    kinds: list[str] = []
+    if c.z_dim:
+        kl_d = kl_per_dim(post, e.model.prior)[0][0]
+        for dim in kl_d.argsort(descending=True)[: min(4, c.z_dim)].tolist():
+            z = base.repeat(9, 1)
+            z[:, dim] = torch.linspace(-2.5, 2.5, 9)
+            rows[f"z{dim + 1}"] = z
+            kinds.append(f"continuous (KL {float(kl_d[dim]):.1f})")
+    cats = np.unique(np.linspace(0, c.k_cat - 1, min(c.k_cat, 13)).round().astype(int)) if c.n_cat else []
+    for v in range(c.n_cat):  # up to 13 evenly spaced categories of each variable
+        start = c.z_dim + v * c.k_cat
+        z = base.repeat(len(cats), 1)
+        z[:, start:start + c.k_cat] = 0
+        z[torch.arange(len(cats)), start + torch.from_numpy(cats)] = 1
+        rows[f"c{v + 1}"] = z
+        kinds.append(f"categorical, {len(cats)} of {c.k_cat} values")
+    out = torch.sigmoid(e.model.decode(torch.cat(list(rows.values()))))  # one batch
+    decoded = dict(zip(rows, out.split([len(z) for z in rows.values()])))
+    table, shown = [], {}
+    for (name, imgs), kind in zip(decoded.items(), kinds):
+        col, shape = color_shape_change(imgs)
+        is_col, is_shape = col > COLOR_CHANGE, shape > SHAPE_CHANGE
+        verdict = {(True, False): "colour", (False, True): "shape", (True, True): "colour and shape"}.get(
+            (is_col, is_shape), "little")
+        table.append([name, kind, round(col, 3), round(shape, 3), verdict])
+        shown[f"{name}: {verdict}"] = P.to_rgb(imgs)
+    recon = torch.sigmoid(e.model.decode(base[None]))
+    head = P.labelled_tiles(P.to_rgb(torch.cat([x, recon])), ["test digit", "reconstruction"], k=3)
+    strip, _ = P.frame_strip(shown, k=2, gap=3)
+    df = pd.DataFrame(table, columns=["variable", "kind", "colour change", "shape change", "controls"])
+    return ColorCodes(P.vstack([head, strip]), df)
+
+
+def color_shape_change(imgs: torch.Tensor) -> tuple[float, float]:
+    """How much a sweep (S, 3, 28, 28) changes the stroke colour and the digit's shape.
+
+    Shape: the spread over the sweep of each frame's stroke intensity (max over channels, scaled to
+    peak 1 so brightness does not count), over the pixels that are ink in some frame. Colour: the
+    spread of the stroke's chromaticity (its intensity-weighted mean colour over its brightest channel)."""
+    inten = imgs.amax(1)  # (S, 28, 28): the stroke whatever its colour
+    norm = inten / inten.flatten(1).amax(1).clamp_min(1e-3)[:, None, None]
+    ink = (norm > 0.3).any(0)
+    shape = float(norm[:, ink].std(0).mean()) if ink.any() else 0.0
+    w = inten**2  # weight bright stroke pixels, not the faint background
+    rgb = (imgs * w[:, None]).sum((2, 3)) / w.sum((1, 2)).clamp_min(1e-6)[:, None]
+    chroma = rgb / rgb.amax(1, keepdim=True).clamp_min(1e-3)
+    col = float((chroma - chroma.mean(0)).norm(dim=1).mean())
+    return col, shape
+
+
+def _new_seed() -> int:
+    return secrets.randbelow(1_000_000)
+
+
+def build(engine: Engine, q: dict) -> gr.Tab:
+    """The tab: prior samples, the conditional model's digits, and the colour models' sweeps."""
+    every, colors = engine.available("any"), engine.available("color")
+    with gr.Tab("Generate", id="generate") as tab:
+        start_here("press **Sample** for new digits from the prior (each press, a new seed); pick a digit for the "
+                   "conditional model; below, see which codes control colour.")
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=300):
+                gr.Markdown("### Prior samples\nz ~ p(z), decoded.")
+                model = gr.Dropdown(every, value=engine.default_encoder() or (every[0] if every else None),
+                                    label="Model", interactive=bool(every))
+                with gr.Row():
+                    n = gr.Slider(4, 100, value=36, step=1, label="Samples")
+                    seed = gr.Number(0, precision=0, minimum=0, label="Seed (Enter to reuse)")
+                go = gr.Button("Sample", variant="primary", interactive=bool(every))
+                samples = image(label="Samples", elem_classes=["pixelated"])
+            with gr.Column(min_width=300):
+                gr.Markdown("### Pick a digit\n`cvae` gets the label, so its code holds only style: the "
+                            "same styles in every row.")
+                note_box(engine.unavailable_note(["cvae"], "This section needs it; it runs"))
+                has_cvae = "cvae" in every
+                digit = gr.Radio(DIGITS, value="all", label="Digit", interactive=has_cvae)
+                with gr.Row():
+                    c_n = gr.Slider(1, 20, value=8, step=1, label="Samples per digit", interactive=has_cvae)
+                    c_seed = gr.Number(0, precision=0, minimum=0, label="Seed", interactive=has_cvae)
+                c_img = image(label="Conditional samples", elem_classes=["pixelated"])
+        ui_gen, ui_cond = generate.ui(engine), conditional.ui(engine)
+        gr.on([model.change, n.release, seed.submit], ui_gen, [model, n, seed], samples, api_name="generate", **q)
+        # each press draws new samples: a fresh seed, shown in the field so a result can be reproduced
+        go.click(_new_seed, None, seed, api_visibility="private", show_progress="hidden").then(
+            ui_gen, [model, n, seed], samples, api_visibility="private", **q)
+        on_visit(tab, ui_gen, [model, n, seed], [samples], **q)
+        gr.on([digit.change, c_n.release, c_seed.change], ui_cond, [digit, c_n, c_seed], c_img, api_name="conditional",
+              **q)
+        on_visit(tab, ui_cond, [digit, c_n, c_seed], [c_img], **q)
+
+        gr.Markdown("### Colour: what do the codes control?\nThe coloured-MNIST models around one test digit's "
+                    "code: each continuous dimension swept from −2.5 to 2.5, each categorical variable set to "
+                    "each of its values. The table measures how much each sweep changes the stroke colour "
+                    "and the digit's shape.")
+        note_box(engine.unavailable_note(COLOR_MODELS, "This section runs"))
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                k_model = gr.Dropdown(colors, value=colors[-1] if colors else None, label="Colour model",
+                                      interactive=bool(colors))
+                k_seed = gr.Number(0, precision=0, minimum=0, label="Test digit (seed)", interactive=bool(colors))
+                # px: the verdict ("controls") fits beside the numbers on a desktop; a phone scrolls sideways
+                k_table = gr.Dataframe(label="What each variable controls", interactive=False, wrap=True,
+                                       headers=["variable", "kind", "colour change", "shape change", "controls"],
+                                       column_widths=["72px", "150px", "72px", "72px", "110px"])
+            with gr.Column(scale=3, min_width=320):
+                k_img = image(label="Sweeps", elem_id="color-sweeps")
+        k_out = ColorCodes.outputs(sweeps=k_img, table=k_table)
+        ui_col = color_codes.ui(engine)
+        gr.on([k_model.change, k_seed.change], ui_col, [k_model, k_seed], k_out, api_name="color_codes", **q)
+        on_visit(tab, ui_col, [k_model, k_seed], k_out, **q)
+    return tab

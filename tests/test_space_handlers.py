@@ -1,0 +1,209 @@
+"""The Space's handlers and its drawing preprocessing, in-process: no server, no browser.
+
+tests/test_space.py keeps what needs a running app (the API through gradio_client, the hardening of
+requests, a clean stop); tests/test_browser.py the in-browser panels.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "space"))
+
+import gradio as gr  # noqa: E402
+from vae_space import handler as H  # noqa: E402
+from vae_space.tabs import beta, draw, explore, generate, interpolate, models, shared  # noqa: E402
+
+from vae_hub.distributions import kl_per_dim  # noqa: E402
+from vae_hub.preprocess import DIGIT_STROKES, render_strokes, to_mnist  # noqa: E402
+
+VARIANTS = ["vae-z20", "vae-z2", "vae-z2-corr", "vae-z3", "cvae", "beta-vae-b1", "beta-vae-b8", "color-joint"]
+
+
+@pytest.fixture(scope="module")
+def eng():
+    from vae_space.engine import Engine
+
+    return Engine.start(None, variants=VARIANTS, background=False)
+
+
+def pad(digit: int, **kw) -> dict:
+    return {"background": None, "layers": [], "composite": render_strokes(DIGIT_STROKES[digit], **kw)}
+
+
+# ---------------------------------------------------------------------------- the decorator and named results
+def test_handler_turns_failures_into_short_errors_and_feeds_the_ui(eng):
+    @H.handler
+    def broken(engine, x: int) -> int:
+        raise KeyError("a bug, with a long internal message " * 20)
+
+    with pytest.raises(gr.Error) as err:
+        broken(eng, 1)
+    assert "KeyError" in err.value.message and len(err.value.message) < 100
+    assert not torch.is_inference_mode_enabled()
+
+    @H.handler
+    def grads(engine) -> bool:
+        return torch.is_inference_mode_enabled()
+
+    assert grads(eng), "handlers run without gradients"
+    ui = draw.encode.ui(eng)
+    assert list(inspect.signature(ui).parameters) == ["drawing", "model"], "Gradio sees the inputs, not the engine"
+    out = ui(pad(7), "vae-z20")
+    assert isinstance(out, tuple) and len(out) == 7
+    assert all(Path(p).suffix == ".png" and Path(p).is_file() for p in out[:5]), "pictures are PNG files of our own"
+    assert isinstance(out[5], str) and isinstance(out[6], dict)
+
+
+def test_named_results_fix_the_output_order():
+    assert [f for f in draw.Encoded.__dataclass_fields__] == ["input", "reconstruction", "posterior", "latent_map",
+                                                             "neighbours", "summary", "data"]
+    assert interpolate.Arithmetic.outputs(info=3, path_map=2, equation=1) == [1, 2, 3]
+    with pytest.raises(TypeError, match="equation"):
+        interpolate.Arithmetic.outputs(strip=1, path_map=2, info=3)
+
+
+def test_input_checks_answer_in_words():
+    for call, words in [(lambda: H.number("x", 0, 1, "seed"), "expected a number"),
+                        (lambda: H.number(2.5, 0, 10, "steps", integer=True), "whole number"),
+                        (lambda: H.number(11, 0, 10, "steps"), "between 0 and 10"),
+                        (lambda: H.choice("z" * 500, ["a", "b"], "model"), "expected one of a, b"),
+                        (lambda: H.pixels([0.5] * 783), "784"), (lambda: H.pixels([2.0] * 784), "[0, 1]")]:
+        with pytest.raises(gr.Error) as err:
+            call()
+        assert words in err.value.message and len(err.value.message) < 200, err.value.message
+
+
+# ---------------------------------------------------------------------------- drawing preprocessing
+def test_a_drawing_becomes_the_mnist_input_whatever_its_background(eng):
+    """Transparent or white background, sketchpad value or bare array: the same 28×28 input and code."""
+    want = to_mnist(render_strokes(DIGIT_STROKES[3]))
+    assert want.shape == (28, 28) and want.dtype == np.float32 and 0 <= want.min() and want.max() <= 1
+    white = render_strokes(DIGIT_STROKES[3], background=(255, 255, 255, 255))
+    outs = [draw.encode(eng, v, "vae-z20") for v in (pad(3), white, {"background": white, "layers": [],
+                                                                     "composite": None})]
+    for r in outs:
+        np.testing.assert_allclose(r.input[4::8, 4::8, 0] / 255, want, atol=1 / 255 + 1e-6)
+        np.testing.assert_allclose(r.data["mean"], outs[0].data["mean"], atol=1e-3)
+
+
+@pytest.mark.parametrize("value,words", [
+    (None, "canvas is empty"),
+    ({"background": None, "layers": [], "composite": np.zeros((400, 400, 4), np.uint8)}, "canvas is empty"),
+    (np.zeros((4, 4), np.uint8), "too small"),
+    ({"bogus": 1}, "background/layers/composite"),
+    ("a string", "Expected an image"),
+])
+def test_bad_drawings_are_refused_with_a_reason(eng, value, words):
+    with pytest.raises(gr.Error) as err:
+        draw.encode(eng, value, "vae-z20")
+    assert words in err.value.message, err.value.message
+
+
+# ---------------------------------------------------------------------------- draw & encode
+def test_encode_reports_the_posterior_and_agrees_with_encode_array(eng):
+    r = draw.encode(eng, pad(7), "vae-z20")
+    assert r.latent_map.shape == (454, 440, 3) and r.data["map_model"] == "vae-z2"
+    assert r.data["knn_label"] == 7 and "**7**" in r.summary
+    assert len(r.data["sigma"]) == 20 and min(r.data["sigma"]) > 0
+    assert r.data["elbo"] == pytest.approx(-(r.data["recon_nll"] + r.data["kl"]), abs=2e-3)
+    got = draw.encode_array(eng, (r.input[4::8, 4::8, 0] / 255).ravel().tolist(), "vae-z20")
+    np.testing.assert_allclose(got["mean"], r.data["mean"], atol=2e-3)  # the PNG-free input: equal up to rounding
+    assert [n["label"] for n in got["neighbours"]] == [n["label"] for n in r.data["neighbours"]]
+    with pytest.raises(gr.Error, match="cannot be used"):
+        draw.encode_array(eng, [0.0] * 784, "cvae")
+
+
+# ---------------------------------------------------------------------------- interpolate
+def test_interpolation_ends_are_the_endpoints_reconstructions(eng):
+    r = interpolate.interpolate(eng, "vae-z2", "test digit 3", None, "test digit 8", None, 6, 0)
+    z_a, z_b = torch.tensor(r.info["z_a"]), torch.tensor(r.info["z_b"])
+    t = torch.linspace(0, 1, 6)
+    path = interpolate.slerp(z_a, z_b, t)
+    torch.testing.assert_close(path[0], z_a)
+    torch.testing.assert_close(path[-1], z_b)
+    u, v = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])  # two unit codes: slerp stays on the circle
+    torch.testing.assert_close(interpolate.slerp(u, v, t).norm(dim=1), torch.ones(6))
+    assert (path - ((1 - t)[:, None] * z_a + t[:, None] * z_b)).abs().max() > 1e-3, "not the straight line"
+    assert len(r.info["tiles"]["linear"]) == 6 and Path(r.animation).suffix == ".gif"
+
+
+def test_style_transfer_keeps_the_style_and_changes_the_digit(eng):
+    r = interpolate.style_transfer(eng, "thick test digit 7", 0)
+    assert r.info["label"] == 7 and len(r.info["z"]) == eng.models["cvae"].config.z_dim
+    assert r.figure.ndim == 3 and r.figure.shape[1] > 7 * 28 * 3  # input, its code, five digits a row
+    with pytest.raises(gr.Error, match="source"):
+        interpolate.style_transfer(eng, "my drawing", 0)  # a drawing has no label to encode it with
+
+
+def test_the_pages_style_transfer_sentences_still_hold(eng):
+    """The counts quoted on the page are what bench/space_style_transfer.py measures on these weights."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from space_style_transfer import measure
+
+    assert measure(eng) == interpolate.MEASURED
+    assert interpolate.MEASURED["style"] > interpolate.MEASURED["arith"]
+
+
+# ---------------------------------------------------------------------------- β, explore, generate, models
+def test_kl_per_dimension_adds_up_to_the_models_kl(eng):
+    for name in ("beta-vae-b1", "vae-z20"):
+        m = eng.models[name].model
+        post = m.encode(eng.test.x[:16])
+        torch.testing.assert_close(kl_per_dim(post, m.prior)[0].sum(1), m.kl(post), atol=1e-4, rtol=1e-4)
+    r = beta.compare_betas(eng, "test digit 1", None, 0)
+    for b, d in r.data["models"].items():
+        assert sum(d["kl_per_dim"]) == pytest.approx(float(r.table.set_index("model").loc[b, "this input: KL"]),
+                                                     abs=0.01)
+    kl = r.table.set_index("model")["this input: KL"]
+    assert kl["beta-vae-b8"] < kl["beta-vae-b1"], "a larger β spends fewer nats on the code"
+    assert r.table.set_index("model").loc["beta-vae-b2"].isna()["this input: KL"], "a missing β is a blank row"
+
+
+def test_prior_samples_repeat_with_their_seed(eng):
+    m = eng.models["color-joint"].model
+    a, b, c = (shared.prior_codes(m, 8, s) for s in (3, 3, 4))
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, c)
+    cat = a[:, m.config.z_dim:].unflatten(1, (m.config.n_cat, m.config.k_cat))
+    assert torch.all(cat.sum(-1) == 1), "categorical codes are one-hot"
+    np.testing.assert_array_equal(generate.generate(eng, "vae-z20", 9, 5), generate.generate(eng, "vae-z20", 9, 5))
+    rows = generate.conditional(eng, "all", 3, 0)
+    assert rows.shape[0] > rows.shape[1] / 3 * 9, "ten rows of three"
+
+
+def test_explorer_handlers(eng):
+    grid = explore.manifold(eng, "vae-z2", 5, 2.0)
+    assert grid.shape == (140, 140, 3)
+    p = explore.decode_point(eng, "vae-z2", 0.5, -1.0)
+    assert p.decoded.shape == (224, 224, 3) and p.latent_map.shape == (454, 440, 3)
+    flat = explore.decode_points(eng, "vae-z3", [0.0, 0.0, 0.0, 1.0, 1.0, 1.0], 3)
+    assert len(flat) == 2 * 784 and 0 <= min(flat) <= max(flat) <= 1
+    for args, words in [(("vae-z20", [0.0] * 20, 20), "2-D or 3-D"), (("vae-z3", [0.0, 0.0], 3), "n × 3"),
+                        (("vae-z2", [0.0, 99.0], 2), "[-10, 10]"), (("vae-z2", [0.0] * 3, 3), "k:")]:
+        with pytest.raises(gr.Error) as err:
+            explore.decode_points(eng, *args)
+        assert words in err.value.message, err.value.message
+    s = explore.slice3d(eng, 0.3, 6, 2.5)
+    assert s.grid.shape == (168, 168, 3)
+    c = explore.corr_maps(eng)
+    assert "correlation" in c.note and c.isotropic.shape == c.correlated.shape
+
+
+def test_color_codes_and_model_card(eng):
+    k = generate.color_codes(eng, "color-joint", 0)
+    assert list(k.table.columns) == ["variable", "kind", "colour change", "shape change", "controls"]
+    assert set(k.table["controls"]) <= {"colour", "shape", "colour and shape", "little"}
+    card = models.model_card(eng, "vae-z20")
+    assert "## Test metrics" not in card.card and card.figures and "vae_hub.load" in card.download
+    assert all(Path(p).is_file() and "_" not in caption for p, caption in card.figures)
+    assert "Not available" in models.model_card(eng, "conv-vae-z20").card
+    over = models.overview(eng)
+    assert over.set_index("variant").loc["vae-z20", "loaded"] == "✓"
