@@ -106,7 +106,7 @@ def render_markdown(report: dict) -> str:
             row += f" {fmt(o['dci_disentanglement'])}, {fmt(o['dci_completeness'])} |"
         for f in SHOW:
             j, rho = disentangle.best_dimension(r["correlation"], f, names)
-            row += f" {fmt(r['mig_per_factor'][names.index(f)])} | z{j} (ρ = {rho:+.2f}) |"
+            row += f" {fmt(r['mig_per_factor'][names.index(f)])} | z{j + 1} (ρ = {rho:+.2f}) |"
         lines.append(row)
     return "\n".join(lines) + "\n"
 
@@ -130,7 +130,7 @@ def figure(report: dict, path: Path) -> None:
         ax.set_title(f"β = {b:g}", fontsize=9)
         ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
         var = report["models"][n]["posterior_mean_variance"]
-        ax.set_yticks(range(len(corr)), [f"z{j}" + ("" if v > AU_THRESHOLD else " (off)") for j, v in enumerate(var)],
+        ax.set_yticks(range(len(corr)), [f"z{j + 1}" + ("" if v > AU_THRESHOLD else " (off)") for j, v in enumerate(var)],
                       fontsize=7)
     fig.colorbar(im, ax=axes[len(betas) - 1], fraction=0.08, label="|ρ|")
     ax = axes[-1]

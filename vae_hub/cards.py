@@ -134,7 +134,7 @@ def _factor_note(folder: Path) -> str:
     dims = [d for d in m["morpho_dominant"] if d["dim"] >= len(var) or var[d["dim"]] > thr]
     return ("\nMost correlated handwriting factor of each active latent dimension (Morpho-MNIST measures of the test "
             "digits; the whole correlation matrix is `morpho_correlation` in `metrics.json`): "
-            + ", ".join(f"z{d['dim']} {d['factor']} (ρ = {d['rho']:+.2f})" for d in dims) + ".\n")
+            + ", ".join(f"z{d['dim'] + 1} {d['factor']} (ρ = {d['rho']:+.2f})" for d in dims) + ".\n")
 
 
 def has_onnx(folder: str | Path) -> bool:

@@ -175,7 +175,8 @@ def _factor_lines(report: dict, s: Settings) -> list[str]:
         f"(Eastwood & Williams 2018): disentanglement, completeness and informativeness (held-out R²), one "
         f"regressor per factor ({_REGRESSORS.get(s.dci_regressor, s.dci_regressor)}) fitted on "
         f"{s.dci_train_frac:.0%} of the codes (seed {s.seed}). *slant, thickness*: the dimension most correlated "
-        "with the factor, and ρ. The correlation matrix of every model is in `metrics.json` (`morpho_correlation`).",
+        "with the factor (numbered from z1, as in the Space), and ρ. The correlation matrix of every model is in "
+        "`metrics.json` (`morpho_correlation`).",
         "",
         "| model | β | MIG (factors) | SAP | DCI D | DCI C | DCI I |" + "".join(f" {f} |" for f in SHOW),
         "|---|---:|---:|---:|---:|---:|---:|" + "---|" * len(SHOW),
@@ -184,7 +185,7 @@ def _factor_lines(report: dict, s: Settings) -> list[str]:
         best = [disentangle.best_dimension(r["morpho_correlation"], f, names) for f in SHOW]
         lines.append(f"| `{name}` | {r['beta']:g} | {_f(r['morpho_mig'], 3)} | {_f(r['morpho_sap'], 3)} | "
                      f"{_f(r['morpho_dci_disentanglement'], 3)} | {_f(r['morpho_dci_completeness'], 3)} | "
-                     f"{_f(r['morpho_dci_informativeness'], 3)} |" + "".join(f" z{j} ({rho:+.2f}) |" for j, rho in best))
+                     f"{_f(r['morpho_dci_informativeness'], 3)} |" + "".join(f" z{j + 1} ({rho:+.2f}) |" for j, rho in best))
     return lines + _beta_sweep_lines(rows, names)
 
 
