@@ -51,10 +51,14 @@ def summary_rows(r: dict[str, dict]) -> list[tuple[str, str, str, bool | None, s
     if (t := r.get("train_throughput")):
         ref, ours, mm = t["reference"], t["vae_hub"], t["matmul"]
         runs = f"median of {t['runs']} runs" if t.get("runs", 1) > 1 else "one run"
-        rows.append((f"Time to quality, vae-z20 vs the pytorch/examples recipe ({runs})",
-                     "≥ 5× sooner (reference training s / our wall s), test loss at least as good",
+        ttq = "valid" in t  # the time-to-quality bench; older results measured images/s over equal epochs
+        rows.append((f"{'Time to quality' if ttq else 'Training throughput'}, vae-z20 vs the pytorch/examples recipe "
+                     f"({runs})",
+                     "≥ 5× sooner (reference training s / our wall s), test loss at least as good" if ttq else
+                     "≥ 5× images/s, test loss at least as good",
                      f"{t['ratio']:.2f}× ({ours['images_per_s_median']:,.0f} vs {ref['images_per_s_median']:,.0f} img/s, "
-                     f"{ours.get('precision', 'fp32')}); test loss {ours['test_loss']:.2f} vs {ref['test_loss']:.2f}",
+                     f"{ours.get('precision', 'fp32')}); test loss {ours['test_loss']:.2f} vs {ref['test_loss']:.2f}"
+                     + ("" if t.get("valid", True) else " (not valid: ours above the reference's)"),
                      t["ratio"] >= 5 and ours["test_loss"] <= ref["test_loss"], CMD["train_throughput"]))
         rows.append((f"Share of the {mm.get('dtype', 'float32')} matmul ceiling at the MLP's shapes", "≥ 60%",
                      f"{100 * mm['share_of_ceiling']:.0f}% ({mm['achieved_gflops']:.0f} of {mm['ceiling_gflops']:.0f} GFLOP/s)",
@@ -178,21 +182,35 @@ def _why_not_250(s: dict) -> str | None:
     return text
 
 
+def _why_not_5x(t: dict) -> str:
+    """Why the vae-z20 training benchmark is below 5×, from its own figures."""
+    flops, ceiling = t["matmul"]["flops_per_image"], t["matmul"]["ceiling_gflops"]
+    if "valid" in t:  # time to quality: the whole run counts
+        ref, ours = t["reference"], t["vae_hub"]
+        return (f"**Why not 5×.** The reference trained for {ref['train_seconds']:.0f} s; 5× sooner means our "
+                f"whole run in {ref['train_seconds'] / 5:.0f} s, start-up, evaluation and figures included. Ours "
+                f"took {ours['wall_seconds']:.0f} s wall ({ours['train_seconds']:.0f} s training) in "
+                f"{ours.get('precision', 'fp32')} at batch 128, at {100 * t['matmul']['share_of_ceiling']:.0f}% of the "
+                f"{t['matmul'].get('dtype', 'float32')} matmul ceiling at the step's shapes ({ceiling:.0f} GFLOP/s). "
+                "The levers left are the precision (bf16 autocast where the CPU has bf16 units; `--probe-steps` "
+                "measures it) and a recipe of its own (larger batches, learning rate and epochs) that still ends "
+                "at or below the reference's test loss; that recipe and its retraining are open work.")
+    need = 5 * t["reference"]["images_per_s_median"]
+    gflops = need * flops / 1e9
+    why = (f"**Why not 5×.** 5× the reference is {need:,.0f} images/s; at {flops / 1e6:.2f} MFLOP of matmul per image "
+           f"(forward + backward) that is {gflops:.0f} GFLOP/s of float32 matmul, {100 * gflops / ceiling:.0f}% of the "
+           f"ceiling this CPU reaches at these shapes ({ceiling:.0f} GFLOP/s), before any of the step's other work "
+           "(activations, loss, Adam). ")
+    why += ("So at batch 128 in float32 no trainer can reach it on this machine. " if gflops >= ceiling else
+            "That leaves too little time for the rest of the step at batch 128 on this machine. ")
+    return why + ("Our trainer already takes the data pipeline out of the loop (the reference spends more than half "
+                  "its time turning images into tensors one at a time); what remains is the model's own arithmetic.")
+
+
 def details(r: dict[str, dict]) -> list[str]:
     out: list[str] = []
     if (t := r.get("train_throughput")) and t["ratio"] < 5:
-        flops, ceiling = t["matmul"]["flops_per_image"], t["matmul"]["ceiling_gflops"]
-        need = 5 * t["reference"]["images_per_s_median"]
-        gflops = need * flops / 1e9
-        why = (f"**Why not 5×.** 5× the reference is {need:,.0f} images/s; at {flops / 1e6:.2f} MFLOP of matmul per image "
-               f"(forward + backward) that is {gflops:.0f} GFLOP/s of float32 matmul, {100 * gflops / ceiling:.0f}% of the "
-               f"ceiling this CPU reaches at these shapes ({ceiling:.0f} GFLOP/s), before any of the step's other work "
-               "(activations, loss, Adam). ")
-        why += ("So at batch 128 in float32 no trainer can reach it on this machine. " if gflops >= ceiling else
-                "That leaves too little time for the rest of the step at batch 128 on this machine. ")
-        why += ("Our trainer already takes the data pipeline out of the loop (the reference spends more than half its "
-                "time turning images into tensors one at a time); what remains is the model's own arithmetic.")
-        out += ["", why]
+        out += ["", _why_not_5x(t)]
     if (t := r.get("train_throughput")) and (b := t.get("step_breakdown")) and t["matmul"]["share_of_ceiling"] < 0.6:
         out += ["", f"**Where the rest of a step goes.** Profiling one vae-z20 training step: {100 * b['matmul']:.0f}% of its "
                 f"time is in matmuls, {100 * b['adam']:.0f}% in the fused Adam update and {100 * b['other']:.0f}% in "

@@ -21,14 +21,23 @@ def _report():
 def _throughput(ratio: float, ours_loss: float, share: float) -> dict:
     ref = 10_000.0
     return {"machine": {"cpu": "test cpu", "cores": 2, "torch": "x"}, "epochs": 10,
-            "reference": {"images_per_s_median": ref, "test_loss": 105.5},
-            "vae_hub": {"images_per_s_median": ref * ratio, "test_loss": ours_loss}, "ratio": ratio,
+            "reference": {"images_per_s_median": ref, "test_loss": 105.5, "train_seconds": 100.0},
+            "vae_hub": {"images_per_s_median": ref * ratio, "test_loss": ours_loss, "wall_seconds": 100.0 / ratio,
+                        "train_seconds": 80.0 / ratio}, "ratio": ratio, "valid": ours_loss <= 105.5,
             "matmul": {"flops_per_image": 3.28e6, "ceiling_gflops": 150.0, "achieved_gflops": 150.0 * share,
                        "share_of_ceiling": share}}
 
 
 def _row(rows, start: str):
     return next(r for r in rows if r[0].startswith(start))
+
+
+def test_an_older_images_per_second_result_is_not_called_time_to_quality():
+    old = _throughput(2.3, 105.0, 0.5)
+    del old["valid"]
+    rows = _report().summary_rows({"train_throughput": old})
+    assert _row(rows, "Training throughput")[1].startswith("≥ 5× images/s")
+    assert not any(r[0].startswith("Time to quality") for r in rows)
 
 
 def test_verdicts_follow_the_figures():
@@ -44,9 +53,14 @@ def test_verdicts_follow_the_figures():
 
 def test_why_not_paragraph_computes_the_bound():
     rep = _report()
-    text = rep.render({"train_throughput": _throughput(2.4, 105.0, 0.57)})
+    old = _throughput(2.4, 105.0, 0.57)
+    del old["valid"]  # an images/s result: the bound is on matmul throughput
+    text = rep.render({"train_throughput": old})
     # 5 x 10,000 img/s x 3.28 MFLOP = 164 GFLOP/s, above the 150 GFLOP/s ceiling
     assert "50,000 images/s" in text and "164 GFLOP/s" in text and "no trainer can reach it" in text
+    # time to quality: 5x sooner than 100 s of reference training is a 20 s run; ours took 100 / 2.4 = 42 s
+    text = rep.render({"train_throughput": _throughput(2.4, 105.0, 0.57)})
+    assert "trained for 100 s" in text and "whole run in 20 s" in text and "took 42 s wall (33 s training)" in text
     assert "Why not 5×" not in rep.render({"train_throughput": _throughput(5.5, 105.0, 0.7)})
 
 
