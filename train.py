@@ -22,7 +22,7 @@ import torch
 
 from vae_hub import VARIANTS, build, get_config
 from vae_hub.checks import check_split_sizes, exit_on_failure
-from vae_hub.data import DEFAULT_DATASET, load_split
+from vae_hub.data import DEFAULT_DATASET, load_split, shown_dataset
 from vae_hub.folders import is_complete, read_config
 from vae_hub.folders import model_folders as complete_model_folders
 from vae_hub.hub import push_folder
@@ -145,7 +145,7 @@ def train_one(config, folder: Path, train, test, device: torch.device,
     with exit_on_failure(config.variant, folder / CHECKPOINT):  # one line on stderr, never a traceback
         model, history, progress = fit(config, train, test, folder, device=device, resume=args.resume,
                                        progress_bar=not args.no_progress, on_epoch=tracker)
-        info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
+        info = {"recipe": dataclasses.asdict(config), "dataset": shown_dataset(args.dataset), "n_train": len(train),
                 "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
                 "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick,
                 "precision": history[-1]["precision"]}

@@ -24,7 +24,7 @@ from torch import nn
 
 from .cards import model_card, save_card
 from .checks import check_field_types, check_range, check_sizes
-from .data import DEFAULT_DATASET, Split, load_split
+from .data import DEFAULT_DATASET, Split, load_split, shown_dataset
 from .folders import CONFIG_NAME, WEIGHTS_NAME, bundled_dir, config_fields, read_config_json, write_atomic
 from .weights import HubModel
 
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {e}")
     config = ClassifierConfig(**({"epochs": args.epochs} if args.epochs else {}))
     model, history = train_classifier(train, test, config)
-    info = {"dataset": args.dataset, "n_train": len(train), "n_test": len(test),
+    info = {"dataset": shown_dataset(args.dataset), "n_train": len(train), "n_test": len(test),
             "seconds_total": sum(h["seconds"] for h in history), "hardware": hardware()}
     save_classifier(model, args.out, history, info)
     acc = history[-1]["test_accuracy"]

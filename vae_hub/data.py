@@ -43,6 +43,15 @@ class Split:
         return Split(self.images.to(device), self.labels.to(device), self.name)
 
 
+def shown_dataset(dataset: str) -> str:
+    """A dataset as reports and folders name it: a local folder relative to the working directory, not this
+    machine's absolute path (a Hub id is left as it is)."""
+    p = Path(dataset)
+    if not p.is_absolute() or not p.exists():
+        return dataset
+    return os.path.relpath(p)
+
+
 def _is_local(dataset: str) -> bool:
     return os.path.exists(dataset) or dataset.startswith((".", "/", "~")) or dataset.endswith(".parquet")
 

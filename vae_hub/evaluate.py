@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -28,7 +27,7 @@ import torch
 from .classifier import FOLDER_NAME as CLASSIFIER_FOLDER
 from .classifier import load_classifier
 from .cli import start
-from .data import DEFAULT_DATASET, load_split
+from .data import DEFAULT_DATASET, load_split, shown_dataset
 from .folders import model_folders
 from .hub import load
 from .protocol import QUICK, Settings, evaluate_model, prepare
@@ -67,7 +66,7 @@ def run(models: str | Path, dataset: str, out: str | Path, settings: Settings, *
     d = prepare(train, test, clf, settings)
     log(f"evaluating {len(folders)} model(s) on {len(test)} test digits; classifier accuracy "
         f"{100 * d.reference['classifier_test_accuracy']:.2f}%, FD(train, test) {d.reference['fd_train_vs_test']:.2f}")
-    shown = _shown_path(dataset)  # reports name the data as the project sees it, not this machine's path
+    shown = shown_dataset(dataset)  # reports name the data as the project sees it, not this machine's path
     header = {"command": command.replace(dataset, shown), "dataset": shown, "n_test": len(test), "n_train": len(train),
               "classifier": str(classifier or "bundled"), "hardware": hardware()}
     results = {}
@@ -136,14 +135,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.seed is not None:
         kw["seed"] = args.seed
     return Settings(**kw)
-
-
-def _shown_path(path: str) -> str:
-    """A local path as reports show it: relative to the working directory (a Hub id is left as it is)."""
-    p = Path(path)
-    if not p.is_absolute() or not p.exists():
-        return path
-    return os.path.relpath(p)
 
 
 def main(argv: list[str] | None = None) -> int:

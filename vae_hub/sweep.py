@@ -28,7 +28,7 @@ import optuna
 import torch
 
 from .cli import start
-from .data import DEFAULT_DATASET, Split, load_split
+from .data import DEFAULT_DATASET, Split, load_split, shown_dataset
 from .models import VAE
 from .sweep_report import cpu_model, write_report
 from .sweep_space import Space, load_space, make_config, suggest
@@ -82,7 +82,7 @@ class Objective:
         self.eval = None  # (EvalData, classifier, Settings), prepared on first use
 
     def info(self, history: list[dict], trial: optuna.Trial) -> dict:
-        return {"dataset": self.dataset, "n_train": len(self.train), "n_test": len(self.test),
+        return {"dataset": shown_dataset(self.dataset), "n_train": len(self.train), "n_test": len(self.test),
                 "seconds_total": sum(h["seconds"] for h in history), "hardware": hardware(), "quick": self.quick,
                 "sweep": {"study": self.study_name, "trial": trial.number, "params": trial.params}}
 
@@ -153,7 +153,7 @@ class Objective:
         d, clf, settings = self.eval
         r = E.evaluate_model(model, d, clf, settings, [], log=self.log)
         E.write_model_metrics(folder, {**r, "n_test": len(self.test)}, settings,
-                              {"dataset": self.dataset, "n_test": len(self.test), "hardware": hardware()})
+                              {"dataset": shown_dataset(self.dataset), "n_test": len(self.test), "hardware": hardware()})
         if r.get(self.metric) is None:
             raise ValueError(f"metric {self.metric!r} is not defined for {model.config.variant} "
                              f"({r.get('nll_note', 'see vae_hub.evaluate')})")
