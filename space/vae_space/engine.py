@@ -286,7 +286,7 @@ class Engine:
 
     def _encode_test(self, e: Entry, batch: int = 1000) -> None:
         """Posterior means and ELBOs of the test sample, computed once per set of weights and cached on disk."""
-        path = self._cache_path(e, ".safetensors")
+        path = self.codes_path(e)
         try:
             t = safetensors.torch.load_file(str(path))
             mu, elbo = t["mu"], t["elbo"]

@@ -359,10 +359,6 @@ class LatentMap:
         py = y1 - (z[..., 1] + self.lim) / (2 * self.lim) * (y1 - y0)
         return np.stack([px, py], -1)
 
-    def to_z(self, x: float, y: float) -> tuple[float, float]:
-        x0, y0, x1, y1 = self.box
-        return (-self.lim + (x - x0) / (x1 - x0) * 2 * self.lim, -self.lim + (y1 - y) / (y1 - y0) * 2 * self.lim)
-
     def draw(self, paint: Callable[[Overlay], None] | None = None) -> np.ndarray:
         """The map with ``paint(overlay)`` drawn over it, as an RGB array."""
         if paint is None:

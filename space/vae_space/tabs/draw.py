@@ -59,7 +59,7 @@ class Numbers:
     dist: np.ndarray
 
 
-def numbers(engine: Engine, e: Entry, x: torch.Tensor) -> Numbers:
+def numbers(e: Entry, x: torch.Tensor) -> Numbers:
     """One input (1, 1, 28, 28) through a model."""
     post = e.model.encode(x)
     logits = e.model.decode(post.mean)
@@ -108,7 +108,7 @@ def encode(engine: Engine, drawing: Any, model: str = MAP_MODEL) -> Encoded:
     2-D latent map (1σ and 2σ ellipses), nearest test digits, typicality (ELBO percentile)."""
     e = engine.need(model, "encoder")
     x = torch.from_numpy(to_mnist(sketch_image(drawing)))[None, None]
-    r = numbers(engine, e, x)
+    r = numbers(e, x)
     labels = engine.test.labels
     top, votes = vote(engine, r.idx)
     map_name, mz, ms = map_posterior(engine, e, x, r)
@@ -155,7 +155,7 @@ def encode_array(engine: Engine, x: Any, model: str = "vae-z20") -> dict:
     runtime cannot load."""
     e = engine.need(model, "encoder")
     xt = torch.from_numpy(pixels(x)).reshape(1, 1, 28, 28)
-    r = numbers(engine, e, xt)
+    r = numbers(e, xt)
     map_name, mz, ms = map_posterior(engine, e, xt, r)
     m = None if mz is None else {"model": map_name, "mean": mz.tolist(), "sigma": ms.tolist()}
     test = engine.test
@@ -173,8 +173,7 @@ def build(engine: Engine, live: dict) -> gr.Tab:
     encoders = engine.available("encoder")
     with gr.Tab("Draw & encode", id="draw") as tab:
         if not encoders:
-            gr.Markdown("⚠️ No grayscale model is available to encode drawings with; the footer lists what is missing.",
-                        elem_classes=["note"])
+            note_box("⚠️ No grayscale model is available to encode drawings with; the footer lists what is missing.")
         else:
             note_box(engine.unavailable_note([MAP_MODEL], "The latent map is shown"))
         start_here("draw a digit on the white pad. Everything updates while you draw, computed in your browser: the "

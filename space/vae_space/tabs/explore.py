@@ -20,7 +20,7 @@ from ..browser import live_panel, server_fn
 from ..engine import MAP_MODEL, Engine, is_encoder
 from ..guard import brief
 from ..handler import Result, fail, handler, number
-from ..ui import image, note_box, on_visit
+from ..ui import image, note_box, on_visit, start_here
 
 MODELS = ("vae-z2", "vae-z2-corr", "vae-z3")
 MAX_POINTS = 625
@@ -102,7 +102,7 @@ def slice3d(engine: Engine, z3: float = 0.0, n: int = 12, span: float = 2.5) -> 
     z = torch.cat([zz, torch.full((len(zz), 1), z3)], 1)
     grid = image_grid(P.to_rgb(torch.sigmoid(e.model.decode(z))), n, pad=0)
     labels = engine.test.labels
-    bg = engine.cached("slice-bg", lambda: P.LatentMap(e.mu[:, :2], labels, "vae-z3: test digits near the slice",
+    bg = engine.cached(("slice-bg", span), lambda: P.LatentMap(e.mu[:, :2], labels, "vae-z3: test digits near the slice",
                                                         lim=span + 0.5, faint=True))
     near = np.flatnonzero(np.abs(e.mu[:, 2] - z3) < 0.25)
 
@@ -159,10 +159,9 @@ def build(engine: Engine, q: dict, live: dict) -> gr.Tab:
     vae-z3's slices and the correlated prior."""
     encoders, maps2d = engine.available("encoder"), engine.available("map2d")
     with gr.Tab("Latent explorer", id="explore") as tab:
-        gr.Markdown("**Start here:** move the mouse over the map or the grid (or drag a finger): the point under "
-                    "it is decoded at once, in your browser. The map shows where the test digits' codes lie; "
-                    "the grid shows what the decoder makes of every point. Look for where one digit turns "
-                    "into another.", elem_classes=["note"])
+        start_here("move the mouse over the map or the grid (or drag a finger): the point under it is decoded "
+                   "at once, in your browser. The map shows where the test digits' codes lie; the grid shows "
+                   "what the decoder makes of every point. Look for where one digit turns into another.")
         note_box(engine.unavailable_note(list(MODELS), "The explorer runs"))
         points = server_fn("decode_points", lambda model, z, k: {"images": decode_points(engine, model, z, k)},
                            "model", "z", "k")
@@ -191,9 +190,10 @@ def build(engine: Engine, q: dict, live: dict) -> gr.Tab:
             with gr.Column(scale=2):
                 s_map = image(label="Test digits near the slice")
         s_out = Slice.outputs(grid=s_grid, near=s_map)
-        gr.on([z3.change, s_n.release], slice3d.ui(engine), [z3, s_n], s_out, api_name="slice3d",
+        ui_slice = slice3d.ui(engine)
+        gr.on([z3.change, s_n.release], ui_slice, [z3, s_n], s_out, api_name="slice3d",
               trigger_mode="always_last", show_progress="hidden", **q)
-        on_visit(tab, slice3d.ui(engine), [z3, s_n], s_out, **q)
+        on_visit(tab, ui_slice, [z3, s_n], s_out, **q)
 
         gr.Markdown("### A correlated prior tilts the map\n`vae-z2-corr` is trained with the exact KL to "
                     "N(0, Σ), Σ = [[1, 0.4], [0.4, 0.5]]: the test codes follow the tilted prior, while "

@@ -299,9 +299,9 @@ def build(engine: Engine, q: dict) -> gr.Tab:
         with gr.Accordion("Numbers", open=False):
             s_info = gr.JSON(label="input and its cvae code")
         s_out = StyleTransfer.outputs(figure=s_fig, info=s_info)
-        gr.on([s_go.click, s_seed.submit], style_transfer.ui(engine), [s_src, s_seed], s_out, api_name="style_transfer",
-              **q)
-        on_visit(tab, style_transfer.ui(engine), [s_src, s_seed], s_out, **q)
+        ui_style = style_transfer.ui(engine)
+        gr.on([s_go.click, s_seed.submit], ui_style, [s_src, s_seed], s_out, api_name="style_transfer", **q)
+        on_visit(tab, ui_style, [s_src, s_seed], s_out, **q)
         style_preset.click(lambda: STYLE_PRESET, None, s_src, api_visibility="private", show_progress="hidden").then(
-            style_transfer.ui(engine), [s_src, s_seed], s_out, api_visibility="private", **q)
+            ui_style, [s_src, s_seed], s_out, api_visibility="private", **q)
     return tab

@@ -2,9 +2,8 @@
 // every β-VAE at once (each model's most-used, second or third most-used dimension for this input, by KL)
 // and decodes all five side by side with their ONNX decoders.
 
-import { Latest, SIDE, absolute, el, loadOrt, putDigit } from "./runtime.js";
+import { Latest, SIDE, absolute, el, loadOrt, putDigit, sigmoid } from "./runtime.js";
 
-const sigmoid = (v) => 1 / (1 + Math.exp(-v));
 
 class BetaApp {
   constructor(root, manifest) {
@@ -28,7 +27,6 @@ class BetaApp {
 
   async start() {
     try {
-      if (this.m.force_server) throw new Error("switched off here");
       this.runtime = await loadOrt(this.m);
     } catch (err) {
       this.runtime = null;

@@ -11,12 +11,11 @@
 // state that tests and bench/browser_latency.py read (updates, paint latencies, the last numbers).
 
 import "./preprocess.js";
-import { BLUE, CLASS_RGB, INK, LIGHT_BLUE, RED, SIDE, absolute, el, loadMapImages, loadOrt, loadSafetensors, putDigit } from "./runtime.js";
+import { BLUE, CLASS_RGB, INK, LIGHT_BLUE, RED, SIDE, absolute, el, loadMapImages, loadOrt, loadSafetensors, putDigit, sigmoid } from "./runtime.js";
 
 const N_NEIGHBOURS = 8;
 
 const softplus = (v) => (v > 0 ? v + Math.log1p(Math.exp(-v)) : Math.log1p(Math.exp(v)));
-const sigmoid = (v) => 1 / (1 + Math.exp(-v));
 
 // -------------------------------------------------------------- the numbers, as the server computes them
 // recon: Bernoulli −log p(x|z) summed over pixels; KL: exact, to N(0, I) or to N(0, Σ) (Σ⁻¹ and log|Σ| given).

@@ -3,9 +3,8 @@
 // the current z on both. The 3-D model gets a z₃ slider that re-decodes its grid as it moves. Without
 // WebAssembly the same views ask the server to decode (/decode_points), one request in flight.
 
-import { CLASS_RGB, RED, SIDE, absolute, el, loadMapImages, loadOrt, putDigit } from "./runtime.js";
+import { CLASS_RGB, RED, SIDE, absolute, el, loadMapImages, loadOrt, putDigit, sigmoid } from "./runtime.js";
 
-const sigmoid = (v) => 1 / (1 + Math.exp(-v));
 
 class ExploreApp {
   constructor(root, manifest, server) {
@@ -209,7 +208,6 @@ class ExploreApp {
   async start() {
     this.images = await loadMapImages(this.m.maps);
     try {
-      if (this.m.force_server) throw new Error("the in-browser runtime is switched off here");
       this.runtime = await loadOrt(this.m);
       await this.runtime.session(this.m.models[this.model].decoder);
     } catch (err) {

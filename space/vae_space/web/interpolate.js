@@ -3,9 +3,8 @@
 // is decoded at once with the model's ONNX decoder; the point moves along both paths on the 2-D map (for
 // models with more dimensions, the 2-D model's encoding of the decoded frames, as the server draws it).
 
-import { Latest, SIDE, absolute, el, loadMapImages, loadOrt, putDigit } from "./runtime.js";
+import { Latest, SIDE, absolute, el, loadMapImages, loadOrt, putDigit, sigmoid } from "./runtime.js";
 
-const sigmoid = (v) => 1 / (1 + Math.exp(-v));
 const BLUE = "rgb(37, 99, 235)";
 const ORANGE = "rgb(234, 88, 12)";
 
@@ -54,7 +53,6 @@ class InterpApp {
   async start() {
     this.images = await loadMapImages(this.m.maps);
     try {
-      if (this.m.force_server) throw new Error("switched off here");
       this.runtime = await loadOrt(this.m);
     } catch (err) {
       this.runtime = null;  // the strip and the GIF still show the path

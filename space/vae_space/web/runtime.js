@@ -8,6 +8,7 @@ export const BLUE = "rgb(37, 99, 235)";
 export const LIGHT_BLUE = "rgb(147, 197, 253)";
 export const INK = "rgb(30, 34, 42)";
 export const SIDE = 28;
+export const sigmoid = (v) => 1 / (1 + Math.exp(-v));  // decoder logits → pixel intensities
 
 // ------------------------------------------------------------------ small helpers
 export function el(tag, attrs = {}, ...children) {
@@ -81,6 +82,7 @@ export class BrowserRuntime {
 
 // onnxruntime-web from the manifest's source (the app's node_modules, or the pinned CDN copy with SRI).
 export async function loadOrt(m) {
+  if (m.force_server) throw new Error("the in-browser runtime is switched off here");
   if (typeof WebAssembly !== "object") throw new Error("this browser has no WebAssembly");
   if (!window.ort) await loadScript(m.ort.script, m.ort.integrity);
   const ort = window.ort;
