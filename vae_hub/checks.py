@@ -149,7 +149,8 @@ def check_header(path: Path, expected: Expected) -> None:
     """Compare a safetensors header (names, shapes, dtypes) with what the model expects, reading no tensor data."""
     try:
         with safetensors.safe_open(str(path), "pt") as f:
-            found = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+            slices = {k: f.get_slice(k) for k in f.keys()}
+            found = {k: (tuple(s.get_shape()), s.get_dtype()) for k, s in slices.items()}
     except Exception as e:  # safetensors raises several types for truncated/garbled files
         raise ValueError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
     missing, extra = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())

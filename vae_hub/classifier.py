@@ -30,7 +30,6 @@ from .weights import HubModel
 
 MODEL_TYPE = "vae-hub-mnist-classifier"
 FOLDER_NAME = "mnist-classifier"
-WEIGHTS = WEIGHTS_NAME
 
 
 @dataclass
@@ -180,8 +179,8 @@ def save_classifier(model: MNISTClassifier, folder: str | Path, history: list[di
 def load_classifier(folder: str | Path | None = None, device: str | torch.device = "cpu") -> MNISTClassifier:
     """Strict, pickle-free load from a folder (default: the bundled ``pretrained/mnist-classifier``)."""
     folder = Path(bundled_dir() / FOLDER_NAME if folder is None else folder)
-    if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS).is_file():
-        raise FileNotFoundError(f"{folder}: no classifier here (expected {CONFIG_NAME} and {WEIGHTS}); train one with "
+    if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
+        raise FileNotFoundError(f"{folder}: no classifier here (expected {CONFIG_NAME} and {WEIGHTS_NAME}); train one with "
                                 f"python -m vae_hub.classifier --dataset ylecun/mnist --out {folder}")
     return MNISTClassifier.from_folder(folder, map_location=device)
 

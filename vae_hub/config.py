@@ -18,7 +18,7 @@ LR_SCHEDULES = ("constant", "cosine")
 MAX_WIDTH, MAX_CHANNELS, MAX_LATENT = 16384, 1024, 1024
 MAX_EPOCHS, MAX_BATCH = 100_000, 65_536
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")  # also a folder and Hub repo name
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # as vae_hub.precision.PRECISIONS (config imports no torch code)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # a recipe field; vae_hub.precision acts on it
 OBJECTIVES = ("elbo", "iwae")
 # fields added after models were first published: a config.json without them means these defaults, the way
 # those models were trained (fp32, the ELBO, no warm-up)

@@ -84,8 +84,11 @@ def config_fields(folder: str | Path) -> dict:
 
 def is_vae_folder(folder: str | Path) -> bool:
     """config.json names a VAE variant (other models, e.g. the classifier, carry a ``model_type``)."""
-    data = config_fields(folder)
-    return "variant" in data and "model_type" not in data
+    return _names_vae(config_fields(folder))
+
+
+def _names_vae(fields: dict) -> bool:
+    return "variant" in fields and "model_type" not in fields
 
 
 def is_complete(folder: str | Path) -> bool:
@@ -99,6 +102,7 @@ def model_folders(root: str | Path) -> list[Path]:
     root = Path(root)
     if (root / CONFIG_NAME).is_file():
         return [root] if is_vae_folder(root) else []
-    found = [p for p in sorted(root.iterdir()) if p.is_dir() and is_complete(p) and is_vae_folder(p)]
+    fields = {p: config_fields(p) for p in sorted(root.iterdir()) if p.is_dir() and is_complete(p)}
     order = {name: i for i, name in enumerate(REGISTRY)}
-    return sorted(found, key=lambda p: (order.get(config_fields(p).get("variant"), 999), p.name))
+    return sorted((p for p, f in fields.items() if _names_vae(f)),
+                  key=lambda p: (order.get(fields[p]["variant"], 999), p.name))

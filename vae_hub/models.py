@@ -12,9 +12,9 @@ from torch.distributions import Distribution, Independent, MultivariateNormal, N
 from .config import VAEConfig
 from .distributions import Joint, OneHotGumbel, diagonal_gaussian, kl_per_dim, sample_with
 from .kits import LayerKit, kit_for
-from .weights import WEIGHTS_NAME, HubModel, load_weights
+from .weights import HubModel
 
-__all__ = ["IMAGE_SIZE", "VAE", "VAEOutput", "WEIGHTS_NAME", "build", "fast_layout", "load_weights"]
+__all__ = ["IMAGE_SIZE", "VAE", "VAEOutput", "build", "fast_layout"]
 IMAGE_SIZE = 28
 
 

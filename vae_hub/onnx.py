@@ -20,6 +20,7 @@ the Space exports every model it serves at start-up and the tests export every v
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import hashlib
 import io
@@ -155,7 +156,7 @@ def _fold_batch_norm(seq: nn.Module) -> nn.Module:
 def _graph_modules(model: VAE) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
     """({"encoder", "decoder"} modules to trace, the same unfolded ones to check them against)."""
     reference = _torch_twin(model)
-    folded = _torch_twin(model)
+    folded = copy.deepcopy(reference)  # the same weights; folding then leaves the reference as it is
     for name in ("features", "enc_fc", "dec_fc", "dec_body"):
         setattr(folded, name, _fold_batch_norm(getattr(folded, name)))
     trace = {"encoder": _Encoder(folded).eval(), "decoder": _Decoder(folded).eval()}

@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from .config import PRECISIONS
+
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with bf16 matmul units
 MIN_SPEEDUP = 1.2  # auto takes bf16 only for a clear win: below this, noise or casts eat the gain

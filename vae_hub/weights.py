@@ -20,11 +20,10 @@ from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
 from .checks import check_finite, check_header, expected_tensors
-from .folders import CONFIG_NAME, WEIGHTS_NAME, atomic_path, read_config_json, write_atomic
+from .folders import CONFIG_NAME, WEIGHTS_NAME, read_config_json, write_atomic
 from .tensorfiles import save_safetensors
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "HubModel", "atomic_path", "load_weights", "read_config_json", "save_weights",
-           "write_atomic"]
+__all__ = ["HubModel", "save_weights"]
 
 
 def save_weights(model: nn.Module, path: str | Path, dtype: torch.dtype | None = None) -> None:
@@ -33,13 +32,6 @@ def save_weights(model: nn.Module, path: str | Path, dtype: torch.dtype | None =
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_safetensors(state, path, metadata={"format": "pt"})
-
-
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a safetensors file into model, strictly: every tensor present, none extra, shapes equal, stored as a
-    float type (or the buffer's own integer type), every value finite."""
-    check_header(Path(path), {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()})
-    _load_checked(model, Path(path))
 
 
 def _load_checked(model: nn.Module, path: Path) -> None:

@@ -262,7 +262,7 @@ class Engine:
         cached on disk beside the test codes: the bundled folders carry no ONNX copies (size budget)."""
         folder = self._cache_path(e, "-onnx")
         try:
-            if not all((folder / f).is_file() for f in (ENCODER_FILE, DECODER_FILE)):
+            if not hub.has_onnx(folder):
                 t0 = time.perf_counter()
                 export_onnx(e.model, folder)
                 log.info("exported %s to ONNX in %.1f s", e.name, time.perf_counter() - t0)
