@@ -95,8 +95,9 @@ def _decode(part, source: str = "dataset") -> tuple[torch.Tensor, torch.Tensor]:
         if img.size != (28, 28):
             raise ValueError(f"{source}: image {i} is {img.size[0]}x{img.size[1]}; expected 28x28 MNIST digits")
         images[i, 0] = np.asarray(img.convert("L"))
-    check_labels(raw["label"], source)
-    labels = torch.tensor(np.asarray(raw["label"], dtype=np.int64))
+    labels = raw["label"]  # one read: the column is materialised on every access
+    check_labels(labels, source)
+    labels = torch.tensor(np.asarray(labels, dtype=np.int64))
     return torch.from_numpy(images), labels
 
 

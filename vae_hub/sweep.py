@@ -31,7 +31,7 @@ from .cli import start
 from .data import DEFAULT_DATASET, Split, load_split, shown_dataset
 from .models import VAE
 from .sweep_report import cpu_model, write_report
-from .sweep_space import Space, load_space, make_config, suggest
+from .sweep_space import Space, encode, load_space, make_config, suggest
 from .train import CHECKPOINT, fit, hardware, load_checkpoint, make_optimizer, resolve_device
 
 SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
@@ -163,7 +163,6 @@ class Objective:
 def make_study(space: Space, study_name: str, storage: str, *, trials: int, seed: int | None, prune: bool,
                prune_after: int, direction: str) -> optuna.Study:
     if space.grid is not None:
-        from .sweep_space import encode
 
         sampler = optuna.samplers.GridSampler({n: [encode(v) for v in vals] for n, vals in space.grid.items()}, seed=seed)
     else:  # a third of the trials (3 to 10) explore at random before TPE models the good region

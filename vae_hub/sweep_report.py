@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 
 from .config import VAEConfig
+from .folders import read_config
 from .sweep_space import NOT_SEARCHABLE, Space, decode
 
 README_START, README_END = "<!-- sweep:start -->", "<!-- sweep:end -->"
@@ -180,7 +181,7 @@ def write_report(study: optuna.Study, out: Path, *, metric: str, space: Space, c
 
     out.mkdir(parents=True, exist_ok=True)
     rows = trial_rows(study)
-    trials = study.get_trials(deepcopy=False)
+    trials, attrs = study.get_trials(deepcopy=False), study.user_attrs  # each a storage query: once
     counts = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
@@ -190,7 +191,7 @@ def write_report(study: optuna.Study, out: Path, *, metric: str, space: Space, c
     if counts["COMPLETE"]:
         bt = study.best_trial
         folder = Path(bt.user_attrs.get("folder", ""))
-        config = VAEConfig.from_dict(json.loads((folder / "config.json").read_text()), str(folder / "config.json"))
+        config = read_config(folder)
         params = {k: decode(v) for k, v in bt.params.items()}
         desc = (f"{space.base} tuned by the Optuna sweep {study.study_name!r}: best of {counts['COMPLETE']} completed "
                 f"trials ({', '.join(f'{k}={v}' for k, v in params.items())}).")
@@ -202,13 +203,15 @@ def write_report(study: optuna.Study, out: Path, *, metric: str, space: Space, c
                "wall_seconds": (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
                "trial_seconds": sum(t.user_attrs.get("seconds", 0.0) for t in trials),
                # as recorded by the last worker that ran trials (a --report-only run may be elsewhere)
-               "cpu": study.user_attrs.get("cpu", cpu_model()), "hardware": study.user_attrs.get("hardware", hardware()),
-               "command": study.user_attrs.get("command", command), "base": space.base,
+               "cpu": attrs["cpu"] if "cpu" in attrs else cpu_model(),  # lscpu only when not recorded
+               "hardware": attrs["hardware"] if "hardware" in attrs else hardware(),
+               "command": attrs.get("command", command), "base": space.base,
                "fixed": space.fixed, "importances": importances, "importance_evaluator": ev_name, "notes": notes,
                "best": best, "files": [f for f in LIGHT_FILES if f != "results.md" and (out / f).is_file()]}
     table = markdown_table(rows, metric)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    (out / "results.md").write_text(render_markdown(summary, table))
+    text = render_markdown(summary, table)
+    (out / "results.md").write_text(text)
     if report_dir:
         dest = Path(report_dir)
         dest.mkdir(parents=True, exist_ok=True)
@@ -219,5 +222,5 @@ def write_report(study: optuna.Study, out: Path, *, metric: str, space: Space, c
         where = Path(report_dir) if report_dir else out
         prefix = Path(os.path.relpath(where.resolve(), Path(readme).resolve().parent)).as_posix() + "/"
         update_readme(readme, render_markdown(summary, table, prefix))
-    summary["text"] = render_markdown(summary, table)
+    summary["text"] = text
     return summary

@@ -37,16 +37,10 @@ def epoch_metrics(record: dict) -> dict[str, float]:
 
 
 def image_grid(images: torch.Tensor) -> Any:
-    """(N, C, 28, 28) uint8 -> one H x W x 3 uint8 array, a near-square grid with a 2-pixel gutter."""
-    n, c, h, w = images.shape
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    grid = torch.zeros(rows * (h + 2) + 2, cols * (w + 2) + 2, 3, dtype=torch.uint8)
-    rgb = images.expand(n, 3, h, w) if c == 1 else images
-    for i in range(n):
-        r, q = divmod(i, cols)
-        grid[2 + r * (h + 2):2 + r * (h + 2) + h, 2 + q * (w + 2):2 + q * (w + 2) + w] = rgb[i].permute(1, 2, 0)
-    return grid.numpy()
+    """(N, C, 28, 28) uint8 -> one H x W x 3 uint8 array, a near-square grid with a 2-pixel black gutter."""
+    from .viz import image_grid as tile  # matplotlib only when tracking
+
+    return tile(images, nrow=math.ceil(math.sqrt(len(images))), pad_value=0)
 
 
 class Tracker:
