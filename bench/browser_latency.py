@@ -44,7 +44,6 @@ import contextlib
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,7 +59,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from common import machine  # noqa: E402
-from space_latency import _peak_rss_mib  # noqa: E402
+from space_latency import _free_port, _peak_rss_mib  # noqa: E402
 
 from vae_hub.preprocess import DIGIT_STROKES  # noqa: E402
 
@@ -105,12 +104,6 @@ def stats(ms: list[float]) -> dict:
 
 
 # ---------------------------------------------------------------------------- the app
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch(weights: str | None, runtime: str, timeout: float = 180.0) -> tuple[str, subprocess.Popen, str]:
     """`python space/app.py` on 127.0.0.1 (bundled weights unless told), the in-browser runtime or the
     server fallback (VAE_SPACE_RUNTIME=server). Returns its URL, process and log file."""

@@ -18,12 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from browser_latency import CHROMIUM, FLAGS  # noqa: E402
 from space_latency import launch  # noqa: E402
 
 from vae_hub.preprocess import DIGIT_STROKES  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORTS = {"desktop": (1440, 900), "phone": (390, 844)}
 TABS = {"draw": "Draw & encode", "interpolate": "Interpolate", "beta": "β comparison", "explore": "Latent explorer",
         "generate": "Generate", "models": "Models"}

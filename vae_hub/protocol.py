@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,13 +294,20 @@ def evaluate_model(model: VAE, d: EvalData, clf: MNISTClassifier, s: Settings, f
     r.update(sample_quality(model, d, clf, s))
     if c.data == "color":
         r.update(colour_control(model, d, clf, s))
-    for fd in fig_dirs:
-        fd.mkdir(parents=True, exist_ok=True)
+    if fig_dirs:  # the figures are deterministic: drawn once, copied to the other folders
+        first = fig_dirs[0]
+        first.mkdir(parents=True, exist_ok=True)
+        names = ["uncertainty.png"]
         if c.latent_size > 2:
-            plot_latent_pca(model, means, d.test.labels, fd / "latent_pca.png")
+            plot_latent_pca(model, means, d.test.labels, first / "latent_pca.png")
+            names.append("latent_pca.png")
         x_te, y_te = model_inputs(model, d.test, s.binarize_seed)
-        plot_uncertainty(model, x_te, y_te, d.test.labels, fd / "uncertainty.png", s.uncertainty_inputs,
+        plot_uncertainty(model, x_te, y_te, d.test.labels, first / "uncertainty.png", s.uncertainty_inputs,
                          s.uncertainty_samples, s.seed)
+        for fd in fig_dirs[1:]:
+            fd.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                shutil.copyfile(first / name, fd / name)
     r["seconds"] = time.perf_counter() - t0
     au = "" if r.get("active_units") is None else f"  AU {r['active_units']}/{r['latent_dims']}"
     log(f"[{c.variant}] done in {r['seconds']:.0f}s: probe {100 * r['probe_accuracy']:.1f}%  FD {r['fd']:.2f}{au}")

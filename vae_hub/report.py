@@ -206,6 +206,6 @@ def _beta_sweep_lines(rows: dict, names: list[str]) -> list[str]:
     return ["", f"β sweep (`beta-vae-b*`, β = {betas}; 10-D MLP VAEs, one training seed each): " + "; ".join(parts) + "."]
 
 
-def update_markdown(path: str | Path, block: str, start: str = MARK_START, end: str = MARK_END) -> None:
-    """Replace the text between the results markers (by default) of a Markdown file with ``block``."""
-    _update_markdown(path, block, start, end)
+def update_markdown(path: str | Path, block: str) -> None:
+    """Replace the text between the results markers of a Markdown file with ``block``."""
+    _update_markdown(path, block, MARK_START, MARK_END)
