@@ -65,10 +65,11 @@ def summary_rows(r: dict[str, dict]) -> list[tuple[str, str, str, bool | None, s
                      mm["share_of_ceiling"] >= 0.6, CMD["train_throughput"]))
     if (a := r.get("train_all")):
         key = _time_key(a)
-        rows.append(("Train every variant, full recipes", "≤ 60 min",
+        target = a.get("target_minutes", 60)  # results written before the 20-minute target
+        rows.append(("Train every variant, full recipes", f"≤ {target} min",
                      f"{a['total_seconds'] / 60:.1f} min for {len(a['variants'])} variants"
                      + ("" if key == "wall_seconds" else " (recorded training time only)"),
-                     a["total_seconds"] <= 3600, CMD["train_all"]))
+                     a["total_seconds"] <= 60 * target, CMD["train_all"]))
     if (i := r.get("inference")):
         z = i["models"].get("vae-z20", {})
         conv = i["models"].get("conv-vae-z20", {})
@@ -187,14 +188,19 @@ def _why_not_5x(t: dict) -> str:
     flops, ceiling = t["matmul"]["flops_per_image"], t["matmul"]["ceiling_gflops"]
     if "valid" in t:  # time to quality: the whole run counts
         ref, ours = t["reference"], t["vae_hub"]
-        return (f"**Why not 5×.** The reference trained for {ref['train_seconds']:.0f} s; 5× sooner means our "
-                f"whole run in {ref['train_seconds'] / 5:.0f} s, start-up, evaluation and figures included. Ours "
-                f"took {ours['wall_seconds']:.0f} s wall ({ours['train_seconds']:.0f} s training) in "
-                f"{ours.get('precision', 'fp32')} at batch 128, at {100 * t['matmul']['share_of_ceiling']:.0f}% of the "
-                f"{t['matmul'].get('dtype', 'float32')} matmul ceiling at the step's shapes ({ceiling:.0f} GFLOP/s). "
-                "The levers left are the precision (bf16 autocast where the CPU has bf16 units; `--probe-steps` "
-                "measures it) and a recipe of its own (larger batches, learning rate and epochs) that still ends "
-                "at or below the reference's test loss; that recipe and its retraining are open work.")
+        budget = ref["train_seconds"] / 5
+        late = ("its test loss stayed above the reference's" if not t["valid"] else
+                f"it took {ours['wall_seconds']:.0f} s wall ({ours['train_seconds']:.0f} s of it training, the rest "
+                "start-up, per-epoch evaluation, figures, ONNX export and the card)")
+        floor = (f" A Python process that only imports torch and builds an Adam optimizer (which imports "
+                 f"torch._dynamo) already takes {t['startup_floor_seconds']:.1f} s from launch to exit on this machine, "
+                 f"leaving {budget - t['startup_floor_seconds']:.0f} s for the data, {t['epochs']} epochs with their "
+                 "test evaluation, and the saved folder." if t.get("startup_floor_seconds") else "")
+        return (f"**Why not 5×.** The reference trained for {ref['train_seconds']:.0f} s; 5× sooner means our whole "
+                f"run in {budget:.0f} s. Ours ran {t['epochs']} epochs at batch {ours['batch_size']} in "
+                f"{ours.get('precision', 'fp32')}, at {100 * t['matmul']['share_of_ceiling']:.0f}% of the "
+                f"{t['matmul'].get('dtype', 'float32')} matmul ceiling at the step's shapes ({ceiling:.0f} GFLOP/s), "
+                f"and {late}.{floor}")
     need = 5 * t["reference"]["images_per_s_median"]
     gflops = need * flops / 1e9
     why = (f"**Why not 5×.** 5× the reference is {need:,.0f} images/s; at {flops / 1e6:.2f} MFLOP of matmul per image "
@@ -209,7 +215,7 @@ def _why_not_5x(t: dict) -> str:
 
 def details(r: dict[str, dict]) -> list[str]:
     out: list[str] = []
-    if (t := r.get("train_throughput")) and t["ratio"] < 5:
+    if (t := r.get("train_throughput")) and (t["ratio"] < 5 or not t.get("valid", True)):
         out += ["", _why_not_5x(t)]
     if (t := r.get("train_throughput")) and (b := t.get("step_breakdown")) and t["matmul"]["share_of_ceiling"] < 0.6:
         out += ["", f"**Where the rest of a step goes.** Profiling one vae-z20 training step: {100 * b['matmul']:.0f}% of its "
@@ -219,13 +225,17 @@ def details(r: dict[str, dict]) -> list[str]:
                 "shapes reach when timed alone, which the ceiling measures."]
     if (a := r.get("train_all")):
         key = _time_key(a)
-        out += ["", f"Every variant's full recipe (`{CMD['train_all']}`; each variant is one `train.py` subprocess, so the "
-                "time includes loading data, per-epoch test evaluation, checkpoints, figures and the card):", "",
-                "| variant | epochs | minutes | test loss | bundled model's test loss |", "|---|---:|---:|---:|---:|"]
+        how = ("one `train.py` process trains them all, as a user does; a variant's minutes are its own share, the "
+               "total also counts start-up" if "target_minutes" in a else "each variant is one `train.py` subprocess")
+        out += ["", f"Every variant's full recipe (`{CMD['train_all']}`; {how}; the time includes loading data, "
+                "per-epoch test evaluation, checkpoints, figures and the card):", "",
+                "| variant | epochs | precision | minutes | test loss | bundled model's test loss |",
+                "|---|---:|---|---:|---:|---:|"]
         for name, v in a["variants"].items():
             b = f"{v['bundled_test_loss']:.2f}" if "bundled_test_loss" in v else ""
-            out.append(f"| {name} | {v['epochs']} | {v[key] / 60:.1f} | {v['test_loss']:.2f} | {b} |")
-        out.append(f"| **total** | | **{a['total_seconds'] / 60:.1f}** | | |")
+            out.append(f"| {name} | {v['epochs']} | {v.get('precision', 'fp32')} | {v[key] / 60:.1f} | "
+                       f"{v['test_loss']:.2f} | {b} |")
+        out.append(f"| **total** | | | **{a['total_seconds'] / 60:.1f}** | | |")
     if (s := r.get("space_latency")):
         fmt = lambda d: f"{d['median_ms']:.0f} / {d['p95_ms']:.0f}" if d else ""  # noqa: E731
         server, client = s.get("server", {}).get("endpoints", {}), s.get("client", {})

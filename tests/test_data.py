@@ -62,3 +62,26 @@ def test_transforms(mini):
     rgb = make_inputs(imgs, "color", colors[:64])
     assert rgb.shape == (64, 3, 28, 28)
     torch.testing.assert_close(rgb.amax(1), gray[:, 0] * colors[:64].amax(1)[:, None, None])
+
+
+def test_a_cached_local_split_skips_datasets_and_follows_file_changes(tmp_path, monkeypatch):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    data, cache = tmp_path / "mnist", tmp_path / "cache"
+    shutil.copytree(MINI, data)
+    monkeypatch.setenv("VAE_HUB_CACHE", str(cache))
+    first = load_split(str(data), "train")
+    code = (f"import sys; from vae_hub.data import load_split; s = load_split({str(data)!r}, 'train'); "
+            "print(len(s), 'datasets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "VAE_HUB_CACHE": str(cache)}).stdout.split()
+    assert out == [str(len(first)), "False"]  # from the cache, without importing `datasets`
+    part = data / "train-00000-of-00001.parquet"
+    pq.write_table(pq.read_table(part).slice(0, 10), part)  # the data changed: the cache must not answer
+    again = load_split(str(data), "train")
+    assert len(again) == 10 and torch.equal(again.images, first.images[:10])

@@ -304,3 +304,37 @@ def test_dci_regressor_setting_from_the_command_line():
     assert settings_from_args(parse_args(["--quick", "--dci-regressor", "gbt"])).dci_regressor == "gbt"
     with pytest.raises(SystemExit):
         parse_args(["--dci-regressor", "forest"])
+
+
+def test_merge_reevaluates_one_model_and_keeps_the_others(models_dir, tmp_path):
+    from .conftest import MINI
+
+    out = tmp_path / "eval"
+    base = ["--models", str(models_dir), "--dataset", str(MINI), "--out", str(out), "--quick", "--no-write-cards"]
+    assert main(base) == 0
+    first = json.loads((out / "metrics.json").read_text())
+    assert main([*base, "--variants", "vae-z2", "--merge"]) == 0
+    merged = json.loads((out / "metrics.json").read_text())
+    assert list(merged["models"]) == list(first["models"])  # the others kept, in their order
+    assert merged["models"]["cvae"] == first["models"]["cvae"] and merged["command"] == first["command"]
+    assert merged["models"]["vae-z2"]["nll"] == first["models"]["vae-z2"]["nll"]  # same settings and seed
+    assert [u["models"] for u in merged["updates"]] == [["vae-z2"]]
+    assert "Updated by `python -m vae_hub.evaluate" in (out / "results.md").read_text()
+    assert merged["models"]["vae-z2"]["training"]["epochs"] == 1
+    with pytest.raises(SystemExit, match="nll_k"):  # rows from another protocol do not join the table
+        main([*base, "--variants", "cvae", "--merge", "--nll-k", "50"])
+    assert json.loads((out / "metrics.json").read_text()) == merged  # and nothing was overwritten
+
+
+def test_literature_table_lists_our_binarized_models_with_their_cost():
+    from vae_hub.protocol import Settings
+    from vae_hub.report import LITERATURE, _literature_lines
+
+    training = {"epochs": 32, "batch_size": 64, "seconds": 2700.0, "hardware": "CPU", "precision": "bf16",
+                "objective": "IWAE k=8, DReG"}
+    rows = {"iwae-bin": {"data": "binarized", "nll": 84.9, "nll_se": 0.3, "training": training},
+            "vae-z20": {"data": "gray", "nll": 96.6, "nll_se": 0.3}}
+    text = "\n".join(_literature_lines({"models": rows}, Settings()))
+    assert "| `iwae-bin` (ours) | IWAE k=8, DReG | 32 epochs, batch 64, 45 min on CPU, bf16 autocast | 84.90 ± 0.30 |" in text
+    assert "vae-z20" not in text and all(f"{v:.2f}" in text for _, _, v in LITERATURE)
+    assert _literature_lines({"models": {"vae-z20": rows["vae-z20"]}}, Settings()) == []

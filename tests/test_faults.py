@@ -203,7 +203,8 @@ CONFIG_FAULTS = [
     ("layers", None), ("latent", "spiky"), ("n_cat", 3), ("n_cat", 1.5), ("k_cat", True), ("conditional", "yes"),
     ("n_classes", 11), ("tau_start", 0), ("tau_min", 2.0), ("tau_min", -0.5), ("anneal_frac", 1.5),
     ("data", "grey"), ("color_seed", -1), ("epochs", 0), ("epochs", 2.5), ("batch_size", 0), ("batch_size", 10**9),
-    ("lr", 0), ("lr", "fast"), ("lr", 2.0), ("lr_schedule", "linear"), ("seed", 1.5), ("seed", -1), ("seed", 2**64),
+    ("lr", 0), ("lr", "fast"), ("lr", 2.0), ("lr_schedule", "step"),
+    ("lr_warmup", 0.6), ("lr_warmup", -0.1), ("lr_warmup", "10%"), ("seed", 1.5), ("seed", -1), ("seed", 2**64),
     ("tags", "classic"), ("tags", [1]),
 ]
 

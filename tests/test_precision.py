@@ -92,9 +92,9 @@ def test_fp16_on_cpu_is_a_clear_error(mini, tmp_path):
 
 
 def test_older_configs_read_as_fp32_elbo():
-    c = vae_hub.get_config("vae-z20")
+    c = vae_hub.get_config("vae-z2")  # a recipe with the old defaults (vae-z20's is now auto, warm-up, linear)
     d = c.to_dict()
-    for name in ("precision", "objective", "iwae_k", "dreg", "kl_warmup_epochs"):
+    for name in ("precision", "objective", "iwae_k", "dreg", "kl_warmup_epochs", "lr_warmup"):
         del d[name]
     back = vae_hub.VAEConfig.from_dict(d)
-    assert back == c and (back.precision, back.objective, back.iwae_k) == ("fp32", "elbo", 1)
+    assert back == c and (back.precision, back.objective, back.iwae_k, back.lr_warmup) == ("fp32", "elbo", 1, 0.0)

@@ -86,8 +86,11 @@ def _describe(c: VAEConfig) -> dict[str, str]:
                  f", β = {c.beta:g}" if c.objective == "iwae" else f"ELBO, loss = recon + β·KL with β = {c.beta:g}")
     if c.kl_warmup_epochs:
         objective += f"; KL weight warmed up linearly from 0 to 1 over {c.kl_warmup_epochs} epochs"
+    schedule = {"constant": "constant schedule", "cosine": "cosine schedule", "linear": "linear decay to 0"}[c.lr_schedule]
+    if c.lr_warmup:
+        schedule = f"linear warm-up over the first {100 * c.lr_warmup:g}% of the steps, then {schedule}"
     return {"latent": latent, "prior": prior, "arch": arch, "data_kind": data_kind[c.data], "cond": cond,
-            "anneal": anneal, "objective": objective}
+            "anneal": anneal, "objective": objective, "schedule": schedule}
 
 
 def _figures(folder: Path) -> str:
@@ -172,7 +175,7 @@ images = model.sample(16{cond_arg})
 | data | MNIST train split, {hist[n_train]} images, {data_kind} |
 | epochs | {c.epochs} |
 | batch size | {c.batch_size} |
-| optimizer | Adam{scratch}, lr {c.lr:g}, {c.lr_schedule} schedule |
+| optimizer | Adam{scratch}, lr {c.lr:g}, {schedule} |
 | seed | {c.seed} |
 | training time | {seconds} s |
 | hardware | {hist[hardware]} |

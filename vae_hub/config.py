@@ -13,7 +13,7 @@ BACKBONES = ("mlp", "conv")
 LATENTS = ("gaussian", "categorical", "joint")
 DATA_KINDS = ("gray", "binarized", "color")
 LAYER_KITS = ("torch", "scratch")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "linear")
 # generous bounds: far beyond any MNIST model, yet they stop a config from asking for gigabytes
 MAX_WIDTH, MAX_CHANNELS, MAX_LATENT = 16384, 1024, 1024
 MAX_EPOCHS, MAX_BATCH = 100_000, 65_536
@@ -22,7 +22,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # a recipe field; vae_hub.precisi
 OBJECTIVES = ("elbo", "iwae")
 # fields added after models were first published: a config.json without them means these defaults, the way
 # those models were trained (fp32, the ELBO, no warm-up)
-ADDED_FIELDS = ("precision", "objective", "iwae_k", "dreg", "kl_warmup_epochs")
+ADDED_FIELDS = ("precision", "objective", "iwae_k", "dreg", "kl_warmup_epochs", "lr_warmup")
 MAX_IWAE_K = 5000
 
 
@@ -60,7 +60,9 @@ class VAEConfig:
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
+    # after the warm-up: constant, cosine or linear decay to 0 over the remaining steps
     lr_schedule: str = "constant"
+    lr_warmup: float = 0.0  # fraction of the steps (<= 0.5) over which the rate rises linearly to lr: a higher lr starts stably
     seed: int = 0
     # "auto": bf16 autocast where measured faster (vae_hub.precision), else fp32; loss, KL, Adam and weights stay fp32
     precision: str = "fp32"
@@ -120,6 +122,7 @@ class VAEConfig:
         check_range("epochs", self.epochs, 1, MAX_EPOCHS)
         check_range("batch_size", self.batch_size, 1, MAX_BATCH)
         check_range("lr", self.lr, 0, 1, lo_open=True)
+        check_range("lr_warmup", self.lr_warmup, 0, 0.5)
         self._check_objective()
 
     def _check_objective(self) -> None:

@@ -38,6 +38,7 @@ from .report import (
     PYTORCH_EXAMPLES,
     render_markdown,
     rounded,
+    training_summary,
     update_markdown,
     write_model_metrics,
 )
@@ -47,9 +48,31 @@ __all__ = ["MARK_END", "MARK_START", "Settings", "main", "parse_args", "run", "s
 
 
 # ---------------------------------------------------------------------------- driver
+def merged(path: Path, new: dict) -> dict:
+    """The report at ``path`` with the newly evaluated models replacing or joining its rows: re-evaluating one
+    retrained model keeps the others' numbers. Each update is recorded beside the original command."""
+    if not path.is_file():
+        return new
+    old = json.loads(path.read_text())
+    update = {k: new[k] for k in ("command", "hardware", "wall_seconds")} | {"models": list(new["models"])}
+    return {**old, "updates": [*old.get("updates", []), update], "models": {**old["models"], **new["models"]}}
+
+
+def check_mergeable(path: Path, settings: Settings, dataset: str) -> None:
+    """Before any work: rows from another protocol or dataset do not belong in the table at ``path``."""
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    new = rounded(asdict(settings))
+    diff = sorted(k for k in new if old.get("settings", {}).get(k) != new[k])
+    if diff or old.get("dataset") != dataset:
+        raise ValueError(f"{path}: evaluated with other settings or data ({', '.join(diff) or 'dataset'} differ); "
+                         "evaluate every model again instead of --merge")
+
+
 def run(models: str | Path, dataset: str, out: str | Path, settings: Settings, *, classifier: str | Path | None = None,
         variants: list[str] | None = None, write_cards: bool = True, update: list[str] | None = None,
-        command: str = "", log=print) -> dict:
+        command: str = "", merge: bool = False, log=print) -> dict:
     t_start = time.perf_counter()
     root, out = Path(models), Path(out)
     folders = model_folders(root)
@@ -60,6 +83,8 @@ def run(models: str | Path, dataset: str, out: str | Path, settings: Settings, *
     if classifier is None:
         local = (root if not (root / "config.json").is_file() else root.parent) / CLASSIFIER_FOLDER
         classifier = local if local.is_dir() else None
+    if merge:
+        check_mergeable(out / "metrics.json", settings, shown_dataset(dataset))
     clf = load_classifier(classifier)
     train, test = load_split(dataset, "train"), load_split(dataset, "test")
     torch.manual_seed(settings.seed)
@@ -75,6 +100,7 @@ def run(models: str | Path, dataset: str, out: str | Path, settings: Settings, *
         dirs = [out / "figures" / model.config.variant] + ([folder / "figures"] if write_cards else [])
         r = evaluate_model(model, d, clf, settings, dirs, log)
         r["n_test"] = len(test)
+        r["training"] = training_summary(folder, model.config)
         results[model.config.variant] = r
         if write_cards:
             write_model_metrics(folder, r, settings, header)
@@ -87,13 +113,15 @@ def run(models: str | Path, dataset: str, out: str | Path, settings: Settings, *
     report = {**header, "settings": asdict(settings), "protocol": protocol, "reference": d.reference,
               "anchors": {"pytorch_examples_10_epochs": PYTORCH_EXAMPLES, **{n: v for n, v in ANCHORS}},
               "wall_seconds": time.perf_counter() - t_start, "models": results}
+    if merge:
+        report = merged(out / "metrics.json", rounded(report))
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(rounded(report), indent=1))
     md = render_markdown(report)
     (out / "results.md").write_text(md)
     for path in update or []:
         update_markdown(path, md)
-    log(f"wrote {out / 'metrics.json'}, {out / 'results.md'} in {report['wall_seconds']:.0f}s")
+    log(f"wrote {out / 'metrics.json'}, {out / 'results.md'} in {time.perf_counter() - t_start:.0f}s")
     return report
 
 
@@ -113,6 +141,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "lasso (seconds; --quick uses it)")
     p.add_argument("--seed", type=int, help="seed for posterior/prior samples, probe and colour pairs (default 0)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other models' rows in OUT/metrics.json (same settings): re-evaluate only what changed")
     p.add_argument("--update-readme", action="append", metavar="FILE",
                    help=f"replace the text between {MARK_START} and {MARK_END} in FILE with the tables (repeatable)")
     cards = p.add_mutually_exclusive_group()
@@ -141,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     args, command = start("vae_hub.evaluate", parse_args, argv)
     try:
         run(args.models, args.dataset, args.out, settings_from_args(args), classifier=args.classifier,
-            variants=args.variants, write_cards=args.write_cards, update=args.update_readme, command=command)
+            variants=args.variants, write_cards=args.write_cards, update=args.update_readme, command=command,
+            merge=args.merge)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
     return 0

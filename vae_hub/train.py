@@ -73,8 +73,16 @@ class Batcher:
 
 
 def lr_at(config: VAEConfig, step: int, total: int) -> float:
+    """The rate at ``step`` of ``total``: a linear warm-up over the first lr_warmup of the steps, then the schedule
+    (constant, cosine or linear decay to 0) over the rest. Without a warm-up the cosine is exactly the original one."""
+    warm = config.lr_warmup * total
+    if step < warm:  # capped: a warm-up shorter than a step (tiny runs) must not overshoot lr
+        return config.lr * min(1.0, (step + 1) / warm)
+    frac = min(step - warm, total - warm) / (total - warm)
     if config.lr_schedule == "cosine":
-        return config.lr * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        return config.lr * 0.5 * (1 + math.cos(math.pi * min(step - warm, total - warm) / (total - warm)))
+    if config.lr_schedule == "linear":
+        return config.lr * (1 - frac)
     return config.lr
 
 
