@@ -78,11 +78,11 @@ def lr_at(config: VAEConfig, step: int, total: int) -> float:
     warm = config.lr_warmup * total
     if step < warm:  # capped: a warm-up shorter than a step (tiny runs) must not overshoot lr
         return config.lr * min(1.0, (step + 1) / warm)
-    frac = min(step - warm, total - warm) / (total - warm)
-    if config.lr_schedule == "cosine":
-        return config.lr * 0.5 * (1 + math.cos(math.pi * min(step - warm, total - warm) / (total - warm)))
+    done, span = min(step - warm, total - warm), total - warm
+    if config.lr_schedule == "cosine":  # pi * done / span in this order: the bundled cosine models' exact rates
+        return config.lr * 0.5 * (1 + math.cos(math.pi * done / span))
     if config.lr_schedule == "linear":
-        return config.lr * (1 - frac)
+        return config.lr * (1 - done / span)
     return config.lr
 
 
