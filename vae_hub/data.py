@@ -117,10 +117,13 @@ def _local_key(dataset: str) -> str | None:
     return h.hexdigest()[:20]
 
 
-def _read_cache(cache: Path) -> Split | None:
+def _read_cache(cache: Path, split: str) -> Split | None:
+    """The cached split, or None (no cache yet, or a damaged one, which is removed)."""
+    if not cache.is_file():
+        return None
     try:
         t = safetensors.torch.load_file(str(cache))
-        return Split(t["images"], t["labels"], cache.stem.rsplit("-", 1)[-1])
+        return Split(t["images"], t["labels"], split)
     except Exception:
         cache.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
         return None
@@ -131,12 +134,12 @@ def load_split(dataset: str = DEFAULT_DATASET, split: str = "train", use_cache: 
     fingerprint), so later runs start in about a second."""
     key = _local_key(dataset)
     cache = cache_dir() / f"mnist-local-{key}-{split}.safetensors" if key else None
-    if use_cache and cache is not None and cache.is_file() and (hit := _read_cache(cache)) is not None:
+    if use_cache and cache is not None and (hit := _read_cache(cache, split)) is not None:
         return hit
     part = _load_hf(dataset, split)
     if cache is None:  # a Hub dataset: its fingerprint names the cache
         cache = cache_dir() / f"mnist-{part._fingerprint}-{split}.safetensors"
-        if use_cache and cache.is_file() and (hit := _read_cache(cache)) is not None:
+        if use_cache and (hit := _read_cache(cache, split)) is not None:
             return hit
     images, labels = _decode(part, f"dataset {dataset!r} split {split!r}")
     if use_cache:
