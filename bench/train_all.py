@@ -27,16 +27,17 @@ import vae_hub
 TARGET_MINUTES = 20
 
 
+def history_row(path: Path) -> dict:
+    """What a model folder's history.json says of its training run."""
+    d = json.loads(path.read_text())
+    return {"train_seconds": d["seconds_total"], "epochs": len(d["epochs"]), "test_loss": d["epochs"][-1]["test_loss"],
+            "hardware": d.get("hardware"), "precision": d.get("precision", "fp32"),
+            "batch_size": d["recipe"]["batch_size"]}
+
+
 def from_history(folder: Path) -> dict[str, dict]:
-    rows = {}
-    for name in vae_hub.VARIANTS:
-        h = folder / name / "history.json"
-        if h.is_file():
-            d = json.loads(h.read_text())
-            rows[name] = {"train_seconds": d["seconds_total"], "epochs": len(d["epochs"]),
-                          "test_loss": d["epochs"][-1]["test_loss"], "hardware": d.get("hardware"),
-                          "precision": d.get("precision", "fp32"), "batch_size": d["recipe"]["batch_size"]}
-    return rows
+    return {name: history_row(folder / name / "history.json") for name in vae_hub.VARIANTS
+            if (folder / name / "history.json").is_file()}
 
 
 def run_all(dataset: str, variants: list[str], keep: str | None = None) -> tuple[dict[str, dict], float]:
@@ -62,10 +63,7 @@ def run_all(dataset: str, variants: list[str], keep: str | None = None) -> tuple
                 walls[parts[0]] = float(parts[3])
         rows = {}
         for name in variants:
-            d = json.loads((out / name / "history.json").read_text())
-            rows[name] = {"wall_seconds": walls[name], "train_seconds": d["seconds_total"], "epochs": len(d["epochs"]),
-                          "test_loss": d["epochs"][-1]["test_loss"], "precision": d.get("precision", "fp32"),
-                          "batch_size": d["recipe"]["batch_size"]}
+            rows[name] = {"wall_seconds": walls[name], **history_row(out / name / "history.json")}
             if (bundled := bundled_set.get(name)):
                 rows[name]["bundled_test_loss"] = bundled["test_loss"]
             print(f"{name:18s} {walls[name]:8.1f} s  {rows[name]['precision']:5s} test {rows[name]['test_loss']:.2f}"
@@ -81,7 +79,8 @@ def main() -> None:
     p.add_argument("--keep", metavar="DIR", help="train into DIR and keep the model folders (default: a temp dir)")
     p.add_argument("--out")
     args = p.parse_args()
-    print(f"CPU: {machine()['cpu']}, {machine()['threads']} threads", flush=True)
+    m = machine()
+    print(f"CPU: {m['cpu']}, {m['threads']} threads", flush=True)
     if args.from_history:
         rows = from_history(Path(args.from_history))
         total = sum(r["train_seconds"] for r in rows.values())
