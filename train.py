@@ -2,6 +2,7 @@
 
     python train.py --list
     python train.py --variants all --dataset ylecun/mnist --out runs
+    python train.py --variants all --jobs 2 --half     # two variants at a time, one core each (a 2-core CPU)
     python train.py --variants vae-z20 --epochs 10 --dataset ../shared/mnist
     python train.py --push-only runs --push-to-hub NAMESPACE [--private] [--dry-run]
     python train.py --variants vae-z20 --track [--track-space NS/NAME]   # then: trackio show
@@ -12,10 +13,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import re
 import shutil
 import sys
 import time
+from concurrent.futures import CancelledError, ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -48,6 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "fp32, bf16, or fp16 (CUDA only); loss, KL, Adam state and saved weights stay fp32")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke run: {QUICK['train']} train / {QUICK['test']} test images, 1 epoch")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train this many variants at once, each in its own process with an equal share of the "
+                        "threads (default 1). On a small CPU, --jobs equal to the core count is faster overall: these "
+                        "models are too small for two cores to share one well. Resume is bit-exact with the same --jobs")
     p.add_argument("--resume", action="store_true", help="continue from each variant's last checkpoint")
     p.add_argument("--fresh", action="store_true", help="discard existing checkpoints and start again")
     p.add_argument("--half", action="store_true", help="store weights as float16 (the bundled set does)")
@@ -127,6 +134,68 @@ def recipe(name: str, args: argparse.Namespace):
     return dataclasses.replace(config, **overrides)
 
 
+def splits(args: argparse.Namespace):
+    """The train and test splits the run asks for (a cached local dataset loads without decoding again)."""
+    try:
+        train, test = load_split(args.dataset, "train"), load_split(args.dataset, "test")
+        check_split_sizes(args.dataset, train, test)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
+    if args.quick:
+        train, test = train.subset(QUICK["train"]), test.subset(QUICK["test"])
+    return train, test
+
+
+def cost(config) -> float:
+    """A recipe's rough training cost: forward FLOPs of one image x epochs x importance samples. Only orders the
+    work of --jobs (longest first, so the variants left for the end are short ones)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build(config).train()
+    x = torch.zeros(2, config.in_channels, 28, 28)
+    y = torch.zeros(2, dtype=torch.long) if config.conditional else None
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x, y)
+    return counter.get_total_flops() * config.epochs * config.iwae_k
+
+
+def _worker_start(threads: int) -> None:
+    torch.set_num_threads(threads)
+    sys.stdout.reconfigure(line_buffering=True)  # each epoch's line as it happens, not when the worker exits
+
+
+def _train_in_worker(name: str, args: argparse.Namespace) -> tuple[str, float, float, float]:
+    train, test = splits(args)
+    return train_one(recipe(name, args), Path(args.out) / name, train, test, resolve_device(args.device), args)
+
+
+def train_parallel(names: list[str], args: argparse.Namespace) -> list[tuple[str, float, float, float]]:
+    """Train ``names`` in ``args.jobs`` worker processes, longest recipe first; the summary rows in ``names``' order.
+    A variant that fails lets the running ones finish (their folders are complete, or resumable) and starts no
+    new one; then train.py exits with the first error."""
+    threads = max(1, torch.get_num_threads() // args.jobs)
+    order = sorted(names, key=lambda n: cost(recipe(n, args)), reverse=True)
+    print(f"training {len(names)} variants {args.jobs} at a time, {threads} thread(s) each: {', '.join(order)}",
+          flush=True)
+    rows, errors = {}, []
+    ctx = multiprocessing.get_context("spawn")  # a fork would copy this process's OpenMP state into the workers
+    with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_start, initargs=(threads,)) as pool:
+        futures = {pool.submit(_train_in_worker, n, args): n for n in order}
+        for future in as_completed(futures):
+            try:
+                rows[futures[future]] = future.result()
+            except CancelledError:  # not started after an earlier failure
+                continue
+            except SystemExit as e:  # train_one's one-line errors
+                errors.append(str(e.code))
+                print(e.code, file=sys.stderr, flush=True)
+                for f in futures:
+                    f.cancel()
+    if errors:
+        sys.exit(errors[0])
+    return [rows[n] for n in names]
+
+
 def train_one(config, folder: Path, train, test, device: torch.device,
               args: argparse.Namespace) -> tuple[str, float, float, float]:
     """Train (or resume) one variant and write its folder; returns (name, s/epoch, test loss, wall s)."""
@@ -170,17 +239,16 @@ def main(argv: list[str] | None = None) -> int:
         push(model_folders(Path(args.push_only)), args)
         return 0
     names = select(args.variants)
+    if args.jobs < 1:
+        sys.exit(f"error: --jobs {args.jobs}: expected a positive number of variants to train at once")
     device = resolve_device(args.device)
-    try:
-        train, test = load_split(args.dataset, "train"), load_split(args.dataset, "test")
-        check_split_sizes(args.dataset, train, test)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        sys.exit(f"error: {e}")
-    if args.quick:
-        train, test = train.subset(QUICK["train"]), test.subset(QUICK["test"])
-    out_root, summary = Path(args.out), []
-    for name in names:
-        summary.append(train_one(recipe(name, args), out_root / name, train, test, device, args))
+    train, test = splits(args)  # also checks the dataset once, before any worker starts
+    out_root = Path(args.out)
+    if args.jobs > 1 and len(names) > 1:
+        args.no_progress = True  # bars from several processes would overwrite each other: one line per epoch
+        summary = train_parallel(names, args)
+    else:
+        summary = [train_one(recipe(name, args), out_root / name, train, test, device, args) for name in names]
     folders = [out_root / row[0] for row in summary]
     print(f"\n{'variant':16s} {'s/epoch':>8s} {'test loss':>10s} {'wall s':>8s}")
     for name, spe, loss, wall in summary:

@@ -225,17 +225,23 @@ def details(r: dict[str, dict]) -> list[str]:
                 "shapes reach when timed alone, which the ceiling measures."]
     if (a := r.get("train_all")):
         key = _time_key(a)
-        how = ("one `train.py` process trains them all, as a user does; a variant's minutes are its own share, the "
-               "total also counts start-up" if "target_minutes" in a else "each variant is one `train.py` subprocess")
+        jobs = a.get("jobs") or 1
+        threads = max(1, a.get("machine", {}).get("threads", jobs) // jobs)
+        how = ("each variant is one `train.py` subprocess" if "target_minutes" not in a else
+               "one `train.py` process trains them all, as a user does; a variant's minutes are its own share, the "
+               "total also counts start-up" if jobs == 1 else
+               f"one `train.py --jobs {jobs}` process trains them all, {jobs} variants at a time with "
+               f"{threads} thread(s) each; a variant's minutes are its own wall time, so they overlap and sum to "
+               "more than the total, which also counts start-up")
         out += ["", f"Every variant's full recipe (`{CMD['train_all']}`; {how}; the time includes loading data, "
                 "per-epoch test evaluation, checkpoints, figures and the card):", "",
-                "| variant | epochs | precision | minutes | test loss | bundled model's test loss |",
-                "|---|---:|---|---:|---:|---:|"]
+                "| variant | epochs | batch | precision | minutes | test loss | bundled model's test loss when run |",
+                "|---|---:|---:|---|---:|---:|---:|"]
         for name, v in a["variants"].items():
             b = f"{v['bundled_test_loss']:.2f}" if "bundled_test_loss" in v else ""
-            out.append(f"| {name} | {v['epochs']} | {v.get('precision', 'fp32')} | {v[key] / 60:.1f} | "
-                       f"{v['test_loss']:.2f} | {b} |")
-        out.append(f"| **total** | | | **{a['total_seconds'] / 60:.1f}** | | |")
+            out.append(f"| {name} | {v['epochs']} | {v.get('batch_size', '')} | {v.get('precision', 'fp32')} | "
+                       f"{v[key] / 60:.1f} | {v['test_loss']:.2f} | {b} |")
+        out.append(f"| **total** | | | | **{a['total_seconds'] / 60:.1f}** | | |")
     if (s := r.get("space_latency")):
         fmt = lambda d: f"{d['median_ms']:.0f} / {d['p95_ms']:.0f}" if d else ""  # noqa: E731
         server, client = s.get("server", {}).get("endpoints", {}), s.get("client", {})

@@ -89,6 +89,9 @@ def test_load_and_train_all_rows():
     assert _row(rep.summary_rows(results), "Space under load")[3] is False
     text = rep.render(results)
     assert "Not run yet" in text and "bench/inference.py" in text
+    results["train_all"].update(jobs=2, machine={"threads": 2})
+    text = rep.render(results)
+    assert "`train.py --jobs 2` process trains them all, 2 variants at a time with 1 thread(s) each" in text
 
 
 def test_update_readme_replaces_only_the_block(tmp_path):

@@ -79,7 +79,8 @@ def test_existing_checkpoint_needs_resume(mini, tmp_path):
 
 
 def test_nan_stops_with_variant_epoch_step_and_keeps_checkpoint(mini, tmp_path, monkeypatch):
-    cfg = vae_hub.get_config("vae-z2", epochs=3, batch_size=64)
+    # fp32: an auto precision probe would run training forwards of its own and move the poisoned step
+    cfg = vae_hub.get_config("vae-z2", epochs=3, batch_size=64, precision="fp32")
     train, test = mini[0].subset(256), mini[1].subset(64)
     calls = {"n": 0}
     real = vae_hub.VAE.recon_nll
@@ -127,6 +128,37 @@ def test_cli_quick_writes_the_hub_folder(tmp_path):
         assert f"NAMESPACE/vae-hub-{name}" in r.stdout  # dry run listed the staged repo
     assert (tmp_path / "vae-z2" / "figures" / "latent_map.png").is_file()
     assert "model.safetensors" in r.stdout and "encoder.onnx" in r.stdout and "decoder.onnx" in r.stdout
+
+
+def test_cli_jobs_trains_in_parallel_exactly_as_one_at_a_time(tmp_path):
+    """--jobs 2 gives each worker half the threads; a sequential run with that many threads writes the same
+    weights, so parallel training changes when variants train, never what they learn."""
+    import os
+
+    from safetensors.torch import load_file
+
+    common = ("--variants", "vae-z2", "cvae", "--dataset", str(MINI), "--quick", "--no-progress")
+    par = _cli(*common, "--jobs", "2", "--out", str(tmp_path / "par"), env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert par.returncode == 0, par.stderr
+    assert "2 at a time, 1 thread(s) each" in par.stdout
+    seq = _cli(*common, "--out", str(tmp_path / "seq"), env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert seq.returncode == 0, seq.stderr
+    for name in ("vae-z2", "cvae"):
+        a, b = (load_file(tmp_path / run / name / "model.safetensors") for run in ("par", "seq"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+        assert (tmp_path / "par" / name / "README.md").is_file()
+    losses = [{line.split()[0]: line.split()[2] for line in r.stdout.splitlines()[-2:]} for r in (par, seq)]
+    assert losses[0] == losses[1] and set(losses[0]) == {"vae-z2", "cvae"}  # the closing tables agree
+
+
+def test_cli_jobs_failure_is_one_line_and_the_other_variants_finish(tmp_path):
+    (tmp_path / "cvae" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "cvae" / CHECKPOINT).write_bytes(b"")  # a leftover run: training over it needs --resume
+    r = _cli("--variants", "vae-z2", "cvae", "--dataset", str(MINI), "--quick", "--jobs", "2", "--out", str(tmp_path))
+    assert r.returncode == 1 and "--resume" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "vae-z2" / "README.md").is_file()  # the variant that could train, did
+    assert _cli("--variants", "vae-z2", "--jobs", "0").stderr.strip().endswith("expected a positive number of "
+                                                                              "variants to train at once")
 
 
 def test_scratch_model_inside_figures(tmp_path):
@@ -207,6 +239,6 @@ def test_cosine_without_warmup_is_the_original_schedule():
 
     from vae_hub.train import lr_at
 
-    c = vae_hub.get_config("conv-vae-bin")  # trained and bundled on this formula: it must not move by a bit
+    c = vae_hub.get_config("iwae-bin")  # trained on this formula: it must not move by a bit
     assert [lr_at(c, s, 937) for s in range(940)] == [c.lr * 0.5 * (1 + math.cos(math.pi * min(s, 937) / 937))
                                                        for s in range(940)]

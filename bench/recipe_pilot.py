@@ -1,0 +1,55 @@
+"""Pilot a recipe change: train one variant with overrides, in-process, and print its test loss after every epoch.
+
+    python bench/recipe_pilot.py vae-z2 '{"batch_size": 256, "lr": 3e-3, "lr_warmup": 0.05, "lr_schedule": "linear"}'
+    python bench/recipe_pilot.py conv-vae-bin '{"epochs": 20, "batch_size": 128}' --threads 1 --dataset ../shared/mnist
+
+This is how the registry's recipes were chosen (the README's Performance section lists the pilots): the
+final test loss against the bundled model's, and the training seconds. Nothing is written but a temporary
+folder; the line printed is the result. Run two at once with --threads 1 on a 2-core CPU, as train.py --jobs 2
+trains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+
+import torch
+from common import ROOT, machine
+
+import vae_hub
+from vae_hub.data import load_split
+from vae_hub.train import fit
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("variant", choices=list(vae_hub.variants.REGISTRY))
+    p.add_argument("overrides", nargs="?", default="{}", help="JSON object of config fields to change")
+    p.add_argument("--dataset", default="ylecun/mnist")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    try:
+        overrides = json.loads(args.overrides)
+        config = vae_hub.get_config(args.variant, **overrides)
+    except (json.JSONDecodeError, TypeError, ValueError) as e:
+        sys.exit(f"error: overrides {args.overrides!r}: {e}")
+    torch.set_num_threads(args.threads)
+    train, test = load_split(args.dataset, "train"), load_split(args.dataset, "test")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        history = fit(config, train, test, tmp, progress_bar=False, log=lambda s: None).history
+    bundled = ROOT / "pretrained" / args.variant / "history.json"
+    ref = json.loads(bundled.read_text())["epochs"][-1]["test_loss"] if bundled.is_file() else None
+    print(f"{machine()['cpu']}, {args.threads} thread(s)")
+    print(f"{args.variant} {json.dumps(overrides)}: {history[-1]['precision']}, training "
+          f"{sum(e['seconds'] for e in history):.0f} s, wall {time.perf_counter() - t0:.0f} s; test loss by epoch "
+          + " ".join(f"{e['test_loss']:.2f}" for e in history)
+          + (f"; bundled model {ref:.2f}" if ref is not None else ""))
+
+
+if __name__ == "__main__":
+    main()
