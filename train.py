@@ -164,9 +164,14 @@ def _worker_start(threads: int) -> None:
     sys.stdout.reconfigure(line_buffering=True)  # each epoch's line as it happens, not when the worker exits
 
 
+_WORKER_SPLITS: tuple | None = None  # a worker's (train, test), loaded by its first variant and kept for the rest
+
+
 def _train_in_worker(name: str, args: argparse.Namespace) -> tuple[str, float, float, float]:
-    train, test = splits(args)
-    return train_one(recipe(name, args), Path(args.out) / name, train, test, resolve_device(args.device), args)
+    global _WORKER_SPLITS
+    if _WORKER_SPLITS is None:
+        _WORKER_SPLITS = splits(args)
+    return train_one(recipe(name, args), Path(args.out) / name, *_WORKER_SPLITS, resolve_device(args.device), args)
 
 
 def train_parallel(names: list[str], args: argparse.Namespace) -> list[tuple[str, float, float, float]]:

@@ -19,6 +19,7 @@ import time
 
 import torch
 from common import ROOT, machine
+from train_all import history_row
 
 import vae_hub
 from vae_hub.data import load_split
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         history = fit(config, train, test, tmp, progress_bar=False, log=lambda s: None).history
     bundled = ROOT / "pretrained" / args.variant / "history.json"
-    ref = json.loads(bundled.read_text())["epochs"][-1]["test_loss"] if bundled.is_file() else None
+    ref = history_row(bundled)["test_loss"] if bundled.is_file() else None
     print(f"{machine()['cpu']}, {args.threads} thread(s)")
     print(f"{args.variant} {json.dumps(overrides)}: {history[-1]['precision']}, training "
           f"{sum(e['seconds'] for e in history):.0f} s, wall {time.perf_counter() - t0:.0f} s; test loss by epoch "
