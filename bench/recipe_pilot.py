@@ -2,20 +2,23 @@
 
     python bench/recipe_pilot.py vae-z2 '{"batch_size": 256, "lr": 3e-3, "lr_warmup": 0.05, "lr_schedule": "linear"}'
     python bench/recipe_pilot.py conv-vae-bin '{"epochs": 20, "batch_size": 128}' --threads 1 --dataset ../shared/mnist
+    python bench/recipe_pilot.py conv-vae-z20 '{"epochs": 8}' --keep runs/pilot   # then: python -m vae_hub.evaluate
 
 This is how the registry's recipes were chosen (the README's Performance section lists the pilots): the
 final test loss against the bundled model's, and the training seconds. Nothing is written but a temporary
-folder; the line printed is the result. Run two at once with --threads 1 on a 2-core CPU, as train.py --jobs 2
-trains.
+folder (or, with --keep DIR, the model folder DIR/VARIANT, to evaluate); the line printed is the result.
+Run two at once with --threads 1 on a 2-core CPU, as train.py --jobs 2 trains.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from common import ROOT, machine
@@ -23,7 +26,8 @@ from train_all import history_row
 
 import vae_hub
 from vae_hub.data import load_split
-from vae_hub.train import fit
+from vae_hub.save import save_model_folder
+from vae_hub.train import fit, hardware
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("overrides", nargs="?", default="{}", help="JSON object of config fields to change")
     p.add_argument("--dataset", default="ylecun/mnist")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--keep", metavar="DIR", help="write the trained model's folder to DIR/VARIANT (float16, as bundled)")
     args = p.parse_args(argv)
     try:
         overrides = json.loads(args.overrides)
@@ -42,7 +47,13 @@ def main(argv: list[str] | None = None) -> None:
     train, test = load_split(args.dataset, "train"), load_split(args.dataset, "test")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        history = fit(config, train, test, tmp, progress_bar=False, log=lambda s: None).history
+        trained = fit(config, train, test, tmp, progress_bar=False, log=lambda s: None)
+    history = trained.history
+    if args.keep:
+        info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
+                "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history), "hardware": hardware(),
+                "quick": False, "precision": history[-1]["precision"], "pilot": overrides}
+        save_model_folder(trained.model, Path(args.keep) / args.variant, history, info, test, trained.progress, half=True)
     bundled = ROOT / "pretrained" / args.variant / "history.json"
     ref = history_row(bundled)["test_loss"] if bundled.is_file() else None
     print(f"{machine()['cpu']}, {args.threads} thread(s)")

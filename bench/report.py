@@ -213,10 +213,23 @@ def _why_not_5x(t: dict) -> str:
                   "its time turning images into tensors one at a time); what remains is the model's own arithmetic.")
 
 
+def _spread(t: dict) -> str | None:
+    """The time-to-quality ratio run by run: the machines are shared, and a median hides how far runs spread."""
+    runs = t.get("ratio_per_run", [])
+    if len(runs) < 2 or "valid" not in t:
+        return None
+    below = sum(x < 5 for x in runs)
+    return (f"**Run by run.** The time-to-quality ratio was {', '.join(f'{x:.2f}×' for x in runs)} "
+            f"({below} of {len(runs)} below 5×); both our wall time and the reference's training time move with "
+            "the machine's load, so the table gives the median.")
+
+
 def details(r: dict[str, dict]) -> list[str]:
     out: list[str] = []
     if (t := r.get("train_throughput")) and (t["ratio"] < 5 or not t.get("valid", True)):
         out += ["", _why_not_5x(t)]
+    if (t := r.get("train_throughput")) and (spread := _spread(t)):
+        out += ["", spread]
     if (t := r.get("train_throughput")) and (b := t.get("step_breakdown")) and t["matmul"]["share_of_ceiling"] < 0.6:
         out += ["", f"**Where the rest of a step goes.** Profiling one vae-z20 training step: {100 * b['matmul']:.0f}% of its "
                 f"time is in matmuls, {100 * b['adam']:.0f}% in the fused Adam update and {100 * b['other']:.0f}% in "

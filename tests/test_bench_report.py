@@ -220,3 +220,11 @@ def test_browser_analysis_of_a_synthetic_timeline():
     # a stroke whose final paint never came
     b = bl.analyse(paints[:3], downs=[0], ups=[50], moves=moves[:4])
     assert b["finals_missing"] == 1 and b["up_to_final"] == {"n": 0}
+
+
+def test_the_run_by_run_spread_is_shown_even_when_the_median_meets_the_target():
+    rep = _report()
+    t = {**_throughput(5.2, 105.0, 0.7), "ratio_per_run": [5.3, 4.6, 5.2]}
+    text = rep.render({"train_throughput": t})
+    assert "Why not 5×" not in text and "5.30×, 4.60×, 5.20× (1 of 3 below 5×)" in text
+    assert "Run by run" not in rep.render({"train_throughput": _throughput(5.2, 105.0, 0.7)})

@@ -99,3 +99,19 @@ def test_older_configs_read_as_fp32_elbo():
         del d[name]
     back = vae_hub.VAEConfig.from_dict(d)
     assert back == c and (back.precision, back.objective, back.iwae_k, back.lr_warmup) == ("fp32", "elbo", 1, 0.0)
+
+
+def test_test_pass_runs_in_the_training_precision_but_the_last_in_float32(mini, tmp_path, monkeypatch):
+    from vae_hub import train as T
+
+    seen = []
+    real = T.evaluate_elbo
+    monkeypatch.setattr(T, "evaluate_elbo", lambda model, b, **kw: seen.append(kw["precision"].name) or real(model, b, **kw))
+    cfg = vae_hub.get_config("vae-z2", hidden=[32], epochs=3, batch_size=64, precision="bf16")
+    test = mini[1].subset(64)
+    model, history, _ = fit(cfg, mini[0].subset(128), test, tmp_path, **QUIET)
+    assert seen == ["bf16", "bf16", "fp32"]
+    final = real(model, T.Batcher(test, cfg, torch.device("cpu")))  # float32 by default: the card's number
+    assert history[-1]["test_loss"] == final["loss"]
+    bf16 = real(model, T.Batcher(test, cfg, torch.device("cpu")), precision=P.Choice("bf16", ""))
+    assert bf16["loss"] != final["loss"] and abs(bf16["loss"] - final["loss"]) < 0.5

@@ -44,6 +44,9 @@ class Choice:
         return DTYPES[self.name]
 
 
+FP32 = Choice("fp32", "default")  # plain float32: no autocast
+
+
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
     """The CPU's feature flags (empty where /proc/cpuinfo is missing, e.g. macOS)."""
     try:
