@@ -25,14 +25,14 @@ import torch
 
 from vae_hub import VARIANTS, build, get_config
 from vae_hub.checks import check_split_sizes, exit_on_failure
-from vae_hub.data import DEFAULT_DATASET, load_split, shown_dataset
+from vae_hub.data import DEFAULT_DATASET, load_split
 from vae_hub.folders import is_complete, read_config
 from vae_hub.folders import model_folders as complete_model_folders
 from vae_hub.hub import push_folder
 from vae_hub.precision import PRECISIONS
 from vae_hub.save import save_model_folder
 from vae_hub.tracking import Tracker
-from vae_hub.train import CHECKPOINT, Batcher, evaluate_elbo, fit, hardware, resolve_device
+from vae_hub.train import CHECKPOINT, Batcher, evaluate_elbo, fit, resolve_device, run_info
 from vae_hub.variants import CANDIDATES, REGISTRY
 
 QUICK = dict(train=2048, test=512, epochs=1)
@@ -219,10 +219,7 @@ def train_one(config, folder: Path, train, test, device: torch.device,
     with exit_on_failure(config.variant, folder / CHECKPOINT):  # one line on stderr, never a traceback
         model, history, progress = fit(config, train, test, folder, device=device, resume=args.resume,
                                        progress_bar=not args.no_progress, on_epoch=tracker)
-        info = {"recipe": dataclasses.asdict(config), "dataset": shown_dataset(args.dataset), "n_train": len(train),
-                "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
-                "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": args.quick,
-                "precision": history[-1]["precision"]}
+        info = run_info(config, history, train, test, args.dataset, device, args.quick)
         if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
             info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
         save_model_folder(model, folder, history, info, test, progress, half=args.half)

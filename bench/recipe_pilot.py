@@ -13,7 +13,6 @@ Run two at once with --threads 1 on a 2-core CPU, as train.py --jobs 2 trains.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import tempfile
@@ -25,9 +24,10 @@ from common import ROOT, machine
 from train_all import history_row
 
 import vae_hub
+from train import half_precision_check
 from vae_hub.data import load_split
 from vae_hub.save import save_model_folder
-from vae_hub.train import fit, hardware
+from vae_hub.train import fit, run_info
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,9 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         trained = fit(config, train, test, tmp, progress_bar=False, log=lambda s: None)
     history = trained.history
     if args.keep:
-        info = {"recipe": dataclasses.asdict(config), "dataset": args.dataset, "n_train": len(train),
-                "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history), "hardware": hardware(),
-                "quick": False, "precision": history[-1]["precision"], "pilot": overrides}
+        info = {**run_info(config, history, train, test, args.dataset, torch.device("cpu")), "pilot": overrides,
+                "float16_check": half_precision_check(trained.model, test, history[-1]["test_loss"])}  # as train.py --half
         save_model_folder(trained.model, Path(args.keep) / args.variant, history, info, test, trained.progress, half=True)
     bundled = ROOT / "pretrained" / args.variant / "history.json"
     ref = history_row(bundled)["test_loss"] if bundled.is_file() else None

@@ -26,14 +26,19 @@ def test_quick_run_reports_time_to_quality_fields(tmp_path):
         assert text in r.stdout
 
 
-def test_recipe_pilot_trains_with_overrides_and_prints_the_losses():
+def test_recipe_pilot_trains_with_overrides_and_prints_the_losses(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "recipe_pilot.py"), "vae-z2",
                         '{"epochs": 2, "batch_size": 256, "lr": 3e-3, "lr_warmup": 0.05, "lr_schedule": "linear"}',
-                        "--dataset", str(MINI), "--threads", "1"], capture_output=True, text=True, cwd=ROOT)
+                        "--dataset", str(MINI), "--threads", "1", "--keep", str(tmp_path)],
+                       capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     line = r.stdout.splitlines()[-1]
     assert line.startswith('vae-z2 {"epochs": 2') and "bundled model" in line
     assert len(line.split("test loss by epoch ")[1].split(";")[0].split()) == 2  # one loss per epoch
+    # --keep: the pilot's model folder, complete and stored as train.py --half stores it
+    record = json.loads((tmp_path / "vae-z2" / "history.json").read_text())
+    assert (tmp_path / "vae-z2" / "README.md").is_file() and record["storage_dtype"] == "float16"
+    assert record["pilot"]["lr"] == 3e-3 and abs(record["float16_check"]["delta"]) < 0.1
     bad = subprocess.run([sys.executable, str(ROOT / "bench" / "recipe_pilot.py"), "vae-z2", '{"lr_schedule": "step"}',
                           "--dataset", str(MINI)], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and "lr_schedule" in bad.stderr and "Traceback" not in bad.stderr

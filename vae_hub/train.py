@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .allocator import keep_freed_memory
 from .checks import first_nonfinite, nonfinite_message
 from .config import VAEConfig
-from .data import Split, color_table, make_inputs, split_seed
+from .data import Split, color_table, make_inputs, shown_dataset, split_seed
 from .models import VAE, fast_layout
 from .objectives import Terms, kl_weight_at, training_terms
 from .precision import FP32, Choice, autocast, choose
@@ -383,6 +383,15 @@ def fit(
         if stop_after_epoch is not None and stop_after_epoch <= epoch < config.epochs:
             break
     return Trained(run.model.eval(), history, progress)
+
+
+def run_info(config: VAEConfig, history: list[dict], train: Split, test: Split, dataset: str, device: torch.device,
+             quick: bool = False) -> dict:
+    """What a model folder's history.json records about its run beside the epochs: recipe, data, time, hardware."""
+    return {"recipe": dataclasses.asdict(config), "dataset": shown_dataset(dataset), "n_train": len(train),
+            "n_test": len(test), "seconds_total": sum(h["seconds"] for h in history),
+            "hardware": hardware() if device.type == "cpu" else f"{device} ({hardware()})", "quick": quick,
+            "precision": history[-1]["precision"]}
 
 
 def hardware() -> str:
