@@ -304,7 +304,7 @@ def run_pass(s: Session, model: str, repeats: int, step_px: float, shot: Path | 
             hand += 1
         else:
             reqs.append((m, u))
-    files = [u for _, u in reqs if "/file=" in u]
+    files = [u for _, u in reqs if "/vh/" in u]
     fallback = c1["serverRequests"] - c0["serverRequests"]
     n_strokes = repeats * sum(len(st) for st in DIGIT_STROKES.values())
     out["requests"] = {"network": len(reqs), "files": len(files),

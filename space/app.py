@@ -25,7 +25,7 @@ for _p in (HERE.parent, HERE):
 
 import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
-from vae_space import browser  # noqa: E402
+from vae_space import browser, serving  # noqa: E402
 from vae_space.engine import Engine  # noqa: E402
 from vae_space.guard import SafeBlocks  # noqa: E402
 from vae_space.tabs import beta, draw, explore, generate, interpolate, models  # noqa: E402
@@ -66,7 +66,10 @@ CSS = """
 #encode-summary { min-height: 6em; }
 .note { font-size: 0.9em; }
 """
-THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
+# The system's own fonts: no web font to download before the page's text shows (about 190 kB on a first visit)
+SANS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif")
+MONO = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace")
+THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate", font=SANS, font_mono=MONO)
 # Gradio's image editor opens on its "image" tool and asks the user to pick the brush first: pick it for
 # them on every pad as it appears (pads in other tabs render later). Harmless if the markup changes.
 JS = """
@@ -89,6 +92,15 @@ JS = """
 """
 
 
+def status(engine: Engine):
+    def status() -> dict:
+        """Where the weights come from, which variants are loaded, missing (and why), and ready; and how many of
+        the page's files are still being compressed (0: every download is at its smallest)."""
+        return {**engine.status(), "assets_compressing": browser.assets().pending()}
+
+    return status
+
+
 def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.Blocks:
     """The page: one tab per module in vae_space/tabs, each with its layout, handlers and browser code."""
     # Worker slots: the live drawing/slider updates have their own (one per core), so a β comparison or
@@ -96,7 +108,9 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
     # share fewer slots, so under load they wait and the encoder keeps the CPU (bench/space_latency.py).
     q = dict(concurrency_id="models", concurrency_limit=model_slots)
     live = dict(concurrency_id="live", concurrency_limit=live_slots)
-    gr.set_static_paths(browser.static_paths())  # the browser's scripts, runtime and model exports
+    # register every file the page may ask for once the models are prepared, so their compressed copies are made
+    # before the first visitor asks (in a low-priority thread; instant when cached on disk)
+    engine.warm([lambda: browser.manifest(engine)])
 
     # delete_cache: every 10 min, drop cached output files older than 30 min (each drawing makes new ones)
     with SafeBlocks(title="vae-hub: what a VAE learns", delete_cache=(600, 1800)) as demo:
@@ -110,7 +124,7 @@ def build_demo(engine: Engine, live_slots: int = 2, model_slots: int = 1) -> gr.
             explore.build(engine, q, live)
             generate.build(engine, q)
             models.build(engine, q)
-        gr.api(engine.status, api_name="status")  # loaded / missing variants and the weight source, as JSON
+        gr.api(status(engine), api_name="status")  # loaded / missing variants and the weight source, as JSON
         footer = gr.Markdown(engine.footer(), elem_id="footer")
         demo.load(engine.footer, None, footer, api_visibility="private")
     return demo
@@ -135,8 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     # Every API call is a new session holding a copy of the page's state (~340 kB): keep the newest few
     # hundred, not Gradio's default 10,000 (bench/space_memory.py shows memory flat over 5,000 calls).
     sessions = int(os.environ.get("VAE_SPACE_SESSIONS", 256))
+    # the page's own files (compressed, cached for good) and the page middleware: vae_space/serving.py
     demo.launch(theme=THEME, css=CSS, js=JS, max_file_size="25mb", footer_links=["api", "gradio"],
-                state_session_capacity=sessions)
+                state_session_capacity=sessions, app_kwargs=serving.app_kwargs(browser.assets(), lambda: demo.config))
 
 
 if __name__ == "__main__":

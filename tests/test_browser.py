@@ -7,6 +7,9 @@ Draw & encode, where the preprocessing and the models run in the page (onnxrunti
 - a 1 drawn with touch events;
 - Clear returns the tab to its empty state quietly and the pad draws again;
 - with WebAssembly removed, the pad falls back to the server, says so, and keeps working;
+- a first visit whose runtime arrives late is answered by the server from the first stroke, then switches to the
+  page with the same numbers; a second visit downloads none of the page's files again; no URL the page asks for
+  and no text it shows holds a path of the server;
 - no console errors.
 
 Shares the app started by tests/test_space.py (`python space/app.py`, bundled weights, 127.0.0.1).
@@ -26,6 +29,7 @@ from PIL import Image
 from tests.test_space import space_url
 from vae_hub.preprocess import DIGIT_STROKES
 
+ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -222,7 +226,7 @@ def test_model_choice_swaps_in_the_browser(browser):
         pg.settle()
         assert len(pg.state("last")["mean"]) == 2
         # only static files (the model's graphs and codes), no API call
-        assert not [u for u in requests if "gradio_api/file=" not in u], requests
+        assert not [u for u in requests if "/vh/" not in u], requests
         assert not pg.errors, pg.errors
 
 
@@ -387,3 +391,88 @@ def test_beta_sweep_decodes_all_five_in_the_browser(browser):
         captions = pg.page.inner_text("#beta-live .vb-row")
         assert "β = 0.5" in captions and "β = 8" in captions
         assert not pg.errors, pg.errors
+
+
+def test_first_strokes_are_answered_by_the_server_until_the_runtime_arrives(browser):
+    """The runtime's WebAssembly held back (a slow first visit): the pad is live at once, the server answers, and
+    the page switches to its own runtime when the binary arrives; the numbers are the same either way."""
+    held = []
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context.route("**/ort-wasm-simd-threaded.wasm", lambda route: held.append(route))
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        page.goto(space_url())
+        page.wait_for_selector("#draw-pad[data-live='1']", timeout=120_000)
+        pg = Page.__new__(Page)  # the helpers of Page, on this page
+        pg.context, pg.page, pg.errors = context, page, errors
+        pg.canvas = page.locator("#draw-pad canvas")
+        pg.draw_mouse(DIGIT_STROKES[7])
+        pg.settle()
+        assert held, "the runtime's binary was asked for"
+        assert pg.state("runtime") == "server" and pg.state("firstRuntime") == "server"
+        assert pg.state("serverRequests") >= 1 and page.get_attribute("#draw-pad", "data-ready") is None
+        by_server = pg.state("last")
+        assert _classify(pg.recon()) == 7
+        for route in held:
+            route.continue_()
+        page.wait_for_selector("#draw-pad[data-ready='1']", timeout=120_000)
+        assert pg.state("runtime") == "browser"
+        sent = pg.state("serverRequests")
+        page.evaluate("() => window.vaeDraw.app.request(performance.now(), true)")  # the same drawing, in the page
+        pg.settle()
+        in_page = pg.state("last")
+        assert pg.state("serverRequests") == sent and in_page["runtime"] == "browser" and by_server["runtime"] == "server"
+        np.testing.assert_allclose(in_page["mean"], by_server["mean"], atol=1e-3)
+        np.testing.assert_allclose(in_page["sigma"], by_server["sigma"], atol=1e-3)
+        assert abs(in_page["elbo"] - by_server["elbo"]) < 0.1
+        assert [n["test_index"] for n in in_page["neighbours"]] == [n["test_index"] for n in by_server["neighbours"]]
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def _wire(context, page) -> dict[str, dict]:
+    """Every request of the page with its bytes on the wire (CDP encodedDataLength; 0 from the cache)."""
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    seen: dict[str, dict] = {}
+    cdp.on("Network.requestWillBeSent", lambda e: seen.__setitem__(e["requestId"], {"url": e["request"]["url"], "bytes": 0}))
+    cdp.on("Network.loadingFinished",
+           lambda e: seen.get(e["requestId"], {}).__setitem__("bytes", e["encodedDataLength"]))
+    return seen
+
+
+def test_a_second_visit_downloads_nothing_again_and_no_url_shows_a_server_path(browser):
+    import os
+
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    loaded = "() => window.vaeDraw && window.vaeDraw.ready && window.vaeDraw.app.images !== null"
+    try:
+        first = context.new_page()
+        wire1 = _wire(context, first)
+        first.goto(space_url())
+        first.wait_for_function(loaded, timeout=120_000)
+        first.wait_for_timeout(500)
+        text = first.inner_text("body")
+        first.close()
+        second = context.new_page()
+        wire2 = _wire(context, second)
+        second.goto(space_url())
+        second.wait_for_function(loaded, timeout=120_000)
+        second.wait_for_timeout(500)
+        ours = [r for r in wire1.values() if "/vh/" in r["url"]]
+        names = {r["url"].rsplit("/", 1)[-1] for r in ours}
+        assert {"ort-wasm-simd-threaded.wasm", "encoder.onnx", "decoder.onnx", "draw.js", "codes.safetensors",
+                "test_digits.safetensors"} <= names, names
+        again = [r for r in wire2.values() if "/vh/" in r["url"] and r["bytes"]]
+        assert not again, f"downloaded twice: {again}"
+        assert sum(r["bytes"] for r in wire2.values()) < 256 * 1024, "a repeat visit costs the page's HTML and API calls"
+        # no path of the server's file system in any URL the page asked for, nor in its text
+        paths = [str(ROOT), str(Path.home()) + "/", os.environ.get("VAE_HUB_CACHE") or str(Path.home() / ".cache")]
+        urls = [r["url"] for r in [*wire1.values(), *wire2.values()]]
+        assert not [(p, u) for p in paths for u in urls if p in u]
+        assert not [p for p in paths if p in text]
+    finally:
+        context.close()

@@ -20,6 +20,7 @@ from vae_hub.onnx import DECODER_FILE, ENCODER_FILE, export_folder, export_onnx,
 TOL = 1e-4
 CLEAN_OPS = {"Conv", "ConvTranspose", "Gemm", "Relu", "Flatten", "Reshape", "Split", "Mul", "Concat", "Constant",
              "LogSoftmax"}
+HALF_OPS = CLEAN_OPS | {"Cast"}  # float16 storage: each weight cast back to float32 at the graph's entrance
 BUNDLED_Z20 = bundled_dir() / "vae-z20"
 
 
@@ -118,6 +119,45 @@ def test_onnxruntime_matches_torch(name, tmp_path):
         assert meta["inputs"] == ",".join(inputs) and meta["outputs"] == ",".join(outputs)
         assert meta["vae_hub_version"] == vae_hub.__version__
     _check_against_torch(model, paths)
+
+
+@pytest.mark.parametrize("name", list(vae_hub.VARIANTS))
+def test_float16_storage_matches_torch_on_the_same_weights(name, tmp_path):
+    """The Space's graphs: weights stored as float16 (about half the bytes). Against torch running the same
+    float16-rounded weights (what a float16-stored model is) the tolerance is the float32 graph's, 1e-4, at batch 1
+    and 7; and for such weights the graph computes exactly what the float32 graph does."""
+    model = _random_model(name)  # float32 weights: rounded to float16 by the export, and its metadata says so
+    paths = export_onnx(model, tmp_path / "half", half=True)
+    rounded = _random_model(name)
+    with torch.no_grad():
+        for t in rounded.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+    _check_against_torch(rounded, paths)
+    full = export_onnx(rounded, tmp_path / "full")
+    for graph, path in paths.items():
+        proto = onnx.load(str(path))
+        assert {n.op_type for n in proto.graph.node} <= HALF_OPS
+        halves = sum(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
+        assert halves and path.stat().st_size < 0.6 * full[graph].stat().st_size, "most weights stored as float16"
+        meta = {p.key: p.value for p in proto.metadata_props}
+        assert meta["weights_storage"] == "float16" and meta["float16_exact"] == "false"
+        assert meta["weights_sha256"] == weights_sha256(model)  # names the model it came from
+        # same weights: the float16-storage graph gives the float32 graph's outputs exactly
+        inputs = _example_feeds(rounded.config, graph)
+        a = _session(path).run(None, inputs)
+        b = _session(full[graph]).run(None, inputs)
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    again = {p.key: p.value for p in onnx.load(str(export_onnx(rounded, tmp_path / "h2", half=True)["encoder"])).metadata_props}
+    assert again["float16_exact"] == "true"
+
+
+def _example_feeds(c, graph: str) -> dict:
+    g = torch.Generator().manual_seed(3)
+    first = (torch.rand(5, c.in_channels, 28, 28, generator=g) if graph == "encoder"
+             else torch.randn(5, c.latent_size, generator=g))
+    return _feeds(c, first, torch.arange(5) % 10 if c.conditional else None, "x" if graph == "encoder" else "z")
 
 
 def test_export_is_quiet(tmp_path, capfd):

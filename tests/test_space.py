@@ -529,3 +529,19 @@ def test_style_transfer_endpoint(client, status):
     assert _img(fig).shape[1] > 7 * 28 * 3 and info["label"] == 7 and info["model"] == "cvae"
     msg = _app_error(client.predict, "my drawing", 0, api_name="/style_transfer")  # a drawing carries no label
     assert "choices" in msg or "source" in msg, msg
+
+
+def test_unknown_endpoint_names_answer_404_briefly(client):
+    """/gradio_api/call/<name> for a name that does not exist (a typo, or one removed in an earlier version):
+    404 and one short line, not Gradio's HTTP 500 with a traceback in the log."""
+    import json
+    import urllib.error
+
+    for name in ("nonexistent", "map_click", "grid_click"):
+        req = urllib.request.Request(space_url() + f"gradio_api/call/{name}", data=json.dumps({"data": []}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        body = err.value.read().decode()
+        assert err.value.code == 404 and name in json.loads(body)["error"] and len(body) < 200
+    assert "FnIndexInferError" not in Path(_server["log"]).read_text()

@@ -9,7 +9,16 @@ Each graph carries its weights inline (no external data) and metadata_props desc
 latent, sizes, input/output names, a sha256 of the weights to key caches on). ``train.py`` writes both files into
 every model folder; existing folders are exported with
 
-    python -m vae_hub.onnx FOLDER...        # a model folder, or a folder of them (e.g. runs/)
+    python -m vae_hub.onnx FOLDER...          # a model folder, or a folder of them (e.g. runs/)
+    python -m vae_hub.onnx --half FOLDER...   # weights stored as float16: half the bytes
+
+Float16 storage (``half=True``): every weight float16 holds exactly is stored as float16 and cast back to float32 by
+a ``Cast`` node at the graph's entrance (onnxruntime folds it into a float32 constant when the session is created),
+so every operation still runs in float32. For weights stored as float16 to begin with (``train.py --half``, the
+bundled set) the graph computes exactly what the float32 graph computes; the check against torch is the same 1e-4.
+A model with float32 weights is rounded to float16 first (a relative change of at most 2^-11 per weight), checked
+against torch running the same rounded weights, and says so in its metadata (``float16_exact: false``). Weights
+that batch-norm folding makes (the convolutions before a batch norm) are not float16-exact and stay float32.
 
 Exporter: torch.onnx's TorchScript exporter (``dynamo=False``). For these small static feed-forward nets it gives
 graphs as small as ``dynamo=True`` does (one node per layer) once batch norm is folded and unflatten written as one
@@ -115,22 +124,29 @@ class _Decoder(nn.Module):
         return h
 
 
-def _float32_state(model: VAE) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
-            for k, v in model.state_dict().items()}
+def _float32_state(model: VAE, half: bool = False) -> dict[str, torch.Tensor]:
+    """The state_dict as float32 CPU tensors; with ``half``, each float rounded to float16 first."""
+    def cast(v: torch.Tensor) -> torch.Tensor:
+        if not v.is_floating_point():
+            return v.detach().cpu().contiguous()
+        v = v.detach().to("cpu")
+        return (v.half() if half else v).float().contiguous()
+
+    return {k: cast(v) for k, v in model.state_dict().items()}
 
 
-def _torch_twin(model: VAE) -> VAE:
+def _torch_twin(model: VAE, half: bool = False) -> VAE:
     """A float32, eval-mode, contiguous CPU copy of the model built from torch.nn layers.
 
     The scratch kit's layers are state-dict twins of torch.nn's; traced as they are, their im2col/col2im code becomes
     hundreds of Gather/ScatterND nodes (and ConvTranspose2d does not export at all), while the same weights in
     torch.nn layers become one Conv/ConvTranspose node each with the same outputs (the tests check this). Rebuilding
     rather than deep-copying also drops the channels-last layout vae_hub.load gives conv models, and any float16.
+    ``half``: the weights rounded to float16 (what a float16-storage graph holds).
     """
     with torch.random.fork_rng(devices=[]):  # building draws initial weights that are overwritten: keep the caller's RNG
         twin = VAE(dataclasses.replace(model.config, layers="torch"))
-    twin.load_state_dict(_float32_state(model), strict=True)
+    twin.load_state_dict(_float32_state(model, half), strict=True)
     return twin.eval()
 
 
@@ -153,9 +169,9 @@ def _fold_batch_norm(seq: nn.Module) -> nn.Module:
     return nn.Sequential(*out)
 
 
-def _graph_modules(model: VAE) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
+def _graph_modules(model: VAE, half: bool = False) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
     """({"encoder", "decoder"} modules to trace, the same unfolded ones to check them against)."""
-    reference = _torch_twin(model)
+    reference = _torch_twin(model, half)
     folded = copy.deepcopy(reference)  # the same weights; folding then leaves the reference as it is
     for name in ("features", "enc_fc", "dec_fc", "dec_body"):
         setattr(folded, name, _fold_batch_norm(getattr(folded, name)))
@@ -207,8 +223,33 @@ def _as_tuple(out: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tenso
     return out if isinstance(out, tuple) else (out,)
 
 
+def _float16_storage(proto: onnx.ModelProto) -> int:
+    """Store each float32 initializer that float16 holds exactly as float16, with a Cast back to float32 in front of
+    the graph; returns how many were converted. Tiny ones (biases of a few values) are converted too: the saving is
+    in the big matrices, the rule is simpler without exceptions."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = proto.graph
+    kept, casts = [], []
+    for init in g.initializer:
+        a = numpy_helper.to_array(init) if init.data_type == TensorProto.FLOAT else None
+        h = None if a is None else a.astype(np.float16)
+        if h is None or not np.array_equal(h.astype(np.float32), a):  # not float32, or float16 would change it
+            kept.append(init)
+            continue
+        kept.append(numpy_helper.from_array(h, f"{init.name}.f16"))
+        casts.append(helper.make_node("Cast", [f"{init.name}.f16"], [init.name], to=TensorProto.FLOAT,
+                                      name=f"{init.name}.cast"))
+    del g.initializer[:]
+    g.initializer.extend(kept)
+    nodes = casts + list(g.node)  # the casts first: the graph stays topologically sorted
+    del g.node[:]
+    g.node.extend(nodes)
+    return len(casts)
+
+
 def _describe(proto: onnx.ModelProto, model: VAE, graph: str, inputs: list[str], outputs: list[str],
-              sha: str) -> None:
+              sha: str, storage: dict[str, str]) -> None:
     import onnx
 
     from . import __version__
@@ -217,7 +258,8 @@ def _describe(proto: onnx.ModelProto, model: VAE, graph: str, inputs: list[str],
     meta = {"vae_hub_version": __version__, "graph": graph, "variant": c.variant, "latent": c.latent,
             "z_dim": c.z_dim, "n_cat": c.n_cat, "k_cat": c.k_cat, "latent_size": c.latent_size,
             "conditional": c.conditional, "n_classes": c.n_classes, "in_channels": c.in_channels,
-            "prior_cov": c.prior_cov, "inputs": ",".join(inputs), "outputs": ",".join(outputs), "weights_sha256": sha}
+            "prior_cov": c.prior_cov, "inputs": ",".join(inputs), "outputs": ",".join(outputs), "weights_sha256": sha,
+            **storage}
     # metadata values are strings: booleans as true/false, prior_cov as JSON-style nested lists
     text = {k: str(v).lower() if isinstance(v, bool) else ("null" if v is None else str(v)) for k, v in meta.items()}
     onnx.helper.set_model_props(proto, text)
@@ -247,12 +289,19 @@ def _check(data: bytes, reference: nn.Module, config: VAEConfig, graph: str, inp
                                f"torch's {w.shape} (max abs error {err:.2e})")
 
 
-def export_onnx(model: VAE, folder: str | Path, opset: int = DEFAULT_OPSET) -> dict[str, Path]:
+def float16_exact(model: VAE) -> bool:
+    """Whether every floating-point weight of the model is exactly a float16 value (float16-stored weights are)."""
+    return all(torch.equal(v, v.half().float()) for v in _float32_state(model).values() if v.is_floating_point())
+
+
+def export_onnx(model: VAE, folder: str | Path, opset: int = DEFAULT_OPSET, half: bool = False) -> dict[str, Path]:
     """Write encoder.onnx and decoder.onnx for model into folder (created if needed); returns their paths.
 
     Both graphs are traced from a float32, eval-mode, contiguous CPU copy (the model itself is left untouched),
-    given metadata_props (variant, latent sizes, input/output names, weights_sha256, vae_hub_version), checked
-    (onnx.checker, and onnxruntime against torch within 1e-4) and only then written, each atomically.
+    given metadata_props (variant, latent sizes, input/output names, weights_sha256, vae_hub_version, and the
+    weights' storage: ``weights_storage`` float32/float16, ``float16_exact``), checked (onnx.checker, and onnxruntime
+    against torch within 1e-4) and only then written, each atomically. ``half``: float16 weight storage (see the
+    module docstring); the check then runs torch on the same float16-rounded weights.
     """
     import onnx
 
@@ -260,12 +309,17 @@ def export_onnx(model: VAE, folder: str | Path, opset: int = DEFAULT_OPSET) -> d
     config = model.config
     names = io_names(config)
     sha = weights_sha256(model)
-    trace, reference = _graph_modules(model)
+    trace, reference = _graph_modules(model, half)
+    storage = {"weights_storage": "float16" if half else "float32"}
+    if half:
+        storage["float16_exact"] = str(float16_exact(model)).lower()
     blobs = {}
     for graph in ("encoder", "decoder"):
         inputs, outputs = names[graph]
         proto = _trace(trace[graph], _example_inputs(config, graph, 2), inputs, outputs, opset)
-        _describe(proto, model, graph, inputs, outputs, sha)
+        if half:
+            _float16_storage(proto)
+        _describe(proto, model, graph, inputs, outputs, sha, storage)
         onnx.checker.check_model(proto, full_check=True)
         data = proto.SerializeToString()  # initializers inline: one self-contained file (they are a few MB, far below 2 GB)
         _check(data, reference[graph], config, graph, inputs)
@@ -277,12 +331,12 @@ def export_onnx(model: VAE, folder: str | Path, opset: int = DEFAULT_OPSET) -> d
     return paths
 
 
-def export_folder(folder: str | Path) -> dict[str, Path]:
+def export_folder(folder: str | Path, half: bool = False) -> dict[str, Path]:
     """Load a model folder written by train.py (strictly, as vae_hub.load does) and export its graphs into it."""
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder}: not a folder; expected a model folder written by train.py")
-    return export_onnx(VAE.from_folder(folder, read_config(folder)), folder)
+    return export_onnx(VAE.from_folder(folder, read_config(folder)), folder, half=half)
 
 
 # ---------------------------------------------------------------------------- command line
@@ -291,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=f"Write {ENCODER_FILE} and {DECODER_FILE} into model folders written "
                                                  "by train.py (a pushed folder carries them beside model.safetensors).")
     parser.add_argument("folders", nargs="+", metavar="FOLDER", help="a model folder, or a folder of them (e.g. runs)")
+    parser.add_argument("--half", action="store_true",
+                        help="store the weights as float16 (exact for float16-stored weights; half the bytes)")
     args = parser.parse_args(argv)
 
     failed = 0
@@ -303,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         for folder in folders:
             t0 = time.perf_counter()
             try:
-                paths = export_folder(folder)
+                paths = export_folder(folder, half=args.half)
             except (OSError, ValueError, RuntimeError) as e:
                 print(f"error: {folder}: {e}", file=sys.stderr)
                 failed += 1

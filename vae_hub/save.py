@@ -34,7 +34,7 @@ def save_model_folder(model: VAE, folder: str | Path, history: list[dict], info:
     write_atomic(folder / "history.json", json.dumps(record, indent=1))
     if test is not None:
         write_figures(model, folder, test, history, progress)
-    # exported from the folder as saved, so the graphs hold exactly the pushed weights (float16-rounded with --half)
-    export_folder(folder)
+    # exported from the folder as saved, so the graphs hold exactly the pushed weights (float16, stored so, with --half)
+    export_folder(folder, half=half)
     write_card(folder)
     return folder

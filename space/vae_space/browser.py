@@ -1,6 +1,7 @@
-"""What the Space's in-browser views need from the server: static paths for their scripts, the
-onnxruntime-web runtime, the test digits and the cached ONNX exports, and the manifest that tells the page
-where each of those is.
+"""What the Space's in-browser views need from the server: the manifest that tells the page where its modules,
+the onnxruntime-web runtime, each model's ONNX graphs (float16 storage) and test codes, the map pictures and the
+test digits are, all at content-addressed URLs of the app's own asset route (``assets.py``: compressed, cached
+for good, no server path in any URL), and the one builder of live panels.
 
 onnxruntime-web is served by the app from ``space/node_modules`` after ``npm ci`` in ``space/`` (works
 offline); without it, the page loads the same pinned version from a public CDN with subresource integrity.
@@ -10,17 +11,19 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import gradio as gr
 import numpy as np
+import safetensors.numpy
 
 from vae_hub.data import cache_dir
 from vae_hub.preprocess import DIGIT_STROKES
 
+from .assets import AssetStore
 from .engine import MAP_MODEL, TEST_DIGITS, Engine
 
 SPACE = Path(__file__).resolve().parents[1]
@@ -28,6 +31,7 @@ WEB = Path(__file__).resolve().parent / "web"
 ORT_DIST = SPACE / "node_modules" / "onnxruntime-web" / "dist"
 ORT_VERSION = json.loads((SPACE / "package.json").read_text())["dependencies"]["onnxruntime-web"]
 ORT_SCRIPT = "ort.wasm.min.js"  # the WebAssembly-only build: no WebGL/WebGPU code to download
+ORT_FILES = (ORT_SCRIPT, "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")  # the script, its loader, the binary
 # sha384 of dist/ort.wasm.min.js of that version (tests check it against the npm package)
 ORT_INTEGRITY = "sha384-Bw6URI+Gvoadw0do7/QrSHUC9D1vCYYK5OSqChFyhyV5mzPL4oe2rOAFljAnS8Sq"
 ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_VERSION}/dist/"
@@ -35,25 +39,52 @@ PAD = 280  # the pad's drawing surface in pixels (≤ preprocess.WORK_SIDE, so b
 PEN = 20  # pen width on it: a digit drawn across most of the pad gets about MNIST's stroke-to-height ratio
 
 
-def static_paths() -> list[Path]:
-    """What the browser fetches straight from disk: our scripts, the runtime, test digits, cached exports."""
-    paths = [WEB, TEST_DIGITS, cache_dir() / "space"]
-    if (ORT_DIST / ORT_SCRIPT).is_file():
-        paths.append(ORT_DIST)
-    return paths
+_store: list[AssetStore] = []
+_store_lock = threading.Lock()
 
 
-def file_url(path: Path) -> str:
-    """A URL, relative to the page, for a file under one of the static paths."""
-    return "gradio_api/file=" + quote(str(Path(path).resolve()), safe="/")
+def assets() -> AssetStore:
+    """The process's asset store (made on first use, its compressed copies cached under the cache folder)."""
+    with _store_lock:
+        if not _store:
+            _store.append(AssetStore(cache_dir() / "space" / "compressed"))
+        return _store[0]
+
+
+def web_urls() -> dict[str, str]:
+    """Our modules and styles, one group: they import each other by relative URL."""
+    return assets().group(WEB, sorted(p.name for p in WEB.iterdir() if p.suffix in (".js", ".css")))
 
 
 def ort_source() -> dict:
-    if (ORT_DIST / ORT_SCRIPT).is_file():
-        return {"source": "local", "script": file_url(ORT_DIST / ORT_SCRIPT), "wasm_prefix": file_url(ORT_DIST) + "/",
-                "integrity": None, "version": ORT_VERSION}
-    return {"source": "cdn", "script": ORT_CDN + ORT_SCRIPT, "wasm_prefix": ORT_CDN, "integrity": ORT_INTEGRITY,
-            "version": ORT_VERSION}
+    """Where the page gets onnxruntime-web: the script, the loader it imports and the WebAssembly binary."""
+    script, mjs, wasm = ORT_FILES
+    if all((ORT_DIST / f).is_file() for f in ORT_FILES):
+        urls = assets().group(ORT_DIST, ORT_FILES)
+        return {"source": "local", "script": urls[script], "mjs": urls[mjs], "wasm": urls[wasm], "integrity": None,
+                "version": ORT_VERSION}
+    return {"source": "cdn", "script": ORT_CDN + script, "mjs": ORT_CDN + mjs, "wasm": ORT_CDN + wasm,
+            "integrity": ORT_INTEGRITY, "version": ORT_VERSION}
+
+
+def test_urls(engine: Engine) -> dict:
+    """The test digits (images, labels, indices: about 0.5 MB compressed, fetched when the pictures are needed)
+    and their labels and indices alone (a few kB, which the numbers need first)."""
+    store = assets()
+    small = safetensors.numpy.save({"labels": engine.test.labels.astype(np.uint8),
+                                    "index": engine.test.index.astype(np.int32)})
+    return {"url": store.file(TEST_DIGITS), "labels": store.data("test_labels.safetensors", small),
+            "n": len(engine.test.labels)}
+
+
+def codes_url(engine: Engine, name: str) -> str:
+    """A model's test codes: the cached file, or (a cache that could not be written) the same made in memory."""
+    e = engine.models[name]
+    path = engine.codes_path(e)
+    if path.is_file():
+        return assets().file(path, "codes.safetensors")
+    data = {"mu": np.ascontiguousarray(e.mu, np.float32), "elbo": np.ascontiguousarray(e.elbo, np.float32)}
+    return assets().data("codes.safetensors", safetensors.numpy.save(data))
 
 
 def _prior(engine: Engine, name: str) -> dict | None:
@@ -79,16 +110,18 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
         spec: dict[str, Any] = {"ready": ready, "z_dim": e.config.z_dim, "prior": _prior(engine, name),
                                 "error": e.error or e.onnx_error or None}
         if ready:
-            spec.update(encoder=file_url(e.onnx["encoder"]), decoder=file_url(e.onnx["decoder"]),
-                        codes=file_url(engine.codes_path(e)))
+            graphs = assets().group(e.onnx["encoder"].parent, [e.onnx["encoder"].name, e.onnx["decoder"].name])
+            spec.update(encoder=graphs[e.onnx["encoder"].name], decoder=graphs[e.onnx["decoder"].name],
+                        codes=codes_url(engine, name))
         models[name] = spec
     maps = {}
     for name, m in engine.maps.items():
         png = engine.map_png(engine.models[name])
         if png.is_file():
-            maps[name] = {"png": file_url(png), "lim": m.lim, "box": list(m.box), "width": m.W, "height": m.H}
+            maps[name] = {"png": assets().file(png, "map.png"), "lim": m.lim, "box": list(m.box), "width": m.W,
+                          "height": m.H}
     return {"ort": ort_source(), "default_model": default, "map_model": MAP_MODEL,
-            "models": models, "maps": maps, "test": {"url": file_url(TEST_DIGITS), "n": len(engine.test.labels)},
+            "models": models, "maps": maps, "test": test_urls(engine),
             "strokes": {str(d): s for d, s in DIGIT_STROKES.items()}, "pad": PAD, "pen": PEN,
             "force_server": os.environ.get("VAE_SPACE_RUNTIME", "").lower() == "server"}
 
@@ -140,7 +173,7 @@ def live_panel(engine: Engine, module: str, what: str, root_class: str, css: Ite
             return {"error": f"{type(e).__name__}: {str(e)[:160]}"}
         if keep is not None:
             m["models"] = {k: v for k, v in m["models"].items() if k in keep and v["ready"]}
-        m["module_js"] = file_url(WEB / module)
+        m["module_js"] = web_urls()[module]
         return m
 
     return gr.HTML("", html_template=f"<div class='vh-root {root_class}'>Loading {what.lower()}…</div>",

@@ -168,6 +168,14 @@ def encode_array(engine: Engine, x: Any, model: str = "vae-z20") -> dict:
             "map": m}
 
 
+def for_the_pad(r: dict) -> dict:
+    """/encode_array's answer as the pad's fallback sends it: the reconstruction in the 256 grey levels the page
+    paints (a fifth of the JSON; on a first visit it shares the link with the runtime's download)."""
+    out = dict(r)
+    out["recon8"] = np.rint(np.asarray(out.pop("recon")) * 255).astype(int).tolist()
+    return out
+
+
 def build(engine: Engine, live: dict) -> gr.Tab:
     """The tab: the live panel, and the /encode and /encode_array endpoints."""
     encoders = engine.available("encoder")
@@ -180,7 +188,8 @@ def build(engine: Engine, live: dict) -> gr.Tab:
                    "28×28 input the model sees, its reconstruction, the code q(z|x) (mean ± σ per dimension), where "
                    "the drawing sits among the test digits on the 2-D map, and how typical it is.")
         live_panel(engine, "draw.js", "The drawing pad", "vd-root", elem_id="draw-live",
-                   server_functions=[server_fn("encode_array", lambda x, m: encode_array(engine, x, m), "x", "model"),
+                   server_functions=[server_fn("encode_array", lambda x, m: for_the_pad(encode_array(engine, x, m)),
+                                               "x", "model"),
                                      server_fn("handwriting", lambda x: handwriting(engine, x), "x")])
 
         # The API as it always was, for gradio_client: a drawing (sketchpad value or plain image) and a model in,

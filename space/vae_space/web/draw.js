@@ -4,14 +4,19 @@
 // into an MNIST-style 28×28 input by preprocess.js (the same rules as vae_hub/preprocess.py), the
 // chosen model's encoder and decoder run with onnxruntime-web on ONNX exports of the served weights,
 // and the input, reconstruction, posterior, 2-D latent map, nearest test digits and typicality are
-// painted. Nothing goes to the server while drawing. If the runtime cannot load (no WebAssembly, the
-// script blocked), the same loop asks the server (one request in flight) and says so in one line.
+// painted. Nothing goes to the server while drawing once the runtime is up. Until then (the first seconds of a
+// first visit over a slow link) the same loop asks the server, one request in flight, and it switches to the page
+// the moment the runtime, the model's graphs and codes are ready; the numbers are the same either way. If the
+// runtime cannot load at all (no WebAssembly, the script blocked), the server keeps answering and a line says so.
+//
+// Downloads, in the order the visitor needs them: the pad's model (graphs, codes, labels), the runtime beside it,
+// the 2-D map's picture and encoder, then the test digits' pictures for the neighbour tiles.
 //
 // mount(element, manifest, server) is called by the tab's js_on_load; window.vaeDraw exposes the
 // state that tests and bench/browser_latency.py read (updates, paint latencies, the last numbers).
 
 import "./preprocess.js";
-import { BLUE, CLASS_RGB, INK, LIGHT_BLUE, RED, SIDE, absolute, el, loadMapImages, loadOrt, loadSafetensors, putDigit, sigmoid } from "./runtime.js";
+import { BLUE, CLASS_RGB, INK, LIGHT_BLUE, RED, SIDE, absolute, el, fetchBytes, loadMapImages, loadOrt, loadSafetensors, putDigit, sigmoid } from "./runtime.js";
 
 const N_NEIGHBOURS = 8;
 
@@ -51,9 +56,11 @@ class DrawApp {
     this.busy = false;
     this.pending = null;  // timestamp of the oldest pointer event not yet painted
     this.codes = {};  // model -> {mu, elbo sorted, z}
-    this.test = null;
+    this.labels = null;  // the test digits' labels and indices in the MNIST test split
+    this.images = null;  // and their pictures (the neighbour tiles), fetched last
+    this.mapImages = {};
     this.state = window.vaeDraw = {
-      ready: false, runtime: null, model: this.model, updates: 0, strokeUpdates: 0, paints: [],
+      ready: false, live: false, runtime: null, model: this.model, updates: 0, strokeUpdates: 0, paints: [],
       serverRequests: 0, last: null, error: null, app: this, measures: 0, handwriting: null,
     };
     this.measureSeq = 0;  // the latest handwriting request: older answers are dropped
@@ -220,8 +227,7 @@ class DrawApp {
     c.addEventListener("pointercancel", end);
   }
 
-  paintStroke(s, from) {
-    const g = this.ctx;
+  paintStroke(s, from, g = this.ctx) {
     g.save();
     g.globalCompositeOperation = s.tool === "eraser" ? "destination-out" : "source-over";
     g.strokeStyle = g.fillStyle = "#000";
@@ -265,7 +271,7 @@ class DrawApp {
   }
 
   async update() {
-    if (!this.state.ready) return;  // the first update after loading picks the drawing up
+    if (!this.state.live) return;  // the first update once the pad is live picks the drawing up
     if (this.busy) { this.dirty = true; return; }
     const t0 = this.pending;
     const inStroke = this.state.inStroke;
@@ -292,10 +298,11 @@ class DrawApp {
       if (err instanceof globalThis.VAEPreprocess.DrawingError) { this.clearHandwriting(); return this.hint(err.message); }
       throw err;
     }
-    const model = this.model;
-    const res = this.runtime.kind === "browser" ? await this.computeLocal(model, x) : await this.computeServer(model, x);
+    const model = this.model, kind = this.runtime.kind;
+    const res = kind === "browser" ? await this.computeLocal(model, x) : await this.computeServer(model, x);
     if (!res || model !== this.model) return;  // the model changed meanwhile: the next update paints
     this.paint(x, res);
+    this.state.firstRuntime ??= kind;
     if (!inStroke) this.measureLater(x);
     const t1 = performance.now();
     this.state.updates += 1;
@@ -304,9 +311,8 @@ class DrawApp {
     await this.flowTask;  // one graph run at a time: the diagram's decode finishes before the next update
   }
 
-  async computeLocal(model, x) {
+  async computeLocal(model, x, rt = this.runtime) {
     const spec = await this.spec(model);
-    const rt = this.runtime;
     const { mean, logSigma } = await rt.encode(spec, x);
     const logits = await rt.decode(spec, mean);
     const n = numbers(x, logits, mean, logSigma, spec.prior);
@@ -315,7 +321,7 @@ class DrawApp {
     let below = 0;
     while (below < sorted.length && sorted[below] < n.elbo) below++;  // searchsorted, side="left"
     const neighbours = this.nearest(codes, mean);
-    const mapName = spec.z_dim === 2 ? model : this.m.map_model;
+    const mapName = this.mapName(model);
     let map = null;
     if (this.m.maps[mapName]) {
       const ms = mapName === model ? { mean, logSigma } : await rt.encode(await this.spec(mapName), x);
@@ -360,7 +366,7 @@ class DrawApp {
     this.state.serverRequests += 1;
     const r = await this.server.encode_array({ x: Array.from(x), model });
     if (r.error) throw new Error(r.error);
-    return { ...r, recon: Float32Array.from(r.recon) };
+    return { ...r, recon: Float32Array.from(r.recon8, (v) => v / 255) };  // as painted: 256 grey levels
   }
 
   nearest(codes, z) {
@@ -375,7 +381,7 @@ class DrawApp {
         if (best.length > N_NEIGHBOURS) best.pop();
       }
     }
-    return best.map(([d2, i]) => ({ i, label: this.test ? this.test.labels[i] : null, distance: Math.sqrt(d2) }));
+    return best.map(([d2, i]) => ({ i, label: this.labels ? this.labels.labels[i] : null, distance: Math.sqrt(d2) }));
   }
 
   async spec(model) {
@@ -404,13 +410,11 @@ class DrawApp {
     this.model = this.state.model = name;
     this.select.value = name;
     this.state.modelReady = null;
+    this.loadMap(this.mapName(name));
     if (this.runtime?.kind === "browser") {
       // fetch and compile the model's graphs and codes now, not on the next stroke
       try {
-        const spec = await this.spec(name);
-        await Promise.all([this.runtime.session(spec.encoder), this.runtime.session(spec.decoder), this.loadCodes(name)]);
-        const { mean } = await this.runtime.encode(spec, new Float32Array(SIDE * SIDE));  // first runs are the slow ones
-        await this.runtime.decode(spec, mean);
+        await this.prepareModel(this.runtime, name);
       } catch (err) { return this.fail(err); }
     }
     if (this.model !== name) return;  // another choice came meanwhile
@@ -475,12 +479,12 @@ class DrawApp {
       model: r.model, mean: r.mean.map((v) => +v.toFixed(4)), sigma: r.sigma.map((v) => +v.toFixed(4)),
       recon_nll: +r.recon_nll.toFixed(3), kl: +r.kl.toFixed(3), elbo: +r.elbo.toFixed(3),
       elbo_percentile: +pct.toFixed(2), knn_label: labels.length ? vote : null,
-      neighbours: r.neighbours.map((n) => ({ test_index: this.test ? this.test.index[n.i] : null, label: n.label, distance: +n.distance.toFixed(4) })),
+      neighbours: r.neighbours.map((n) => ({ test_index: this.labels ? this.labels.index[n.i] : null, label: n.label, distance: +n.distance.toFixed(4) })),
       map_model: r.map ? r.map.model : null, runtime: this.runtime.kind,
     };
     this.json.textContent = JSON.stringify(data, null, 1);
     this.state.last = { ...data, x: Array.from(x), recon: Array.from(r.recon), mean: r.mean, sigma: r.sigma,
-      recon_nll: r.recon_nll, kl: r.kl, elbo: r.elbo, elbo_percentile: pct };
+      recon_nll: r.recon_nll, kl: r.kl, elbo: r.elbo, elbo_percentile: pct, map: r.map, rawNeighbours: r.neighbours };
     this.hint("");
   }
 
@@ -571,21 +575,25 @@ class DrawApp {
     const c = this.nnCanvas, g = c.getContext("2d");
     g.fillStyle = "#fff";
     g.fillRect(0, 0, c.width, c.height);
-    if (!this.test) return;
     const k = 2, tile = SIDE * k, gap = (c.width - list.length * tile) / (list.length + 1);
     const im = g.createImageData(SIDE, SIDE);
     const tmp = this.tmpCanvas || (this.tmpCanvas = el("canvas", { width: SIDE, height: SIDE }));
     list.forEach((n, j) => {
-      const off = n.i * SIDE * SIDE;
-      for (let p = 0; p < SIDE * SIDE; p++) {
-        const v = this.test.images[off + p];
-        im.data[4 * p] = im.data[4 * p + 1] = im.data[4 * p + 2] = v;
-        im.data[4 * p + 3] = 255;
-      }
-      tmp.getContext("2d").putImageData(im, 0, 0);
       const x = gap + j * (tile + gap);
-      g.imageSmoothingEnabled = false;
-      g.drawImage(tmp, x, 4, tile, tile);
+      if (this.images) {
+        const off = n.i * SIDE * SIDE;
+        for (let p = 0; p < SIDE * SIDE; p++) {
+          const v = this.images[off + p];
+          im.data[4 * p] = im.data[4 * p + 1] = im.data[4 * p + 2] = v;
+          im.data[4 * p + 3] = 255;
+        }
+        tmp.getContext("2d").putImageData(im, 0, 0);
+        g.imageSmoothingEnabled = false;
+        g.drawImage(tmp, x, 4, tile, tile);
+      } else {  // the pictures are still on their way: a grey tile
+        g.fillStyle = "rgb(226, 232, 240)";
+        g.fillRect(x, 4, tile, tile);
+      }
       const rgb = CLASS_RGB[n.label] || [0, 0, 0];
       g.fillStyle = `rgb(${rgb.join(",")})`;
       g.font = "bold 12px sans-serif"; g.textAlign = "center"; g.textBaseline = "top";
@@ -595,66 +603,98 @@ class DrawApp {
 
   // ---------------------------------------------------------------- start-up
   async start() {
-    const loads = [this.loadMaps(), this.loadTest()];
-    this.runtime = await this.pickRuntime();
-    this.state.runtime = this.runtime.kind;
-    this.pad.dataset.runtime = this.runtime.kind;
-    if (this.runtime.kind === "browser") {
-      // compile the default model's graphs and fetch its codes before saying "ready"
-      const spec = await this.spec(this.model);
-      await Promise.all([this.runtime.session(spec.encoder), this.runtime.session(spec.decoder), this.loadCodes(this.model),
-        this.m.models[this.m.map_model]?.ready ? this.runtime.session(this.m.models[this.m.map_model].encoder) : null]);
-    }
-    await Promise.all(loads);
-    await this.warmUp();
+    // Live at once, through the server; in the page as soon as the runtime and the model are ready.
+    this.useRuntime({ kind: "server" });
+    this.state.live = true;
+    this.state.liveAt = performance.now();
+    this.pad.dataset.live = "1";
+    this.labelsTask = loadSafetensors(this.m.test.labels).then((t) => { this.labels = { labels: t.labels.data, index: t.index.data }; });
+    this.labelsTask.catch((err) => console.warn("vae-hub draw: labels", err));
+    this.loadMap(this.mapName(this.model));
+    if (this.strokes.length) this.request(performance.now(), true);
+    const rt = await this.prepareBrowser();
+    if (rt) this.useRuntime(rt);
     this.state.ready = true;
     this.state.modelReady = this.model;
     this.pad.dataset.ready = "1";
     this.state.readyAt = performance.now();
-    this.paintMap(null);
-    if (this.strokes.length) this.request(performance.now(), true);
+    this.loadImages();
   }
 
-  async warmUp() {
-    // The first runs of the preprocessing and of each graph are JIT-compiled (50-100 ms): do them now, on an
-    // example digit drawn off screen, so the visitor's first stroke is as fast as the rest.
-    const c = el("canvas", { width: this.canvas.width, height: this.canvas.height });
-    const saved = [this.ctx, this.strokes];
-    this.ctx = c.getContext("2d", { willReadFrequently: true });
-    for (const pts of this.m.strokes["7"]) this.paintStroke({ tool: "pen", width: this.m.pen, points: pts.map(([x, y]) => [x * c.width, y * c.height]) }, 0);
-    try {
-      const img = this.ctx.getImageData(0, 0, c.width, c.height);
-      const x = globalThis.VAEPreprocess.toMnist(img.data, img.width, img.height);
-      if (this.runtime.kind === "browser") await this.computeLocal(this.model, x);
-    } catch (err) {
-      console.warn("vae-hub draw: warm-up failed", err);
-    } finally {
-      [this.ctx, this.strokes] = saved;
-    }
+  useRuntime(rt) {
+    this.runtime = rt;
+    this.state.runtime = rt.kind;
+    this.pad.dataset.runtime = rt.kind;
   }
 
-  async pickRuntime() {
+  // onnxruntime-web and the current model, ready to run (graphs compiled, codes in, first runs done); null when the
+  // page has to stay on the server, with a line saying why.
+  async prepareBrowser() {
     const why = (m) => { this.runtimeNote = `Running on the server: ${m}.`; this.hint(""); };
-    if (this.m.force_server) { why("the in-browser runtime is switched off here"); return { kind: "server" }; }
-    if (typeof WebAssembly !== "object") { why("this browser has no WebAssembly"); return { kind: "server" }; }
+    if (this.m.force_server) { why("the in-browser runtime is switched off here"); return null; }
+    if (typeof WebAssembly !== "object") { why("this browser has no WebAssembly"); return null; }
     try {
+      this.prefetch(this.model);  // the model's files download beside the runtime, not after it
       const rt = await loadOrt(this.m);
-      await rt.session((await this.spec(this.model)).encoder);
+      for (let model = null; model !== this.model;) {  // the visitor may pick another model meanwhile
+        model = this.model;
+        await this.prepareModel(rt, model);
+      }
       return rt;
     } catch (err) {
       console.warn("vae-hub draw: onnxruntime-web unavailable, using the server", err);
       why("the in-browser runtime could not load");
-      return { kind: "server" };
+      return null;
     }
   }
 
-  async loadMaps() {
-    this.mapImages = await loadMapImages(this.m.maps);
+  prefetch(model) {
+    const spec = this.m.models[model], map = this.m.models[this.mapName(model)];
+    for (const s of [spec, map]) if (s?.ready) fetchBytes(s.encoder);
+    if (spec?.ready) { fetchBytes(spec.decoder); fetchBytes(spec.codes); }
   }
 
-  async loadTest() {
-    const t = await loadSafetensors(this.m.test.url);
-    this.test = { images: t.images.data, labels: t.labels.data, index: t.index.data };
+  async prepareModel(rt, model) {
+    const spec = await this.spec(model);
+    const mapName = this.mapName(model), mapSpec = this.m.maps[mapName] && this.m.models[mapName];
+    await Promise.all([rt.session(spec.encoder), rt.session(spec.decoder), this.loadCodes(model), this.labelsTask,
+      mapSpec?.ready ? rt.session(mapSpec.encoder) : null]);
+    await this.warmUp(rt, model);
+  }
+
+  async warmUp(rt, model) {
+    // The first runs of the preprocessing and of each graph are JIT-compiled (50-100 ms): do them now, on an
+    // example digit drawn off screen, so the visitor's next stroke is as fast as the rest.
+    const c = el("canvas", { width: this.canvas.width, height: this.canvas.height });
+    const g = c.getContext("2d", { willReadFrequently: true });
+    for (const pts of this.m.strokes["7"]) this.paintStroke({ tool: "pen", width: this.m.pen, points: pts.map(([x, y]) => [x * c.width, y * c.height]) }, 0, g);
+    try {
+      const img = g.getImageData(0, 0, c.width, c.height);
+      const x = globalThis.VAEPreprocess.toMnist(img.data, img.width, img.height);
+      await this.computeLocal(model, x, rt);
+    } catch (err) {
+      console.warn("vae-hub draw: warm-up failed", err);
+    }
+  }
+
+  mapName(model) { return this.m.models[model]?.z_dim === 2 ? model : this.m.map_model; }
+
+  // The picture behind the map, for one map model (each is a download: the others wait until asked for).
+  async loadMap(name) {
+    const spec = this.m.maps[name];
+    if (!spec || this.mapImages[spec.png]) return;
+    Object.assign(this.mapImages, await loadMapImages({ [name]: spec }));
+    this.paintMap(this.state.last ? this.state.last.map : null);
+  }
+
+  async loadImages() {
+    try {
+      const t = await loadSafetensors(this.m.test.url, "low");
+      this.images = t.images.data;
+      if (this.state.last) this.paintNeighbours(this.state.last.rawNeighbours);
+    } catch (err) {
+      console.warn("vae-hub draw: test digits", err);
+    }
   }
 }
 

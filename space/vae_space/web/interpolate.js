@@ -74,7 +74,7 @@ class InterpApp {
     // the 2-D map model's posterior means of decoded frames: where the server's map puts them too
     const spec = this.m.models[this.m.map_model];
     const enc = await this.runtime.session(spec.encoder);
-    const out = await enc.run({ x: new this.runtime.ort.Tensor("float32", images, [n, 1, SIDE, SIDE]) });
+    const out = await enc.run({ x: this.runtime.tensor(images, [n, 1, SIDE, SIDE]) });
     return Array.from({ length: n }, (_, i) => [out.mean.data[2 * i], out.mean.data[2 * i + 1]]);
   }
 

@@ -1,5 +1,8 @@
-// What the Space's in-browser tabs share: onnxruntime-web loading and sessions, safetensors reading,
-// the manifest's URLs, DOM and colour helpers.
+// What the Space's in-browser tabs share: onnxruntime-web loading and sessions, fetching (each URL once per page,
+// whichever tab asks first), safetensors reading, the manifest's URLs, DOM and colour helpers.
+//
+// Every URL in the manifest is content-addressed (vh/<hash>/<name>) and served compressed and cached for good, so
+// a tab asks for what it needs when it needs it and a repeat visit finds it all in the browser's cache.
 
 export const CLASS_RGB = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
   [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]];
@@ -22,10 +25,23 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-export async function loadSafetensors(url) {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  const buf = await r.arrayBuffer();
+// A file's bytes, fetched once per page: tabs that need the same graph or codes share one download.
+// priority "low" for what can wait behind the pad's model (the test digits' pictures).
+const fetched = new Map();
+export function fetchBytes(url, priority = "auto") {
+  if (!fetched.has(url)) {
+    const job = fetch(url, { priority }).then(async (r) => {
+      if (!r.ok) throw new Error(`${url.split("/").pop()}: HTTP ${r.status}`);
+      return r.arrayBuffer();
+    });
+    job.catch(() => fetched.delete(url));  // a failed download is tried again on the next ask
+    fetched.set(url, job);
+  }
+  return fetched.get(url);
+}
+
+export async function loadSafetensors(url, priority = "auto") {
+  const buf = await fetchBytes(url, priority);
   const n = Number(new DataView(buf).getBigUint64(0, true));
   const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n)));
   const types = { F32: Float32Array, U8: Uint8Array, I32: Int32Array };
@@ -52,18 +68,27 @@ function loadScript(src, integrity) {
 }
 
 // ------------------------------------------------------------------ runtimes
-export class BrowserRuntime {
-  // onnxruntime-web sessions per model, created on first use and kept.
-  constructor(ort) { this.ort = ort; this.sessions = {}; this.kind = "browser"; }
+const sessions = new Map();  // graph URL -> InferenceSession (promise), shared by every tab
 
-  async session(url) {
-    if (!this.sessions[url]) this.sessions[url] = this.ort.InferenceSession.create(url, { executionProviders: ["wasm"] });
-    return this.sessions[url];
+export class BrowserRuntime {
+  // onnxruntime-web sessions per graph, created on first use and kept.
+  constructor(ort) { this.ort = ort; this.kind = "browser"; }
+
+  session(url) {
+    if (!sessions.has(url)) {
+      const s = fetchBytes(url).then((buf) => this.ort.InferenceSession.create(new Uint8Array(buf), { executionProviders: ["wasm"] }));
+      s.catch(() => sessions.delete(url));
+      sessions.set(url, s);
+    }
+    return sessions.get(url);
   }
+
+  // A float32 input tensor on a copy: the worker takes the buffer it is sent, and callers keep using theirs.
+  tensor(values, shape) { return new this.ort.Tensor("float32", Float32Array.from(values), shape); }
 
   async encode(spec, x) {
     const enc = await this.session(spec.encoder);
-    const out = await enc.run({ x: new this.ort.Tensor("float32", x, [1, 1, SIDE, SIDE]) });
+    const out = await enc.run({ x: this.tensor(x, [1, 1, SIDE, SIDE]) });
     return { mean: out.mean.data, logSigma: out.log_sigma.data };
   }
 
@@ -74,31 +99,45 @@ export class BrowserRuntime {
   // n codes at once (row-major, n × k) -> n × 784 Bernoulli logits
   async decodeMany(spec, z, n) {
     const dec = await this.session(spec.decoder);
-    const out = await dec.run({ z: new this.ort.Tensor("float32", z, [n, z.length / n]) });
+    const out = await dec.run({ z: this.tensor(z, [n, z.length / n]) });
     return out.logits.data;
   }
 }
 
 
-// onnxruntime-web from the manifest's source (the app's node_modules, or the pinned CDN copy with SRI).
-export async function loadOrt(m) {
-  if (m.force_server) throw new Error("the in-browser runtime is switched off here");
-  if (typeof WebAssembly !== "object") throw new Error("this browser has no WebAssembly");
-  if (!window.ort) await loadScript(m.ort.script, m.ort.integrity);
-  const ort = window.ort;
-  ort.env.wasm.wasmPaths = m.ort.wasm_prefix;
-  // threads need SharedArrayBuffer, which only cross-origin-isolated pages have
-  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
-  ort.env.logLevel = "error";
-  return new BrowserRuntime(ort);
+// onnxruntime-web from the manifest's source (the app's node_modules, or the pinned CDN copy with SRI), loaded
+// once per page. The WebAssembly binary (the largest download) is asked for at once, beside the script, so its
+// transfer does not wait for the script and the loader it imports; onnxruntime's own request for the same URL is
+// then answered by the browser's cache.
+let ortLoading = null;
+export function loadOrt(m) {
+  if (m.force_server) return Promise.reject(new Error("the in-browser runtime is switched off here"));
+  if (typeof WebAssembly !== "object") return Promise.reject(new Error("this browser has no WebAssembly"));
+  if (!ortLoading) {
+    if (m.ort.source === "local") fetch(m.ort.wasm, { priority: "high" }).then((r) => r.arrayBuffer()).catch(() => {});
+    ortLoading = (async () => {
+      if (!window.ort) await loadScript(m.ort.script, m.ort.integrity);
+      const ort = window.ort;
+      ort.env.wasm.wasmPaths = { wasm: m.ort.wasm, mjs: m.ort.mjs };
+      // in a worker: compiling the graphs and the first runs never hold up the page (a stroke drawn meanwhile is
+      // answered at once, by the server until the runtime is ready)
+      ort.env.wasm.proxy = true;
+      // threads need SharedArrayBuffer, which only cross-origin-isolated pages have
+      ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+      ort.env.logLevel = "error";
+      return new BrowserRuntime(ort);
+    })();
+    ortLoading.catch(() => { ortLoading = null; });
+  }
+  return ortLoading;
 }
 
 // The manifest's URLs are relative to the page; onnxruntime resolves its own files against its script's URL,
 // so everything is made absolute once.
 export function absolute(m) {
   const abs = (u) => (u ? new URL(u, document.baseURI).href : u);
-  if (m.ort && m.ort.source === "local") { m.ort.script = abs(m.ort.script); m.ort.wasm_prefix = abs(m.ort.wasm_prefix); }
-  if (m.test) m.test.url = abs(m.test.url);
+  if (m.ort && m.ort.source === "local") for (const k of ["script", "mjs", "wasm"]) m.ort[k] = abs(m.ort[k]);
+  if (m.test) { m.test.url = abs(m.test.url); m.test.labels = abs(m.test.labels); }
   for (const s of Object.values(m.models || {})) for (const k of ["encoder", "decoder", "codes"]) s[k] = abs(s[k]);
   for (const s of Object.values(m.maps || {})) s.png = abs(s.png);
   return m;
@@ -106,9 +145,10 @@ export function absolute(m) {
 
 
 // The manifest's map backgrounds as loaded <img> elements, by URL (a map that fails to load is left out).
+// Pass only the maps a view shows: each is a download.
 export async function loadMapImages(maps) {
   const out = {};
-  await Promise.all(Object.values(maps).map((spec) => new Promise((resolve) => {
+  await Promise.all(Object.values(maps).filter(Boolean).map((spec) => new Promise((resolve) => {
     const img = new Image();
     img.onload = () => { out[spec.png] = img; resolve(); };
     img.onerror = () => resolve();

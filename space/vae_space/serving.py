@@ -1,0 +1,126 @@
+"""How the app answers HTTP around Gradio's own routes, for a first visit over a slow link and a repeat visit that
+downloads nothing twice:
+
+- the page itself (``/``, about 370 kB of HTML with the app's config inline) travels compressed: Gradio's
+  middleware compresses by file extension, and ``/`` has none;
+- Gradio's build files (``/assets/Index-<hash>.js``: their names carry a hash of their content) and the versioned
+  theme (``/theme.css?v=<hash>``) are marked cacheable for a year, so a repeat visit does not revalidate ~100 of
+  them one round trip at a time;
+- a call to an endpoint name that does not exist (``/gradio_api/call/nonexistent``, or one removed in an earlier
+  version) is answered 404 with one short line, instead of Gradio's HTTP 500 and a logged traceback.
+
+``app_kwargs(...)`` gives what ``demo.launch(app_kwargs=...)`` passes to FastAPI: the asset route (``assets.py``)
+and this middleware. Imports: the standard library, brotli, starlette, and ``assets``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import brotli
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .assets import IMMUTABLE, AssetStore, _accepted
+
+log = logging.getLogger("vae_space")
+
+CALL = re.compile(r"^/gradio_api/(?:call|run|api)/([^/]+)/?$")
+HASHED = re.compile(r"^/assets/[^/]+-[A-Za-z0-9_-]{8,12}\.(?:js|mjs|css)$")
+
+
+def endpoint_names(config: dict) -> set[str]:
+    """The api_name of every event in a Blocks config (what /gradio_api/call/<name> accepts)."""
+    return {str(d["api_name"]).lstrip("/") for d in config.get("dependencies", []) if d.get("api_name")}
+
+
+class PageMiddleware:
+    """Compresses the page, marks hashed build files immutable, refuses unknown endpoint names (see the module)."""
+
+    def __init__(self, app: ASGIApp, endpoints: Callable[[], set[str]]):
+        self.app = app
+        self.endpoints = endpoints
+        self._names: set[str] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path, method = scope["path"], scope["method"]
+        call = CALL.match(path) if method == "POST" else None
+        if call and not self._known(call.group(1)):
+            return await _short(send, 404, f"No endpoint /{call.group(1)[:40]} here; the API page (?view=api) lists "
+                                           "the endpoints.")
+        if path == "/" and method == "GET":
+            return await self._compressed(scope, receive, send)
+        if method in ("GET", "HEAD") and (HASHED.match(path) or (path == "/theme.css" and b"v=" in scope["query_string"])):
+            return await self.app(scope, receive, _with_headers(send, {"cache-control": IMMUTABLE}))
+        return await self.app(scope, receive, send)
+
+    def _known(self, name: str) -> bool:
+        if self._names is None:
+            try:
+                self._names = self.endpoints()
+            except Exception:  # the config is not built yet: let Gradio answer
+                return True
+        return name in self._names
+
+    async def _compressed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        accepted = _accepted(Headers(scope=scope).get("accept-encoding", ""))
+        enc = "br" if "br" in accepted else "gzip" if "gzip" in accepted else None
+        if enc is None:
+            return await self.app(scope, receive, send)
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def buffer(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] != "http.response.body":
+                return await send(message)
+            body.extend(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            headers = MutableHeaders(raw=start["headers"])
+            html = headers.get("content-type", "").startswith("text/html")
+            if html and "content-encoding" not in headers and start["status"] == 200:
+                data = brotli.compress(bytes(body), quality=5) if enc == "br" else gzip.compress(bytes(body), 6)
+                headers["content-encoding"] = enc
+                headers["content-length"] = str(len(data))
+                headers.add_vary_header("Accept-Encoding")
+            else:
+                data = bytes(body)
+            await send(start)
+            await send({"type": "http.response.body", "body": data})
+
+        await self.app(scope, receive, buffer)
+
+
+def _with_headers(send: Send, extra: dict[str, str]) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start" and message.get("status") == 200:
+            headers = MutableHeaders(raw=message["headers"])
+            for k, v in extra.items():
+                headers[k] = v
+        await send(message)
+
+    return wrapped
+
+
+async def _short(send: Send, status: int, text: str) -> None:
+    body = json.dumps({"error": text}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def app_kwargs(assets: AssetStore, config: Callable[[], dict]) -> dict:
+    """FastAPI arguments for ``demo.launch(app_kwargs=...)``: the asset route and the page middleware."""
+    return {"routes": [assets.route()],
+            "middleware": [Middleware(PageMiddleware, endpoints=lambda: endpoint_names(config()))]}

@@ -1,0 +1,146 @@
+"""The Space's asset route and page middleware, in-process (no browser, no app): content-addressed URLs, compression
+chosen by Accept-Encoding, caching headers and 304s, nothing but registered files, and a cache that cannot be
+written costing size, never the file."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import brotli
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "space"))
+
+from vae_space.assets import IMMUTABLE, AssetStore  # noqa: E402
+from vae_space.serving import PageMiddleware  # noqa: E402
+
+
+def _files(tmp_path: Path) -> Path:
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "a.js").write_text("import './b.js';\n" + "console.log('a');\n" * 400)
+    (web / "b.js").write_text("export const b = 1;\n" * 300)
+    (web / "model.onnx").write_bytes(os.urandom(1000) + bytes(20000))
+    (web / "map.png").write_bytes(os.urandom(3000))
+    return web
+
+
+def _client(store: AssetStore) -> TestClient:
+    return TestClient(Starlette(routes=[store.route()]))
+
+
+def _wait(store: AssetStore, timeout: float = 30) -> None:
+    t0 = time.time()
+    while store.pending() and time.time() - t0 < timeout:
+        time.sleep(0.05)
+    assert not store.pending()
+
+
+def test_assets_are_content_addressed_compressed_and_cached_for_good(tmp_path):
+    web = _files(tmp_path)
+    store = AssetStore(tmp_path / "cache")
+    urls = store.group(web, ["a.js", "b.js"])
+    png = store.file(web / "map.png")
+    onnx = store.file(web / "model.onnx", "encoder.onnx")
+    # one key for modules that import each other by relative URL; no server path anywhere in a URL
+    assert urls["a.js"].rsplit("/", 1)[0] == urls["b.js"].rsplit("/", 1)[0]
+    assert all(str(tmp_path) not in u and u.startswith("vh/") for u in [*urls.values(), png, onnx])
+    assert onnx.endswith("/encoder.onnx")
+    _wait(store)
+    c = _client(store)
+    raw = (web / "model.onnx").read_bytes()
+    r = c.get("/" + onnx, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert r.status_code == 200 and r.headers["content-encoding"] == "br" and r.content == raw  # httpx decodes br
+    assert r.headers["cache-control"] == IMMUTABLE and "accept-encoding" in r.headers["vary"].lower()
+    assert int(r.headers["content-length"]) < len(raw) / 2
+    r = c.get("/" + onnx, headers={"Accept-Encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip" and r.content == raw
+    r = c.get("/" + onnx, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in r.headers and r.content == raw
+    r = c.get("/" + png, headers={"Accept-Encoding": "br"})  # already compressed formats travel as they are
+    assert "content-encoding" not in r.headers and r.headers["content-type"] == "image/png"
+    # a conditional request gets 304 and no body, whatever the encoding asked for
+    etag = r.headers["etag"]
+    r = c.get("/" + png, headers={"If-None-Match": etag, "Accept-Encoding": "gzip"})
+    assert r.status_code == 304 and not r.content
+    # the quality-11 copy is cached on disk by content: a new store finds it instead of compressing again
+    cached = list((tmp_path / "cache").glob("*.br"))
+    assert cached and all(brotli.decompress(p.read_bytes()) for p in cached)
+    store.stop()
+
+
+def test_only_registered_files_are_served(tmp_path):
+    web = _files(tmp_path)
+    store = AssetStore(tmp_path / "cache", background=False)
+    url = store.file(web / "a.js")
+    c = _client(store)
+    key = url.split("/")[1]
+    for path in (f"/vh/{key}/b.js", f"/vh/{key}/../web/b.js", "/vh/0000000000000000/a.js", f"/vh/{key}/%2e%2e/a.js"):
+        r = c.get(path)
+        assert r.status_code == 404 and len(r.text) < 200, path
+    # a changed file gets a new URL; the old URL keeps answering with the content it named
+    (web / "a.js").write_text("console.log('changed');\n" * 100)
+    assert store.file(web / "a.js") != url
+
+
+def test_an_unwritable_cache_costs_size_not_files(tmp_path):
+    web = _files(tmp_path)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    store = AssetStore(blocked / "compressed")
+    url = store.file(web / "model.onnx")
+    _wait(store)
+    assert store.cache_error
+    c = _client(store)
+    for enc in ("br", "gzip", "identity"):
+        r = c.get("/" + url, headers={"Accept-Encoding": enc})
+        assert r.status_code == 200 and r.content == (web / "model.onnx").read_bytes(), enc
+    # a damaged copy on disk is checked and made again, never served
+    store.stop()
+    good = AssetStore(tmp_path / "cache2")
+    url = good.file(web / "b.js")
+    _wait(good)
+    copy = next((tmp_path / "cache2").glob("*.br"))
+    copy.write_bytes(b"not brotli")
+    again = AssetStore(tmp_path / "cache2")
+    url2 = again.file(web / "b.js")
+    assert url2 == url
+    _wait(again)
+    r = _client(again).get("/" + url2, headers={"Accept-Encoding": "br"})
+    assert r.content == (web / "b.js").read_bytes()
+
+
+@pytest.fixture
+def page_app():
+    html = "<html>" + "<p>the page</p>" * 2000 + "</html>"
+    app = Starlette(routes=[
+        Route("/", lambda r: HTMLResponse(html)),
+        Route("/assets/Index-CsUOoOcz.js", lambda r: HTMLResponse("x", media_type="text/javascript")),
+        Route("/assets/plain.js", lambda r: HTMLResponse("x", media_type="text/javascript")),
+        Route("/gradio_api/call/{name}", lambda r: JSONResponse({"event_id": "1"}), methods=["POST"]),
+    ], middleware=[Middleware(PageMiddleware, endpoints=lambda: {"encode", "status"})])
+    return TestClient(app), html
+
+
+def test_page_middleware(page_app):
+    c, html = page_app
+    r = c.get("/", headers={"Accept-Encoding": "br"})
+    assert r.headers["content-encoding"] == "br" and r.text == html and int(r.headers["content-length"]) < len(html) / 5
+    r = c.get("/", headers={"Accept-Encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip" and r.text == html
+    # Gradio's build files carry a hash of their content in their name: cacheable for good; others untouched
+    assert c.get("/assets/Index-CsUOoOcz.js").headers["cache-control"] == IMMUTABLE
+    assert "cache-control" not in c.get("/assets/plain.js").headers
+    # unknown endpoint names: 404 and one short line (Gradio would answer 500 and log a traceback)
+    for name in ("nonexistent", "map_click", "grid_click"):
+        r = c.post(f"/gradio_api/call/{name}", json={"data": []})
+        assert r.status_code == 404 and name in r.json()["error"] and len(r.text) < 200
+    assert c.post("/gradio_api/call/encode", json={"data": []}).status_code == 200
