@@ -114,7 +114,8 @@ export function loadOrt(m) {
   if (m.force_server) return Promise.reject(new Error("the in-browser runtime is switched off here"));
   if (typeof WebAssembly !== "object") return Promise.reject(new Error("this browser has no WebAssembly"));
   if (!ortLoading) {
-    if (m.ort.source === "local") fetch(m.ort.wasm, { priority: "high" }).then((r) => r.arrayBuffer()).catch(() => {});
+    // read to the end (into the cache) without keeping the 14 MB here
+    if (m.ort.source === "local") fetch(m.ort.wasm, { priority: "high" }).then((r) => r.body.pipeTo(new WritableStream())).catch(() => {});
     ortLoading = (async () => {
       if (!window.ort) await loadScript(m.ort.script, m.ort.integrity);
       const ort = window.ort;
