@@ -38,14 +38,20 @@ def _free_port() -> int:
 
 def space_url(timeout: float = 180.0) -> str:
     """Launch `python space/app.py` once (bundled weights, offline) and return its URL."""
-    if "url" in _server:
-        return _server["url"]
+    if "url" not in _server:
+        url, proc, log = launch_app(timeout=timeout)
+        _server.update(url=url, proc=proc, log=log)
+    return _server["url"]
+
+
+def launch_app(args: tuple[str, ...] = (), env: dict | None = None, timeout: float = 180.0) -> tuple[str, subprocess.Popen, str]:
+    """Start `python space/app.py ARGS` on a free port of 127.0.0.1; (URL, process, log file) once it answers."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("VAE_HUB_WEIGHTS", "VAE_HUB_NAMESPACE", "SPACE_ID")}
-    env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1",
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    full = {k: v for k, v in os.environ.items() if k not in ("VAE_HUB_WEIGHTS", "VAE_HUB_NAMESPACE", "SPACE_ID")}
+    full.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1",
+                GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **(env or {}))
     log = tempfile.NamedTemporaryFile("w+", prefix="space-", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "space" / "app.py")], cwd=ROOT, env=env, stdout=log,
+    proc = subprocess.Popen([sys.executable, str(ROOT / "space" / "app.py"), *args], cwd=ROOT, env=full, stdout=log,
                             stderr=subprocess.STDOUT)
     atexit.register(_stop, proc)
     url = f"http://127.0.0.1:{port}/"
@@ -56,8 +62,7 @@ def space_url(timeout: float = 180.0) -> str:
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
-                    _server.update(url=url, proc=proc, log=log.name)
-                    return url
+                    return url, proc, log.name
         except OSError:
             time.sleep(0.5)
     _stop(proc)
@@ -529,3 +534,29 @@ def test_style_transfer_endpoint(client, status):
     assert _img(fig).shape[1] > 7 * 28 * 3 and info["label"] == 7 and info["model"] == "cvae"
     msg = _app_error(client.predict, "my drawing", 0, api_name="/style_transfer")  # a drawing carries no label
     assert "choices" in msg or "source" in msg, msg
+
+
+# ---------------------------------------------------------------------------- issue 23: weights folders anywhere
+def test_cards_of_a_weights_folder_outside_the_working_directory(tmp_path):
+    """--weights DIR outside the app's working and temp folders: Gradio refused every card's figures; now the
+    folder's figure files are served, and a figure that is a symlink leaving its folder is left out quietly."""
+    import shutil
+
+    from gradio_client import Client
+
+    weights, own_tmp = tmp_path / "weights", tmp_path / "app-tmp"  # neither under the cwd nor the app's temp dir
+    shutil.copytree(ROOT / "pretrained" / "vae-z2", weights / "vae-z2")
+    own_tmp.mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "private.png")
+    (weights / "vae-z2" / "figures" / "escape.png").symlink_to(tmp_path / "private.png")
+    url, proc, log = launch_app(("--weights", str(weights)), {"TMPDIR": str(own_tmp), "VAE_HUB_CACHE": str(tmp_path / "c")})
+    try:
+        client = Client(url, verbose=False)
+        card, metrics, figs, download = client.predict("vae-z2", api_name="/model_card")
+        captions = [f["caption"] for f in figs]
+        assert len(figs) >= 5 and "escape" not in captions, captions
+        assert all(Path(f["image"]).is_file() and Path(f["image"]).stat().st_size > 1000 for f in figs), figs
+        assert "weights/vae-z2" in download
+    finally:
+        _stop(proc)
+    assert "Traceback" not in Path(log).read_text()

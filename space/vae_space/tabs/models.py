@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -38,14 +39,22 @@ def model_card(engine: Engine, variant: str) -> Card:
                     f"{VARIANTS[variant].description}", pd.DataFrame(columns=["metric", "value"]), [], download)
     if e.folder is not None and src.kind != "hub":
         download += f"\n\nLoaded here from `{src.shown(e.folder)}`."
-    body = _strip_front_matter(e.card) or f"### {variant}\n\n{e.config.description}"
+    body = _strip_front_matter(e.card) or (f"### {variant}\n\n{e.config.description}\n\n_(No model card: its README.md "
+                                           "is missing, not UTF-8 or over 1 MB.)_")
     body = body.split("\n## Figures", 1)[0].strip()  # figures go to the gallery, where they render
     body = _drop_section(body, "## Test metrics")  # shown once, in the metrics table beside the card
     df = pd.DataFrame([[name, round(v, 3)] for _, name, v in e.metrics], columns=["metric", "value"])
-    figs = []
-    if e.folder is not None and (e.folder / "figures").is_dir():
-        figs = [(str(f), f.stem.replace("_", " ")) for f in sorted((e.folder / "figures").glob("*.png"))]
+    figs = [(str(f), f.stem.replace("_", " ")) for f in figure_files(e.folder)]
     return Card(body, df, figs, download)
+
+
+def figure_files(folder: Path | None) -> list[Path]:
+    """The PNG figures in a model folder's figures/, without any that leave it (a symlink pointing elsewhere):
+    the files the app serves (``build`` allows exactly these, wherever the weights folder is)."""
+    if folder is None or not (folder / "figures").is_dir():
+        return []
+    inside = (folder / "figures").resolve()
+    return [f for f in sorted((folder / "figures").glob("*.png")) if f.is_file() and f.resolve().parent == inside]
 
 
 def overview(engine: Engine) -> pd.DataFrame:
@@ -79,6 +88,9 @@ def _strip_front_matter(card: str) -> str:
 
 def build(engine: Engine, q: dict) -> gr.Tab:
     """The tab: the overview table, then one variant's card beside its metrics and figures."""
+    # the cards' figures are served from the weights folders as they are (Gradio serves no file outside the
+    # working and temp folders otherwise: --weights DIR elsewhere would break every card)
+    gr.set_static_paths([f for e in engine.models.values() for f in figure_files(e.folder)])
     with gr.Tab("Models", id="models") as tab:
         start_here("pick a variant to read its card: what it is, how it was trained, its test numbers and where to "
                    "download it.")
