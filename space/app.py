@@ -25,7 +25,7 @@ for _p in (HERE.parent, HERE):
 
 import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
-from vae_space import browser  # noqa: E402
+from vae_space import browser, limits  # noqa: E402
 from vae_space.engine import Engine  # noqa: E402
 from vae_space.guard import SafeBlocks  # noqa: E402
 from vae_space.tabs import beta, draw, explore, generate, interpolate, models  # noqa: E402
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     # hundred, not Gradio's default 10,000 (bench/space_memory.py shows memory flat over 5,000 calls).
     sessions = int(os.environ.get("VAE_SPACE_SESSIONS", 256))
     demo.launch(theme=THEME, css=CSS, js=JS, max_file_size="25mb", footer_links=["api", "gradio"],
-                state_session_capacity=sessions)
+                state_session_capacity=sessions, app_kwargs={"middleware": limits.MIDDLEWARE})
 
 
 if __name__ == "__main__":

@@ -459,12 +459,15 @@ def test_every_endpoint_answers_bad_input_briefly(tmp_path):
                 err = (out.get("output") or {}).get("error")
                 assert isinstance(err, str) and err, f"{d.get('api_name')} ({label}): no message: {out}"
                 assert len(err) <= 240 and "x" * 41 not in err, f"{d.get('api_name')} ({label}): {err[:300]}"
-        # what the refusals say, on the /encode handler
+        # what the refusals say, on the /encode handler (each call uploads afresh, as the page does: an upload
+        # goes once the call that used it has answered)
         enc = next(d["id"] for d in fns if d.get("api_name") == "encode")
+        seven = _upload(http, png)
+        layers = {"background": None, "layers": [seven] * 80, "composite": seven, "id": None}
         err = _queue_call(http, enc, [layers, "vae-z20"], "fuzz-layers")["output"]["error"]
         assert "layer" in err, err
-        err = _queue_call(http, enc, [{"background": None, "layers": [], "composite": huge, "id": None}, "vae-z20"],
-                          "fuzz-huge")["output"]["error"]
+        err = _queue_call(http, enc, [{"background": None, "layers": [], "composite": _upload(http, big), "id": None},
+                                      "vae-z20"], "fuzz-huge")["output"]["error"]
         assert "4096" in err, err
         err = _queue_call(http, enc, [{"background": None, "layers": [], "composite": {
             "path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, "id": None}, "vae-z20"], "fuzz-path")
@@ -474,8 +477,8 @@ def test_every_endpoint_answers_bad_input_briefly(tmp_path):
         err = _queue_call(http, enc, [{"background": None, "layers": [], "composite": _upload(http, truncated),
                                        "id": None}, "vae-z20"], "fuzz-cut")["output"]["error"]
         assert "unreadable" in err or "not an image" in err, err
-        good = _queue_call(http, enc, [{"background": None, "layers": [], "composite": seven, "id": None}, "vae-z20"],
-                           "after-fuzz")
+        good = _queue_call(http, enc, [{"background": None, "layers": [], "composite": _upload(http, png), "id": None},
+                                       "vae-z20"], "after-fuzz")
         assert good.get("success"), good
     new_log = log.read_text()[len(log_before):]
     assert "Traceback" not in new_log, new_log[-2000:]
@@ -536,7 +539,106 @@ def test_style_transfer_endpoint(client, status):
     assert "choices" in msg or "source" in msg, msg
 
 
-# ---------------------------------------------------------------------------- issue 23: weights folders anywhere
+# ---------------------------------------------------------------------------- issue 23: visitors who misbehave
+def _log_since(before: str) -> str:
+    return Path(_server["log"]).read_text()[len(before):]
+
+
+def test_component_server_refuses_briefly():
+    """An unknown component, an oversized body, an oversized input: short JSON answers, never HTTP 500 with a
+    traceback in the log (server functions run outside the queue: they are bounded in limits.py)."""
+    import httpx
+
+    url = space_url()
+    before = Path(_server["log"]).read_text()
+    with httpx.Client(base_url=url.rstrip("/"), timeout=60) as http:
+        comp = next(c["id"] for c in http.get("/config").json()["components"]
+                    if c.get("props", {}).get("elem_id") == "explore-live")
+        call = dict(component_id=comp, session_hash="faults", fn_name="decode_points")
+        r = http.post("/gradio_api/component_server", json={**call, "component_id": 987654, "data": {}})
+        assert r.status_code == 404 and len(r.text) < 200 and "error" in r.json(), r.text[:300]
+        r = http.post("/gradio_api/component_server", json={**call, "data": {"model": "vae-z3", "z": [0.0] * 100_000,
+                                                                              "k": 3}})
+        assert r.status_code == 413 and len(r.text) < 200, r.text[:300]
+        r = http.post("/gradio_api/component_server", json={**call, "data": {"model": "vae-z3", "z": [0.0] * 6000,
+                                                                              "k": 3}})
+        assert r.status_code == 200 and "4,096" in r.json()["error"], r.text[:300]
+        r = http.post("/gradio_api/component_server", json={**call, "data": {"model": "vae-z3", "z": [0.5] * 30,
+                                                                              "k": 3}})
+        assert r.status_code == 200 and len(r.json()["images"]) == 10 * 784
+    assert "Traceback" not in _log_since(before)
+
+
+def test_one_client_cannot_fill_the_queue():
+    """A client that keeps joining the queue gets HTTP 429 beyond its share (limits.MAX_PER_SESSION calls waiting
+    or running), with a short message; another client still gets in."""
+    import httpx
+
+    url = space_url()
+    with httpx.Client(base_url=url.rstrip("/"), timeout=60) as http:
+        fn = next(d["id"] for d in http.get("/config").json()["dependencies"] if d.get("api_name") == "compare_betas")
+        answers = [http.post("/gradio_api/queue/join", json={"data": ["random test digit", None, i], "fn_index": fn,
+                                                             "session_hash": "greedy", "event_data": None,
+                                                             "trigger_id": None}) for i in range(20)]
+        accepted = [r.json()["event_id"] for r in answers if r.status_code == 200]
+        refused = [r for r in answers if r.status_code != 200]
+        try:
+            assert 1 <= len(accepted) <= 10 and len(refused) >= 10, [r.status_code for r in answers]
+            assert all(r.status_code == 429 and "calls waiting" in r.json()["detail"] for r in refused), refused[0].text
+            assert len(refused[0].text) < 200
+            status = next(d["id"] for d in http.get("/config").json()["dependencies"] if d.get("api_name") == "status")
+            other = _queue_call(http, status, [], "another-client")
+            assert other.get("success"), other
+        finally:
+            for event in accepted:  # leave no work behind for the tests that follow
+                http.post("/gradio_api/cancel", json={"session_hash": "greedy", "fn_index": fn, "event_id": event})
+
+
+def test_an_unknown_session_is_refused_in_one_line():
+    """/queue/data for a session that has no events: Gradio's own "session not found" message, and one log line
+    (it logged a 76-line traceback per request)."""
+    import httpx
+
+    url = space_url()
+    before = Path(_server["log"]).read_text()
+    with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
+        for _ in range(3):
+            r = http.get("/gradio_api/queue/data", params={"session_hash": "no-such-session"})
+            assert r.status_code == 200 and '"session_not_found": true' in r.text, r.text[:300]
+    time.sleep(0.5)
+    new = _log_since(before)
+    assert "Traceback" not in new and new.count("no such session") == 3, new[-2000:]
+
+
+def test_uploads_are_images_of_bounded_size_that_go_once_answered(tmp_path):
+    """Any file type of any size was accepted and kept 30 minutes or more: now only the image types the pads take,
+    at most limits.MAX_UPLOAD_BYTES, deleted a few seconds after the call that used it has answered."""
+    import uuid
+
+    import httpx
+
+    url = space_url()
+    png = tmp_path / "seven.png"
+    Image.fromarray(render_strokes(DIGIT_STROKES[7], (200, 200), 10)).save(png)
+    with httpx.Client(base_url=url.rstrip("/"), timeout=60) as http:
+        name = f"notes-{uuid.uuid4().hex}.txt"
+        r = http.post("/gradio_api/upload", files={"files": (name, b"not an image at all", "text/plain")})
+        assert r.status_code == 415 and len(r.text) < 200, r.text[:300]
+        r = http.post("/gradio_api/upload", files={"files": ("big.png", b"\0" * (3 << 20), "image/png")})
+        assert r.status_code == 413 and len(r.text) < 200, r.text[:300]
+        seven = _upload(http, png)
+        uploads = Path(seven["path"]).parent.parent
+        assert not list(uploads.glob(f"*/{name}")), "the refused file was not kept"
+        out = _queue_call(http, next(d["id"] for d in http.get("/config").json()["dependencies"]
+                                     if d.get("api_name") == "encode"),
+                          [{"background": None, "layers": [], "composite": seven, "id": None}, "vae-z20"], "uploader")
+        assert out.get("success"), out
+    t0 = time.time()
+    while Path(seven["path"]).exists() and time.time() - t0 < 20:
+        time.sleep(0.5)
+    assert not Path(seven["path"]).exists(), "the upload outlived its call"
+
+
 def test_cards_of_a_weights_folder_outside_the_working_directory(tmp_path):
     """--weights DIR outside the app's working and temp folders: Gradio refused every card's figures; now the
     folder's figure files are served, and a figure that is a symlink leaving its folder is left out quietly."""

@@ -7,11 +7,15 @@ from a weights folder outside the working directory).
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import logging
 import os
 import shutil
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +134,13 @@ def test_cached_test_codes_are_checked_for_shape_and_values(tmp_path, monkeypatc
     json.dumps(draw.encode_array(eng, X, "vae-z3"), allow_nan=False)  # valid JSON: no NaN anywhere
 
 
+def test_answers_never_carry_nan():
+    from vae_space.guard import finite
+
+    out = finite([{"elbo": float("nan"), "x": [1.0, float("inf"), -float("inf")], "s": "nan"}, 2.5, None])
+    assert json.dumps(out, allow_nan=False) == '[{"elbo": null, "x": [1.0, null, null], "s": "nan"}, 2.5, null]'
+
+
 # ---------------------------------------------------------------------------- 9, 10. weights folders
 @pytest.fixture
 def odd_weights(tmp_path):
@@ -169,3 +180,97 @@ def test_a_folder_holding_another_variant_is_not_served_under_its_name(odd_weigh
     eng.shutdown()
     assert "scratch-conv-vae" not in eng.models
     assert "holds conv-vae-z20" in eng.missing["scratch-conv-vae"], eng.missing
+
+
+# ---------------------------------------------------------------------------- 2. server functions
+def _body(answer) -> dict:
+    """What the page receives from a server function: its JSON, parsed strictly (no NaN)."""
+    if isinstance(answer, dict):
+        return json.loads(json.dumps(answer, allow_nan=False))
+    return json.loads(answer.body, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+
+
+def _concurrently(fn, payloads: list) -> list:
+    """Call a server function with each payload at once, as Gradio does: awaited if async, else in a thread."""
+
+    async def one(p):
+        return await fn(p) if inspect.iscoroutinefunction(fn) else await asyncio.to_thread(fn, p)
+
+    async def main():
+        return await asyncio.gather(*(one(p) for p in payloads))
+
+    return asyncio.run(main())
+
+
+def test_server_functions_have_slots_bounds_and_short_errors(monkeypatch, caplog):
+    """Each server function runs at most its slot count at once (64 clients of decode_points starved the queue
+    before), answers "busy" after a short wait, refuses oversized input unread, turns a failure into a short
+    message and one log line, and never answers NaN."""
+    from vae_space.browser import server_fn
+
+    running, peak, calls = [0], [0], []
+    lock = threading.Lock()
+
+    def slow(x):
+        with lock:
+            calls.append(x)
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        if x == "boom":
+            raise RuntimeError("internal detail /srv/secret/path")
+        return {"x": x, "nan": float("nan")}
+
+    fn = server_fn("slow", slow, "x")  # one slot
+    raw = _concurrently(fn, [{"x": i} for i in range(3)])
+    assert peak[0] == 1, f"{peak[0]} calls ran at once"
+    answers = [_body(a) for a in raw]
+    assert [a["x"] for a in answers] == [0, 1, 2] and all(a["nan"] is None for a in answers)
+
+    from vae_space import limits
+
+    monkeypatch.setattr(limits, "SERVER_WAIT_S", 0.1)
+    fn = server_fn("slow", slow, "x")
+    answers = [_body(a) for a in _concurrently(fn, [{"x": i} for i in range(3)])]
+    assert sum(a.get("error") == limits.BUSY for a in answers) == 2, answers
+
+    calls.clear()
+    big = _body(_concurrently(fn, [{"x": list(range(100_000))}])[0])
+    assert "error" in big and len(big["error"]) < 240 and not calls, "refused before the call"
+    caplog.set_level(logging.INFO, "vae_space")
+    boom = _body(_concurrently(fn, [{"x": "boom"}])[0])
+    assert boom["error"] == "slow could not answer that call (RuntimeError).", boom
+    lines = [r.getMessage() for r in caplog.records if "slow" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0], lines
+
+
+def test_decode_points_answers_compactly():
+    """The explorer's fallback: 625 decoded images as JSON at 3 decimals, written without a float per value."""
+    from vae_space.limits import pixels_response
+
+    values = np.linspace(0, 1, 625 * 784, dtype=np.float32)
+    body = json.loads(pixels_response("images", values).body)
+    assert len(body["images"]) == values.size and np.abs(np.array(body["images"]) - values).max() <= 5.01e-4
+
+
+# ---------------------------------------------------------------------------- 14. uploads
+def test_uploads_go_once_their_call_has_answered(tmp_path):
+    from vae_space.limits import Uploads
+
+    up = Uploads(sweeper=False)
+    files = [tmp_path / d / "x.png" for d in ("a", "b", "c")]
+    for f in files:
+        f.parent.mkdir()
+        f.write_bytes(b"png")
+    used, unused, late = (str(f) for f in files)
+    up.added([used, unused, late])
+    t0 = time.monotonic()
+    up.acquire([used])
+    assert up.sweep(t0 + up.GRACE_S + 1) == 0, "in use, or just uploaded"
+    up.release([used])
+    up.acquire([late])  # a second call of the same file, still waiting
+    assert up.sweep(time.monotonic() + up.GRACE_S + 1) == 1 and not files[0].exists() and not files[0].parent.exists()
+    assert up.sweep(t0 + up.UNUSED_S + 1) == 1 and not files[1].exists(), "never used: gone after UNUSED_S"
+    assert files[2].exists() and up.sweep(t0 + up.STALE_S + 1) == 1, "a call that never answered: STALE_S at most"
