@@ -186,11 +186,16 @@ def test_encode_reads_any_polarity_and_shape(client, status, drawings):
 
 
 def test_bad_drawings_give_short_errors(client, drawings):
+    import httpx
+
     expect = {"empty": "empty", "white": "empty", "none": "empty", "dot": "dot", "filled": "ink",
-              "photo": "photo", "huge": "too large", "tiny": "too small", "not-an-image": "image"}
+              "photo": "photo", "huge": "too large", "tiny": "too small"}
     for name, word in expect.items():
         msg = _app_error(client.predict, drawings[name], "vae-z20", api_name="/encode")
         assert word in msg.lower(), f"{name}: {msg}"
+    with pytest.raises(httpx.HTTPStatusError) as err:  # refused as it is uploaded: only images are taken
+        client.predict(drawings["not-an-image"], "vae-z20", api_name="/encode")
+    assert err.value.response.status_code == 415 and "images" in err.value.response.text
 
 
 def test_wrong_types_give_short_errors(client, drawings):
