@@ -11,14 +11,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import multiprocessing
+import os
 import re
 import shutil
+import signal
+import socket
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import CancelledError, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import torch
@@ -36,6 +44,7 @@ from vae_hub.train import CHECKPOINT, Batcher, evaluate_elbo, fit, resolve_devic
 from vae_hub.variants import CANDIDATES, REGISTRY
 
 QUICK = dict(train=2048, test=512, epochs=1)
+LOCK_NAME = ".train.lock"  # in --out, held while training into it
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -159,19 +168,86 @@ def cost(config) -> float:
     return counter.get_total_flops() * config.epochs * config.iwae_k
 
 
-def _worker_start(threads: int) -> None:
+@contextlib.contextmanager
+def output_lock(root: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``root/.train.lock`` while training into ``root``: a second train.py on the same
+    --out is refused with a message naming the process that holds it. The lock goes with its process, whatever
+    ends it (kill -9 included). No lock where fcntl is missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK_NAME, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = " ".join(f.read().split())[:300] or "a process that wrote nothing"
+            sys.exit(f"error: {root} is being written by another train.py ({holder}); wait for it to finish, "
+                     "or pass another --out")
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                f"train.py {' '.join(sys.argv[1:])}\n")
+        f.flush()
+        yield
+
+
+def _worker_start(threads: int, notices: str) -> None:
+    global _NOTICES
+    _NOTICES = Path(notices)
     torch.set_num_threads(threads)
     sys.stdout.reconfigure(line_buffering=True)  # each epoch's line as it happens, not when the worker exits
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent stops the workers
+    # tqdm's default lock is a multiprocessing one, which a stopped worker would leave behind (a resource_tracker
+    # warning at exit): the bars of one worker need a thread lock only
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 _WORKER_SPLITS: tuple | None = None  # a worker's (train, test), loaded by its first variant and kept for the rest
+_NOTICES: Path | None = None  # where a worker notes the variant it is training (a file named by its pid)
 
 
 def _train_in_worker(name: str, args: argparse.Namespace) -> tuple[str, float, float, float]:
     global _WORKER_SPLITS
+    if _NOTICES is not None:
+        (_NOTICES / str(os.getpid())).write_text(name)
     if _WORKER_SPLITS is None:
         _WORKER_SPLITS = splits(args)
     return train_one(recipe(name, args), Path(args.out) / name, *_WORKER_SPLITS, resolve_device(args.device), args)
+
+
+def _stop_workers(procs: dict, timeout: float = 10.0) -> None:
+    """SIGTERM every worker (it dies between two writes: each checkpoint is written atomically), then wait."""
+    for p in procs.values():
+        if p.is_alive():
+            p.terminate()
+    for p in procs.values():
+        p.join(timeout)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout)
+
+
+def _died(procs: dict, notices: Path, out: Path) -> str:
+    """The one line for a worker that died (kill -9, out of memory): which variant it was training. Called once
+    the pool has stopped (and reaped) the other workers."""
+    running = {int(f.name): f.read_text() for f in notices.iterdir()}  # the last variant each worker started
+    dead = [pid for pid, p in procs.items() if p.exitcode not in (None, 0, -signal.SIGTERM)]
+    if not dead:
+        return f"error: a training worker stopped unexpectedly; each variant keeps its last checkpoint in {out}: " \
+               "rerun with --resume to continue"
+    pid = dead[0]
+    code = procs[pid].exitcode
+    how = f"was killed (signal {-code})" if code is not None and code < 0 else f"exited with status {code}"
+    others = sorted(n for p, n in running.items() if p != pid)
+    also = f"; {', '.join(others)} stopped with it" if others else ""
+    return (f"error: the worker training {running.get(pid, 'a variant')} (pid {pid}) {how}{also}. Each variant keeps "
+            f"its last checkpoint in {out}: rerun with --resume to continue")
 
 
 def train_parallel(names: list[str], args: argparse.Namespace) -> list[tuple[str, float, float, float]]:
@@ -184,8 +260,12 @@ def train_parallel(names: list[str], args: argparse.Namespace) -> list[tuple[str
           flush=True)
     rows, errors = {}, []
     ctx = multiprocessing.get_context("spawn")  # a fork would copy this process's OpenMP state into the workers
-    with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_start, initargs=(threads,)) as pool:
+    notices = Path(tempfile.mkdtemp(prefix="vae_hub_jobs_"))
+    pool = ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_start, initargs=(threads, str(notices)))
+    procs: dict = {}
+    try:
         futures = {pool.submit(_train_in_worker, n, args): n for n in order}
+        procs = dict(pool._processes)  # pid -> Process: spawned by the submits above
         for future in as_completed(futures):
             try:
                 rows[futures[future]] = future.result()
@@ -196,6 +276,16 @@ def train_parallel(names: list[str], args: argparse.Namespace) -> list[tuple[str
                 print(e.code, file=sys.stderr, flush=True)
                 for f in futures:
                     f.cancel()
+            except BrokenProcessPool:  # a worker killed (kill -9, out of memory): the pool stops the others
+                pool.shutdown(wait=True, cancel_futures=True)
+                errors.append(_died(procs, notices, Path(args.out)))
+                break
+    except KeyboardInterrupt:  # SIGINT or SIGTERM (main): stop the workers before this process goes
+        _stop_workers(procs or dict(pool._processes or {}))
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(notices, ignore_errors=True)
     if errors:
         sys.exit(errors[0])
     return [rows[n] for n in names]
@@ -244,13 +334,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         sys.exit(f"error: --jobs {args.jobs}: expected a positive number of variants to train at once")
     device = resolve_device(args.device)
-    train, test = splits(args)  # also checks the dataset once, before any worker starts
     out_root = Path(args.out)
-    if args.jobs > 1 and len(names) > 1:
-        args.no_progress = True  # bars from several processes would overwrite each other: one line per epoch
-        summary = train_parallel(names, args)
-    else:
-        summary = [train_one(recipe(name, args), out_root / name, train, test, device, args) for name in names]
+    stopped_by: list[int] = []
+
+    def stop(signum: int, _frame) -> None:  # SIGTERM ends the run as Ctrl+C does: cleanly, workers too
+        stopped_by.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        train, test = splits(args)  # also checks the dataset once, before any worker starts
+        with output_lock(out_root):  # one train.py per --out
+            if args.jobs > 1 and len(names) > 1:
+                args.no_progress = True  # bars from several processes would overwrite each other: one line per epoch
+                summary = train_parallel(names, args)
+            else:
+                summary = [train_one(recipe(name, args), out_root / name, train, test, device, args) for name in names]
+    except KeyboardInterrupt:
+        sig = stopped_by[0] if stopped_by else signal.SIGINT
+        print(f"interrupted ({signal.Signals(sig).name}): training stopped{' with its workers' if args.jobs > 1 else ''}; "
+              f"each variant keeps its last checkpoint in {out_root}: rerun with --resume to continue",
+              file=sys.stderr, flush=True)
+        raise SystemExit(128 + sig) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     folders = [out_root / row[0] for row in summary]
     print(f"\n{'variant':16s} {'s/epoch':>8s} {'test loss':>10s} {'wall s':>8s}")
     for name, spe, loss, wall in summary:

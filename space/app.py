@@ -25,7 +25,7 @@ for _p in (HERE.parent, HERE):
 
 import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
-from vae_space import browser, serving  # noqa: E402
+from vae_space import browser, limits, serving  # noqa: E402
 from vae_space.engine import Engine  # noqa: E402
 from vae_space.guard import SafeBlocks  # noqa: E402
 from vae_space.tabs import beta, draw, explore, generate, interpolate, models  # noqa: E402
@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     sessions = int(os.environ.get("VAE_SPACE_SESSIONS", 256))
     # the page's own files (compressed, cached for good) and the page middleware: vae_space/serving.py
     demo.launch(theme=THEME, css=CSS, js=JS, max_file_size="25mb", footer_links=["api", "gradio"],
-                state_session_capacity=sessions, app_kwargs=serving.app_kwargs(browser.assets(), lambda: demo.config))
+                state_session_capacity=sessions,
+                app_kwargs=serving.app_kwargs(browser.assets(), lambda: demo.config, limits.MIDDLEWARE))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ file (config.json / model.safetensors) and the field or tensor; train.py's fault
 import json
 import math
 import os
+import random
 import shutil
 import stat
 import struct
@@ -355,6 +356,39 @@ def _one_line_error(stderr, *words):
 ], ids=["1-row-train", "1-row-test", "null-cell", "null-bytes", "garbage", "truncated", "missing-file"])
 def test_train_cli_bad_dataset_is_one_line(tmp_path, rows, bad, words):
     data = _dataset(tmp_path, *rows, bad=bad)
+    r = subprocess.run([sys.executable, str(ROOT / "train.py"), "--variants", "vae-z2", "--dataset", str(data),
+                        "--epochs", "1", "--out", str(tmp_path / "runs"), "--no-progress"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 1
+    _one_line_error(r.stderr, str(data), *words)
+
+
+def _damaged_parquet(out):
+    """Random bytes over the middle of the train split's parquet file (its footer, the schema, intact)."""
+    path = out / "train-00000-of-00001.parquet"
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 2000] = random.Random(0).randbytes(2000)
+    path.write_bytes(bytes(data))
+
+
+def _renamed_column(out):
+    """The train split's image column under another name: the splits no longer share their columns."""
+    import pyarrow.parquet as pq
+
+    path = out / "train-00000-of-00001.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.rename_columns(["picture" if c == "image" else c for c in table.column_names]), path)
+
+
+@pytest.mark.parametrize("damage,words", [
+    (_damaged_parquet, ["a parquet file is damaged or not parquet"]),
+    (_renamed_column, ["do not all have the same columns", "(image, label)"]),
+], ids=["random-bytes", "other-columns"])
+def test_train_cli_unreadable_parquet_is_one_line(tmp_path, damage, words):
+    """datasets raised DatasetGenerationError with 40-60 lines of traceback for these."""
+    data = _dataset(tmp_path)
+    damage(data)
     r = subprocess.run([sys.executable, str(ROOT / "train.py"), "--variants", "vae-z2", "--dataset", str(data),
                         "--epochs", "1", "--out", str(tmp_path / "runs"), "--no-progress"],
                        capture_output=True, text=True, cwd=ROOT)

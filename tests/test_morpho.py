@@ -125,3 +125,28 @@ def test_split_factors_cache(tmp_path, monkeypatch):
     assert morpho.cache_path(other) != path  # keyed by the pixels
     with pytest.raises(ValueError, match="uint8"):
         morpho.fingerprint(imgs.astype(np.float32))
+
+
+@pytest.mark.parametrize("damage", [
+    lambda b: b"",  # zero bytes: EOFError
+    lambda b: b[: len(b) // 10],  # 90% cut off: BadZipFile
+    lambda b: b[:-200] + bytes([b[-200] ^ 0x40]) + b[-199:],  # a flipped bit in the zip directory
+    lambda b: b[:300] + bytes([b[300] ^ 0x01]) + b[301:],  # a flipped bit in the data: a bad CRC
+], ids=["empty", "truncated", "flipped-directory", "flipped-data"])
+def test_a_damaged_split_cache_is_rebuilt(tmp_path, monkeypatch, damage):
+    """Whatever numpy or zipfile raises for a damaged .npz, the measures are computed again and the file rewritten."""
+    monkeypatch.setenv("VAE_HUB_CACHE", str(tmp_path))
+    imgs = np.stack([bar(3.0), box(12, 18), bar(5.0, angle=15.0)])[:, None]
+    first = morpho.split_factors(imgs)
+    path = morpho.cache_path(imgs)
+    good = path.read_bytes()
+    path.write_bytes(damage(good))
+    np.testing.assert_array_equal(morpho.split_factors(imgs), first)
+    assert path.read_bytes() == good, "rewritten"
+
+
+def test_an_unwritable_split_cache_is_skipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_HUB_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").write_text("a file where the cache folder should be")  # every write fails
+    imgs = np.stack([bar(3.0), box(12, 18)])[:, None]
+    assert morpho.split_factors(imgs).shape == (2, len(morpho.FACTORS))

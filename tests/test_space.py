@@ -38,14 +38,20 @@ def _free_port() -> int:
 
 def space_url(timeout: float = 180.0) -> str:
     """Launch `python space/app.py` once (bundled weights, offline) and return its URL."""
-    if "url" in _server:
-        return _server["url"]
+    if "url" not in _server:
+        url, proc, log = launch_app(timeout=timeout)
+        _server.update(url=url, proc=proc, log=log)
+    return _server["url"]
+
+
+def launch_app(args: tuple[str, ...] = (), env: dict | None = None, timeout: float = 180.0) -> tuple[str, subprocess.Popen, str]:
+    """Start `python space/app.py ARGS` on a free port of 127.0.0.1; (URL, process, log file) once it answers."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("VAE_HUB_WEIGHTS", "VAE_HUB_NAMESPACE", "SPACE_ID")}
-    env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1",
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    full = {k: v for k, v in os.environ.items() if k not in ("VAE_HUB_WEIGHTS", "VAE_HUB_NAMESPACE", "SPACE_ID")}
+    full.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1",
+                GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **(env or {}))
     log = tempfile.NamedTemporaryFile("w+", prefix="space-", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "space" / "app.py")], cwd=ROOT, env=env, stdout=log,
+    proc = subprocess.Popen([sys.executable, str(ROOT / "space" / "app.py"), *args], cwd=ROOT, env=full, stdout=log,
                             stderr=subprocess.STDOUT)
     atexit.register(_stop, proc)
     url = f"http://127.0.0.1:{port}/"
@@ -56,8 +62,7 @@ def space_url(timeout: float = 180.0) -> str:
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
-                    _server.update(url=url, proc=proc, log=log.name)
-                    return url
+                    return url, proc, log.name
         except OSError:
             time.sleep(0.5)
     _stop(proc)
@@ -181,11 +186,16 @@ def test_encode_reads_any_polarity_and_shape(client, status, drawings):
 
 
 def test_bad_drawings_give_short_errors(client, drawings):
+    import httpx
+
     expect = {"empty": "empty", "white": "empty", "none": "empty", "dot": "dot", "filled": "ink",
-              "photo": "photo", "huge": "too large", "tiny": "too small", "not-an-image": "image"}
+              "photo": "photo", "huge": "too large", "tiny": "too small"}
     for name, word in expect.items():
         msg = _app_error(client.predict, drawings[name], "vae-z20", api_name="/encode")
         assert word in msg.lower(), f"{name}: {msg}"
+    with pytest.raises(httpx.HTTPStatusError) as err:  # refused as it is uploaded: only images are taken
+        client.predict(drawings["not-an-image"], "vae-z20", api_name="/encode")
+    assert err.value.response.status_code == 415 and "images" in err.value.response.text
 
 
 def test_wrong_types_give_short_errors(client, drawings):
@@ -454,12 +464,15 @@ def test_every_endpoint_answers_bad_input_briefly(tmp_path):
                 err = (out.get("output") or {}).get("error")
                 assert isinstance(err, str) and err, f"{d.get('api_name')} ({label}): no message: {out}"
                 assert len(err) <= 240 and "x" * 41 not in err, f"{d.get('api_name')} ({label}): {err[:300]}"
-        # what the refusals say, on the /encode handler
+        # what the refusals say, on the /encode handler (each call uploads afresh, as the page does: an upload
+        # goes once the call that used it has answered)
         enc = next(d["id"] for d in fns if d.get("api_name") == "encode")
+        seven = _upload(http, png)
+        layers = {"background": None, "layers": [seven] * 80, "composite": seven, "id": None}
         err = _queue_call(http, enc, [layers, "vae-z20"], "fuzz-layers")["output"]["error"]
         assert "layer" in err, err
-        err = _queue_call(http, enc, [{"background": None, "layers": [], "composite": huge, "id": None}, "vae-z20"],
-                          "fuzz-huge")["output"]["error"]
+        err = _queue_call(http, enc, [{"background": None, "layers": [], "composite": _upload(http, big), "id": None},
+                                      "vae-z20"], "fuzz-huge")["output"]["error"]
         assert "4096" in err, err
         err = _queue_call(http, enc, [{"background": None, "layers": [], "composite": {
             "path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, "id": None}, "vae-z20"], "fuzz-path")
@@ -469,8 +482,8 @@ def test_every_endpoint_answers_bad_input_briefly(tmp_path):
         err = _queue_call(http, enc, [{"background": None, "layers": [], "composite": _upload(http, truncated),
                                        "id": None}, "vae-z20"], "fuzz-cut")["output"]["error"]
         assert "unreadable" in err or "not an image" in err, err
-        good = _queue_call(http, enc, [{"background": None, "layers": [], "composite": seven, "id": None}, "vae-z20"],
-                           "after-fuzz")
+        good = _queue_call(http, enc, [{"background": None, "layers": [], "composite": _upload(http, png), "id": None},
+                                       "vae-z20"], "after-fuzz")
         assert good.get("success"), good
     new_log = log.read_text()[len(log_before):]
     assert "Traceback" not in new_log, new_log[-2000:]
@@ -545,3 +558,128 @@ def test_unknown_endpoint_names_answer_404_briefly(client):
         body = err.value.read().decode()
         assert err.value.code == 404 and name in json.loads(body)["error"] and len(body) < 200
     assert "FnIndexInferError" not in Path(_server["log"]).read_text()
+
+
+# ---------------------------------------------------------------------------- issue 23: visitors who misbehave
+def _log_since(before: str) -> str:
+    return Path(_server["log"]).read_text()[len(before):]
+
+
+def test_component_server_refuses_briefly():
+    """An unknown component, an oversized body, an oversized input: short JSON answers, never HTTP 500 with a
+    traceback in the log (server functions run outside the queue: they are bounded in limits.py)."""
+    import httpx
+
+    url = space_url()
+    before = Path(_server["log"]).read_text()
+    with httpx.Client(base_url=url.rstrip("/"), timeout=60) as http:
+        comp = next(c["id"] for c in http.get("/config").json()["components"]
+                    if c.get("props", {}).get("elem_id") == "explore-live")
+        call = dict(component_id=comp, session_hash="faults", fn_name="decode_points")
+        r = http.post("/gradio_api/component_server", json={**call, "component_id": 987654, "data": {}})
+        assert r.status_code == 404 and len(r.text) < 200 and "error" in r.json(), r.text[:300]
+        r = http.post("/gradio_api/component_server", json={**call, "data": {"model": "vae-z3", "z": [0.0] * 100_000,
+                                                                              "k": 3}})
+        assert r.status_code == 413 and len(r.text) < 200, r.text[:300]
+        r = http.post("/gradio_api/component_server", json={**call, "data": {"model": "vae-z3", "z": [0.0] * 6000,
+                                                                              "k": 3}})
+        assert r.status_code == 200 and "4,096" in r.json()["error"], r.text[:300]
+        r = http.post("/gradio_api/component_server", json={**call, "data": {"model": "vae-z3", "z": [0.5] * 30,
+                                                                              "k": 3}})
+        assert r.status_code == 200 and len(r.json()["images"]) == 10 * 784
+    assert "Traceback" not in _log_since(before)
+
+
+def test_one_client_cannot_fill_the_queue():
+    """A client that keeps joining the queue gets HTTP 429 beyond its share (limits.MAX_PER_SESSION calls waiting
+    or running), with a short message; another client still gets in."""
+    import httpx
+
+    url = space_url()
+    with httpx.Client(base_url=url.rstrip("/"), timeout=60) as http:
+        fn = next(d["id"] for d in http.get("/config").json()["dependencies"] if d.get("api_name") == "compare_betas")
+        answers = [http.post("/gradio_api/queue/join", json={"data": ["random test digit", None, i], "fn_index": fn,
+                                                             "session_hash": "greedy", "event_data": None,
+                                                             "trigger_id": None}) for i in range(20)]
+        accepted = [r.json()["event_id"] for r in answers if r.status_code == 200]
+        refused = [r for r in answers if r.status_code != 200]
+        try:
+            assert 1 <= len(accepted) <= 10 and len(refused) >= 10, [r.status_code for r in answers]
+            assert all(r.status_code == 429 and "calls waiting" in r.json()["detail"] for r in refused), refused[0].text
+            assert len(refused[0].text) < 200
+            status = next(d["id"] for d in http.get("/config").json()["dependencies"] if d.get("api_name") == "status")
+            other = _queue_call(http, status, [], "another-client")
+            assert other.get("success"), other
+        finally:
+            for event in accepted:  # leave no work behind for the tests that follow
+                http.post("/gradio_api/cancel", json={"session_hash": "greedy", "fn_index": fn, "event_id": event})
+
+
+def test_an_unknown_session_is_refused_in_one_line():
+    """/queue/data for a session that has no events: Gradio's own "session not found" message, and one log line
+    (it logged a 76-line traceback per request)."""
+    import httpx
+
+    url = space_url()
+    before = Path(_server["log"]).read_text()
+    with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
+        for _ in range(3):
+            r = http.get("/gradio_api/queue/data", params={"session_hash": "no-such-session"})
+            assert r.status_code == 200 and '"session_not_found": true' in r.text, r.text[:300]
+    time.sleep(0.5)
+    new = _log_since(before)
+    assert "Traceback" not in new and new.count("no such session") == 3, new[-2000:]
+
+
+def test_uploads_are_images_of_bounded_size_that_go_once_answered(tmp_path):
+    """Any file type of any size was accepted and kept 30 minutes or more: now only the image types the pads take,
+    at most limits.MAX_UPLOAD_BYTES, deleted a few seconds after the call that used it has answered."""
+    import uuid
+
+    import httpx
+
+    url = space_url()
+    png = tmp_path / "seven.png"
+    Image.fromarray(render_strokes(DIGIT_STROKES[7], (200, 200), 10)).save(png)
+    with httpx.Client(base_url=url.rstrip("/"), timeout=60) as http:
+        name = f"notes-{uuid.uuid4().hex}.txt"
+        r = http.post("/gradio_api/upload", files={"files": (name, b"not an image at all", "text/plain")})
+        assert r.status_code == 415 and len(r.text) < 200, r.text[:300]
+        r = http.post("/gradio_api/upload", files={"files": ("big.png", b"\0" * (3 << 20), "image/png")})
+        assert r.status_code == 413 and len(r.text) < 200, r.text[:300]
+        seven = _upload(http, png)
+        uploads = Path(seven["path"]).parent.parent
+        assert not list(uploads.glob(f"*/{name}")), "the refused file was not kept"
+        out = _queue_call(http, next(d["id"] for d in http.get("/config").json()["dependencies"]
+                                     if d.get("api_name") == "encode"),
+                          [{"background": None, "layers": [], "composite": seven, "id": None}, "vae-z20"], "uploader")
+        assert out.get("success"), out
+    t0 = time.time()
+    while Path(seven["path"]).exists() and time.time() - t0 < 20:
+        time.sleep(0.5)
+    assert not Path(seven["path"]).exists(), "the upload outlived its call"
+
+
+def test_cards_of_a_weights_folder_outside_the_working_directory(tmp_path):
+    """--weights DIR outside the app's working and temp folders: Gradio refused every card's figures; now the
+    folder's figure files are served, and a figure that is a symlink leaving its folder is left out quietly."""
+    import shutil
+
+    from gradio_client import Client
+
+    weights, own_tmp = tmp_path / "weights", tmp_path / "app-tmp"  # neither under the cwd nor the app's temp dir
+    shutil.copytree(ROOT / "pretrained" / "vae-z2", weights / "vae-z2")
+    own_tmp.mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "private.png")
+    (weights / "vae-z2" / "figures" / "escape.png").symlink_to(tmp_path / "private.png")
+    url, proc, log = launch_app(("--weights", str(weights)), {"TMPDIR": str(own_tmp), "VAE_HUB_CACHE": str(tmp_path / "c")})
+    try:
+        client = Client(url, verbose=False)
+        card, metrics, figs, download = client.predict("vae-z2", api_name="/model_card")
+        captions = [f["caption"] for f in figs]
+        assert len(figs) >= 5 and "escape" not in captions, captions
+        assert all(Path(f["image"]).is_file() and Path(f["image"]).stat().st_size > 1000 for f in figs), figs
+        assert "weights/vae-z2" in download
+    finally:
+        _stop(proc)
+    assert "Traceback" not in Path(log).read_text()

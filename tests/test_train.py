@@ -1,6 +1,9 @@
 import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -245,3 +248,127 @@ def test_cosine_without_warmup_is_the_original_schedule():
     c = vae_hub.get_config("iwae-bin")  # trained on this formula: it must not move by a bit
     assert [lr_at(c, s, 937) for s in range(940)] == [c.lr * 0.5 * (1 + math.cos(math.pi * min(s, 937) / 937))
                                                        for s in range(940)]
+
+
+# ---------------------------------------------------------------------------- stopping --jobs, and one run per --out
+def _children(pid: int) -> set[int]:
+    """The live child processes of pid (Linux /proc)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _snapshot(root: Path) -> dict:
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*") if p.is_file()}
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Whatever the test saw, leave no process of the run behind (its own session: its process group)."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _jobs_run(tmp_path: Path, variants: tuple[str, ...]):
+    """train.py --jobs 2 on the mini set, long enough to be stopped while both workers train; returns the process,
+    its stdout lines as they come, and its workers' pids once both have finished an epoch."""
+    import threading
+
+    cmd = [sys.executable, str(ROOT / "train.py"), "--variants", *variants, "--dataset", str(MINI), "--quick",
+           "--epochs", "500", "--jobs", "2", "--out", str(tmp_path / "runs"), "--precision", "fp32"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    lines: list[str] = []
+    proc.errors = []  # stderr as it comes: read in a thread, so that workers left running block nothing
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    threading.Thread(target=lambda: proc.errors.extend(proc.stderr), daemon=True).start()
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        started = {line.split("]")[0] for line in list(lines) if " epoch 2/500" in line}
+        if len(started) == 2:  # the workers, not multiprocessing's resource tracker
+            workers = {p for p in _children(proc.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()}
+            return proc, lines, workers
+        assert proc.poll() is None, proc.errors
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail(f"the workers did not start: {lines[-5:]}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads child processes from /proc")
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+def test_stopping_a_jobs_run_stops_its_workers_and_keeps_their_checkpoints(tmp_path, request, how):
+    """SIGTERM to train.py, or Ctrl+C (SIGINT to its process group): the workers stop too (they went on training
+    and started the queued variants), the last checkpoints stay, and one line says how to continue."""
+    import signal
+
+    proc, lines, workers = _jobs_run(tmp_path, ("vae-z2", "vae-z3", "vae-z2-corr"))
+    request.addfinalizer(lambda: _kill_group(proc))
+    assert len(workers) == 2, workers
+    if how == "SIGTERM":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
+    rc = proc.wait(60)
+    time.sleep(0.5)
+    err = "".join(proc.errors)
+    assert rc == 128 + getattr(signal, how), (rc, err)
+    assert err.strip().count("\n") == 0 and "Traceback" not in err and "--resume" in err and how in err, err
+    assert not [p for p in workers if _alive(p)], "workers still running after train.py exited"
+    runs = tmp_path / "runs"
+    before = _snapshot(runs)
+    time.sleep(1.5)
+    assert _snapshot(runs) == before, "files still being written"
+    started = {line.split("]")[0].lstrip("[") for line in lines if " epoch 1/500" in line}
+    assert len(started) == 2 and all((runs / v / CHECKPOINT).is_file() for v in started)
+    assert not (runs / ({"vae-z2", "vae-z3", "vae-z2-corr"} - started).pop()).exists(), "the queued variant never starts"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads child processes from /proc")
+def test_a_killed_worker_is_one_line_naming_its_variant(tmp_path, request):
+    import signal
+
+    proc, lines, workers = _jobs_run(tmp_path, ("vae-z2", "vae-z3"))
+    request.addfinalizer(lambda: _kill_group(proc))
+    assert len(workers) == 2, workers
+    os.kill(sorted(workers)[-1], signal.SIGKILL)
+    rc = proc.wait(60)
+    time.sleep(0.5)
+    err = "".join(proc.errors).strip()
+    assert rc == 1 and err.count("\n") == 0 and "Traceback" not in err, err
+    assert "was killed (signal 9)" in err and "--resume" in err, err
+    assert any(f"training {v} " in err for v in ("vae-z2", "vae-z3")) and "stopped with it" in err, err
+    assert not [p for p in workers if _alive(p)]
+
+
+def test_a_second_run_on_the_same_out_is_refused(tmp_path):
+    import fcntl
+
+    out = tmp_path / "runs"
+    out.mkdir()
+    with open(out / ".train.lock", "a+") as held:  # another train.py, as far as the lock says
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 4242 on elsewhere, since 2026-01-01 00:00:00: train.py --variants all\n")
+        held.flush()
+        r = _cli("--variants", "vae-z2", "--dataset", str(MINI), "--quick", "--out", str(out), "--no-progress")
+    assert r.returncode == 1 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "is being written by another train.py (pid 4242" in r.stderr and "--out" in r.stderr, r.stderr
+    assert not (out / "vae-z2").exists()
+    r = _cli("--variants", "vae-z2", "--dataset", str(MINI), "--quick", "--out", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr  # released when its holder goes

@@ -12,12 +12,15 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .checks import MAX_JSON_BYTES, read_json
 from .config import VAEConfig
 from .folders import CARD_NAME, read_config, repo_id_for, write_atomic
 from .onnx import DECODER_FILE, ENCODER_FILE
 from .variants import WHY
 
 LICENSE = "cc-by-sa-3.0"  # MNIST's licence; the weights follow it
+MAX_CARD_BYTES = 1 << 20  # a card is a few kB; like config.json, anything near this is not one
+MAX_HISTORY_BYTES = 8 << 20  # ~5 kB an epoch: over 1,500 epochs
 FIGURES = [("reconstructions.png", "Test digits (top) and reconstructions (bottom)"),
            ("samples.png", "Samples from the prior"), ("latent_map.png", "Latent map of test digits"),
            ("manifold.png", "Decoded latent grid"), ("traversals.png", "Latent traversals"),
@@ -52,17 +55,29 @@ def _fmt(v: float | None, nd: int = 2) -> str:
     return "–" if v is None else f"{v:.{nd}f}"
 
 
+def read_card(folder: str | Path) -> str:
+    """A folder's card text; "" when it is missing, over MAX_CARD_BYTES or not UTF-8 (the model still loads)."""
+    path = Path(folder) / CARD_NAME
+    try:
+        if path.stat().st_size > MAX_CARD_BYTES:
+            return ""
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeError):
+        return ""
+
+
 def card_metrics(folder: str | Path) -> list[tuple[str, str, float]]:
-    """(metric id, human name, value) from history.json's last epoch and metrics.json if present."""
+    """(metric id, human name, value) from history.json's last epoch and metrics.json if present. Both files
+    are size-capped before reading; a file of the wrong shape raises ValueError, TypeError, KeyError or IndexError."""
     folder = Path(folder)
-    hist = json.loads((folder / "history.json").read_text())
+    hist = read_json(folder / "history.json", MAX_HISTORY_BYTES, "a training history is a JSON object of epochs")
     last = hist["epochs"][-1]
-    rows = [("test_loss", "test loss (recon + beta*KL), nats/image", last["test_loss"]),
-            ("test_recon", "test reconstruction (BCE, summed over pixels), nats/image", last["test_recon"]),
-            ("test_kl", "test KL, nats/image", last["test_kl"])]
+    rows = [("test_loss", "test loss (recon + beta*KL), nats/image", float(last["test_loss"])),
+            ("test_recon", "test reconstruction (BCE, summed over pixels), nats/image", float(last["test_recon"])),
+            ("test_kl", "test KL, nats/image", float(last["test_kl"]))]
     mpath = folder / "metrics.json"
     if mpath.is_file():
-        m = json.loads(mpath.read_text())
+        m = read_json(mpath, MAX_JSON_BYTES, "metrics are a small JSON object")
         for key, name in m.get("card_metrics", {}).items():
             if m.get(key) is not None:
                 rows.append((key, name, float(m[key])))

@@ -119,11 +119,12 @@ def check_covariance(name: str, cov: list[list[float]], n: int) -> None:
                          f"{float(torch.linalg.eigvalsh(m)[0]):.4g}); a covariance matrix is")
 
 
-def read_json(path: Path) -> Any:
-    """Parse a small JSON file; size, encoding, syntax and nesting errors name the file."""
+def read_json(path: Path, limit: int = MAX_JSON_BYTES, what: str = "a config is a small JSON object") -> Any:
+    """Parse a small JSON file (at most ``limit`` bytes, checked before reading); size, encoding, syntax and
+    nesting errors name the file."""
     size = path.stat().st_size
-    if size > MAX_JSON_BYTES:
-        raise ValueError(f"{path}: {size:,} bytes; a config is a small JSON object (at most {MAX_JSON_BYTES:,} bytes)")
+    if size > limit:
+        raise ValueError(f"{path}: {size:,} bytes; {what} (at most {limit:,} bytes)")
     try:
         return json.loads(path.read_text())
     except ValueError as e:  # bad syntax or encoding, or an integer of over 4300 digits

@@ -8,6 +8,7 @@ batch from the uint8 arrays: grayscale in [0, 1], a fresh Bernoulli binarisation
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,10 +66,17 @@ def _load_hf(dataset: str, split: str):
         if not path.exists():
             raise FileNotFoundError(f"dataset {dataset!r} not found: expected a folder in the ylecun/mnist layout "
                                     "(train/test parquet files) or a .parquet file")
-        if path.is_file():
-            ds = datasets.load_dataset("parquet", data_files={split: str(path)})
-        else:
-            ds = datasets.load_dataset(str(path))
+        verbosity = datasets.utils.logging.get_verbosity()
+        datasets.utils.logging.set_verbosity(logging.CRITICAL)  # its own error lines would come before ours
+        try:
+            if path.is_file():
+                ds = datasets.load_dataset("parquet", data_files={split: str(path)})
+            else:
+                ds = datasets.load_dataset(str(path))
+        except Exception as e:  # DatasetGenerationError and the like: 40-60 lines of traceback otherwise
+            raise ValueError(f"dataset {dataset!r}: {_unreadable(e) or _first_line(e)}") from None
+        finally:
+            datasets.utils.logging.set_verbosity(verbosity)
     else:
         try:
             ds = datasets.load_dataset(dataset)
@@ -84,6 +92,31 @@ def _load_hf(dataset: str, split: str):
         raise ValueError(f"dataset {dataset!r} split {split!r} lacks column(s) {sorted(missing)}: expected the "
                          f"ylecun/mnist schema (image, label); it has {part.column_names}")
     return part
+
+
+def _causes(e: BaseException) -> list[BaseException]:
+    out = []
+    while e is not None and len(out) < 8:
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().split("\n")[0]
+    return f"{type(e).__name__}: {text[:200]}"
+
+
+def _unreadable(e: BaseException) -> str | None:
+    """What a failed load of local parquet files means, in words: mismatched columns or a damaged file."""
+    chain = _causes(e)
+    for c in chain:
+        if type(c).__name__ == "CastError" or "column names don't match" in str(c):
+            return ("its parquet files do not all have the same columns; every split needs the ylecun/mnist "
+                    "schema (image, label)")
+    if any(type(c).__name__ == "DatasetGenerationError" or type(c).__module__.startswith("pyarrow") for c in chain):
+        return f"a parquet file is damaged or not parquet ({_first_line(chain[-1])})"
+    return None
 
 
 def _decode(part, source: str = "dataset") -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,9 +19,8 @@ import torch
 from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError
 
-from .cards import card_metrics, has_onnx, render_card, write_card
+from .cards import card_metrics, has_onnx, read_card, render_card, write_card
 from .folders import (
-    CARD_NAME,
     DEFAULT_NAMESPACE,
     REPO_PREFIX,
     WEIGHTS_NAME,
@@ -87,13 +86,15 @@ class Loaded:
 
 
 def load_entry(name_or_path: str | Path, *, device: str | torch.device = "cpu", revision: str | None = None) -> Loaded:
-    """Load a model in eval mode with its folder, card text and card metrics (one download, one config parse)."""
+    """Load a model in eval mode with its folder, card text and card metrics (one download, one config parse).
+    Only the weights and config.json decide whether it loads: a card that is missing, too large or not UTF-8
+    gives "" and a missing, oversized or malformed history.json or metrics.json no metrics."""
     folder = _resolve(str(name_or_path), revision)
     model = VAE.from_folder(folder, read_config(folder), map_location=str(device))
-    card = (folder / CARD_NAME).read_text() if (folder / CARD_NAME).is_file() else ""
+    card = read_card(folder)
     try:
         metrics = card_metrics(folder)
-    except (OSError, ValueError, KeyError, IndexError):  # no or partial history.json: the model still loads
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):  # the model still loads
         metrics = []
     return Loaded(model, folder, card, metrics)
 

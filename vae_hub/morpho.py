@@ -35,6 +35,7 @@ fingerprint of the split's pixels and of these settings, loaded with ``allow_pic
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -160,22 +161,30 @@ def cache_path(images) -> Path:
 
 
 def split_factors(images, use_cache: bool = True) -> np.ndarray:
-    """``measure`` of a whole split (uint8 (N, 1, 28, 28), e.g. ``Split.images``), computed once and cached."""
+    """``measure`` of a whole split (uint8 (N, 1, 28, 28), e.g. ``Split.images``), computed once and cached.
+    A cache file that cannot be read whole (empty, truncated, bit-flipped: whatever numpy or zipfile raises) or
+    holds another shape is deleted and rebuilt; a cache that cannot be written is skipped."""
     arr = np.asarray(images)
     path = cache_path(arr)
     if use_cache and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
                 factors, names = z["factors"], z["factors_names"].tolist()
-            if names == list(FACTORS) and factors.shape == (len(arr), len(FACTORS)):
+            if (names == list(FACTORS) and factors.shape == (len(arr), len(FACTORS))
+                    and np.issubdtype(factors.dtype, np.floating)):
                 return factors
-        except (OSError, ValueError, KeyError):
+        except Exception:  # EOFError, zipfile.BadZipFile (a bad CRC), zlib.error, ValueError, OSError, ...
             pass
-        path.unlink(missing_ok=True)  # a damaged or stale cache is rebuilt, never trusted
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)  # a damaged or stale cache is rebuilt, never trusted
     factors = measure(arr)
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
-        np.savez(tmp, factors=factors, factors_names=np.array(FACTORS), settings=json.dumps(settings()))
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(tmp, factors=factors, factors_names=np.array(FACTORS), settings=json.dumps(settings()))
+            os.replace(tmp, path)
+        except OSError:  # a read-only or full disk: the measures are returned all the same
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     return factors

@@ -25,6 +25,7 @@ from vae_hub.preprocess import DIGIT_STROKES
 
 from .assets import AssetStore
 from .engine import MAP_MODEL, TEST_DIGITS, Engine
+from .limits import server_function
 
 SPACE = Path(__file__).resolve().parents[1]
 WEB = Path(__file__).resolve().parent / "web"
@@ -126,19 +127,17 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
             "force_server": os.environ.get("VAE_SPACE_RUNTIME", "").lower() == "server"}
 
 
-def server_fn(name: str, call: Callable[..., Any], *keys: str) -> Callable[[Any], dict]:
+def server_fn(name: str, call: Callable[..., Any], *keys: str, slots: int = 1, duty: float = 1.0) -> Callable:
     """A panel's server function named ``name``: the page sends one dict, ``call`` gets its ``keys`` in order;
-    a refusal comes back as {"error": message} for the page to show, not as a failed request."""
+    a refusal comes back as {"error": message} for the page to show, not as a failed request. At most
+    ``slots`` calls run at once (computing ``duty`` of the time), off the queue's threads, their input bounded
+    (``limits.server_function``)."""
 
-    def fn(data: Any = None) -> dict:
+    def fn(data: Any = None) -> Any:
         data = data if isinstance(data, dict) else {}
-        try:
-            return call(*(data.get(k) for k in keys))
-        except gr.Error as e:
-            return {"error": str(e.message)[:240]}
+        return call(*(data.get(k) for k in keys))
 
-    fn.__name__ = name  # the page calls it by this name: server.<name>(...)
-    return fn
+    return server_function(name, fn, slots, duty=duty)
 
 
 # Each live panel's own script: fetch the manifest, import the panel's module, hand it the element.
@@ -176,6 +175,7 @@ def live_panel(engine: Engine, module: str, what: str, root_class: str, css: Ite
         m["module_js"] = web_urls()[module]
         return m
 
+    manifest_fn = server_function("live_manifest", live_manifest, 4, 30.0)  # 4 at once: each may wait for a model
     return gr.HTML("", html_template=f"<div class='vh-root {root_class}'>Loading {what.lower()}…</div>",
                    css_template="".join((WEB / c).read_text() for c in css), js_on_load=_MOUNT.replace("WHAT", json.dumps(what)),
-                   server_functions=[live_manifest, *server_functions], apply_default_css=False, **kw)
+                   server_functions=[manifest_fn, *server_functions], apply_default_css=False, **kw)

@@ -11,12 +11,10 @@ that need it show that reason.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +27,15 @@ import torch
 
 import vae_hub
 from vae_hub import hub
+from vae_hub.checks import read_json
 from vae_hub.config import VAEConfig
 from vae_hub.data import cache_dir, color_table, split_seed
 from vae_hub.models import VAE
-from vae_hub.onnx import DECODER_FILE, ENCODER_FILE, export_onnx
+from vae_hub.onnx import DECODER_FILE, ENCODER_FILE, export_onnx, weights_sha256
 from vae_hub.variants import VARIANTS
 
 from . import plots as P
+from .diskcache import DiskCache, codes_problem, onnx_problem
 from .guard import brief
 from .handler import fail
 
@@ -177,6 +177,7 @@ class Engine:
         self.prepared_s: float | None = None
         self._cache: dict[Any, Any] = {}
         self._lock = threading.Lock()
+        self.cache = DiskCache()  # best effort: a cache that cannot be written costs a log line, not a feature
         self.stopping = threading.Event()  # set by shutdown(): background work stops between steps
         self._threads: list[threading.Thread] = []
 
@@ -224,8 +225,8 @@ class Engine:
                     if name in ("vae-z2", "vae-z2-corr"):
                         self.maps[name] = self._latent_map(e)
                     self._export_onnx(e)
-            except Exception as ex:
-                e.error = f"could not encode the test digits ({type(ex).__name__}: {_short_reason(ex)})"
+            except Exception as ex:  # the reason goes to the log: users see no server path or errno
+                e.error = f"could not encode the test digits ({type(ex).__name__})"
                 log.exception("preparing %s failed", name)
             finally:
                 e.ready.set()
@@ -244,6 +245,9 @@ class Engine:
             if not (folder / "README.md").is_file():  # train.py writes the card last: no card, not finished
                 raise FileNotFoundError(f"{variant}/ has no model card yet (still training?)")
         got = hub.load_entry(ref)  # one download and one config parse: model, folder, card and card metrics
+        if got.model.config.variant != variant:  # a folder (or repo) named for one variant holding another
+            raise ValueError(f"{variant}/ holds {got.model.config.variant} (its config.json says so): not served "
+                             f"under the name {variant}")
         return Entry(variant, got.model, got.folder, got.card, got.metrics, time.perf_counter() - t0,
                      morpho=_morpho_metrics(got.folder))
 
@@ -260,17 +264,31 @@ class Engine:
     def _export_onnx(self, e: Entry) -> None:
         """The graphs the browser runs (encoder.onnx, decoder.onnx), exported once per set of weights and
         cached on disk beside the test codes: the bundled folders carry no ONNX copies (size budget). Weights are
-        stored as float16 in the graphs (half the download; exact for the float16-stored weights we ship)."""
-        folder = self._cache_path(e, "-onnx16")
+        stored as float16 in the graphs (half the download; exact for the float16-stored weights we ship).
+        Cached graphs are served only once they load and name this variant and these weights (else exported
+        again); the browser gets a model only when its graphs and test codes are on disk."""
+        folder, ok = self._cache_path(e, "-onnx16"), False
         try:
-            if not hub.has_onnx(folder):
+            if hub.has_onnx(folder):
+                problem = onnx_problem(folder, e.name, weights_sha256(e.model))
+                if problem:
+                    log.warning("%s: cached ONNX graphs refused (%s); exporting again", e.name, problem)
+                ok = problem is None
+            if not ok:
                 t0 = time.perf_counter()
                 export_onnx(e.model, folder, half=True)
+                ok = True
                 log.info("exported %s to ONNX in %.1f s", e.name, time.perf_counter() - t0)
-            e.onnx = {"encoder": folder / ENCODER_FILE, "decoder": folder / DECODER_FILE}
-        except Exception as ex:  # the browser then falls back to the server for this model
-            e.onnx_error = f"could not export to ONNX ({type(ex).__name__}: {_short_reason(ex)})"
+        except OSError as ex:  # a cache that cannot be written: the browser falls back to the server for it
+            self.cache.failed(folder, ex)
+        except Exception as ex:
+            e.onnx_error = f"could not export to ONNX ({type(ex).__name__})"
             log.exception("ONNX export of %s failed", e.name)
+            return
+        if ok and self.codes_path(e).is_file():
+            e.onnx = {"encoder": folder / ENCODER_FILE, "decoder": folder / DECODER_FILE}
+        else:
+            e.onnx_error = "runs on the server here: the cache for the browser's files cannot be written"
 
     def map_png(self, e: Entry) -> Path:
         """The cached picture of a 2-D model's latent map (its limits in the PNG's text)."""
@@ -286,12 +304,21 @@ class Engine:
         return cache_dir() / "space" / f"{e.name}-{e.fingerprint}{suffix}"
 
     def _encode_test(self, e: Entry, batch: int = 1000) -> None:
-        """Posterior means and ELBOs of the test sample, computed once per set of weights and cached on disk."""
+        """Posterior means and ELBOs of the test sample, computed once per set of weights and cached on disk
+        (a cached file of the wrong shape or with non-finite values is computed again)."""
         path = self.codes_path(e)
-        try:
-            t = safetensors.torch.load_file(str(path))
-            mu, elbo = t["mu"], t["elbo"]
-        except Exception:  # not cached yet, or a damaged cache: recompute
+        mu = elbo = None
+        if path.is_file():
+            try:
+                t = safetensors.torch.load_file(str(path))
+                mu, elbo = t["mu"], t["elbo"]
+                problem = codes_problem(mu.numpy(), elbo.numpy(), len(self.test.x), e.config.z_dim)
+            except Exception as ex:  # a damaged file
+                problem = f"unreadable ({type(ex).__name__})"
+            if problem:
+                log.warning("%s: cached test codes refused (%s); encoding again", e.name, problem)
+                mu = elbo = None
+        if mu is None:
             mus, elbos = [], []
             with torch.inference_mode():
                 for i in range(0, len(self.test.x), batch):
@@ -301,7 +328,7 @@ class Engine:
                     elbos.append(-(e.model.recon_nll(logits, x) + e.model.kl(post)))
                     mus.append(post.mean)
             mu, elbo = torch.cat(mus).contiguous(), torch.cat(elbos).contiguous()
-            _atomic_write(path, lambda tmp: safetensors.torch.save_file({"mu": mu, "elbo": elbo}, str(tmp)))
+            self.cache.write(path, lambda tmp: safetensors.torch.save_file({"mu": mu, "elbo": elbo}, str(tmp)))
         e.mu = mu.numpy()
         e.elbo = elbo.numpy()
         e.elbo_sorted = np.sort(e.elbo)
@@ -315,7 +342,7 @@ class Engine:
             return P.LatentMap.from_png(path)
         except Exception:
             m = P.LatentMap(e.mu, self.test.labels, title)
-            _atomic_write(path, m.save_png)
+            self.cache.write(path, m.save_png)
             return m
 
     def warm(self, jobs: Iterable[Callable[[], Any]]) -> threading.Thread:
@@ -445,6 +472,7 @@ class Engine:
                 "location": self.source.location if self.source.kind == "hub" else self.source.shown(),
                 "loaded": list(self.models),
                 "missing": dict(self.missing), "ready": [n for n, e in self.models.items() if e.ready.is_set()],
+                "cache": self.cache.status(),  # "ok", or why results are kept in memory only
                 "startup_s": round(self.startup_s, 2),
                 "prepared_s": None if self.prepared_s is None else round(self.prepared_s, 2)}
 
@@ -460,22 +488,10 @@ class Engine:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file and rename, so a concurrent reader never sees half a file.
-    A cache that cannot be written (read-only disk) is skipped, not fatal."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        log.warning("could not write cache %s: %s", path, e)
-
-
 def _morpho_metrics(folder: Path | None) -> Factors | None:
     """The factor correlations the evaluation stored in metrics.json (morpho_correlation, morpho_factors)."""
     try:
-        m = json.loads((folder / "metrics.json").read_text()) if folder else {}
+        m = read_json(folder / "metrics.json") if folder else {}
         corr = np.asarray(m["morpho_correlation"], np.float64)
         names = [str(n) for n in m.get("morpho_factors") or ()]
     except (OSError, ValueError, KeyError, TypeError):

@@ -9,11 +9,15 @@ anything, and short errors that never echo the input back.
 - Every error is at most ``MAX_MESSAGE`` characters and repeats at most 40 characters of any input.
 - Any exception that is not our own ``gr.Error`` (a bug, a hidden endpoint called without its event) is
   logged in one line and answered with a short ``gr.Error``: no endpoint leaks a traceback.
+- No answer carries NaN or an infinity (browsers cannot parse them in JSON): they become null.
+- The queue refuses a client's call beyond its share (``limits.bound_queue``), and the files a call uploaded
+  are deleted once it has answered (``limits.UPLOADS``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ from vae_hub.preprocess import MAX_PIXELS
 log = logging.getLogger("vae_space")
 
 MAX_LAYERS = 1
-MAX_FILE_BYTES = 25 * 1024 * 1024  # as launch(max_file_size="25mb")
+MAX_FILE_BYTES = 25 * 1024 * 1024  # as launch(max_file_size="25mb"); uploads are held to less (limits.py)
 MAX_TEXT = 1000
 MAX_MESSAGE = 240
 ECHO = 40
@@ -70,6 +74,26 @@ def _files(value: Any, depth: int = 0) -> list[dict]:
     if isinstance(value, (list, tuple)):
         return [f for v in value[:64] for f in _files(v, depth + 1)]
     return []
+
+
+def files_in(values: list[Any]) -> list[dict]:
+    """The file payloads ({"path": ...}) among a call's inputs."""
+    return [f for v in values for f in _files(v)]
+
+
+def finite(value: Any, depth: int = 0) -> Any:
+    """The value with every NaN or infinity (not valid JSON) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth > 8:
+        return value
+    if isinstance(value, list):
+        return [finite(v, depth + 1) for v in value]
+    if isinstance(value, tuple):
+        return tuple(finite(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return {k: finite(v, depth + 1) for k, v in value.items()}
+    return value
 
 
 def check_payload(value: Any) -> None:
@@ -138,10 +162,28 @@ class SafeBlocks(gr.Blocks):
             raise gr.Error(f"Invalid input for {self._name(block_fn)}: {why(e)}", duration=6,
                            print_exception=False) from None
 
+    def queue(self, *args, **kwargs):
+        from .limits import bound_queue
+
+        out = super().queue(*args, **kwargs)
+        bound_queue(self._queue)  # one client's share of the queue
+        return out
+
     async def process_api(self, block_fn, inputs, *args, **kwargs):
+        from .limits import UPLOADS
+
+        try:
+            return await self._process_api(block_fn, inputs, *args, **kwargs)
+        finally:  # the call has answered: the files it uploaded can go
+            UPLOADS.release(f["path"] for f in files_in(inputs if isinstance(inputs, list) else [inputs]))
+
+    async def _process_api(self, block_fn, inputs, *args, **kwargs):
         fn = self.fns[block_fn] if isinstance(block_fn, int) else block_fn
         try:
-            return await super().process_api(block_fn, inputs, *args, **kwargs)
+            out = await super().process_api(block_fn, inputs, *args, **kwargs)
+            if isinstance(out, dict) and isinstance(out.get("data"), list):
+                out["data"] = finite(out["data"])
+            return out
         except gr.Error as e:
             msg = shorten(str(e.message), inputs)
             if msg == str(e.message):

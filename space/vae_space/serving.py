@@ -120,7 +120,8 @@ async def _short(send: Send, status: int, text: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def app_kwargs(assets: AssetStore, config: Callable[[], dict]) -> dict:
-    """FastAPI arguments for ``demo.launch(app_kwargs=...)``: the asset route and the page middleware."""
+def app_kwargs(assets: AssetStore, config: Callable[[], dict], outer: list[Middleware] = ()) -> dict:
+    """FastAPI arguments for ``demo.launch(app_kwargs=...)``: the asset route, and the page middleware inside
+    ``outer`` (the limits on what one visitor can take, ``limits.MIDDLEWARE``)."""
     return {"routes": [assets.route()],
-            "middleware": [Middleware(PageMiddleware, endpoints=lambda: endpoint_names(config()))]}
+            "middleware": [*outer, Middleware(PageMiddleware, endpoints=lambda: endpoint_names(config()))]}

@@ -189,7 +189,7 @@ def build(engine: Engine, live: dict) -> gr.Tab:
                    "the drawing sits among the test digits on the 2-D map, and how typical it is.")
         live_panel(engine, "draw.js", "The drawing pad", "vd-root", elem_id="draw-live",
                    server_functions=[server_fn("encode_array", lambda x, m: for_the_pad(encode_array(engine, x, m)),
-                                               "x", "model"),
+                                               "x", "model", slots=2),
                                      server_fn("handwriting", lambda x: handwriting(engine, x), "x")])
 
         # The API as it always was, for gradio_client: a drawing (sketchpad value or plain image) and a model in,

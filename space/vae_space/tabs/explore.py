@@ -20,6 +20,7 @@ from ..browser import live_panel, server_fn
 from ..engine import MAP_MODEL, Engine, is_encoder
 from ..guard import brief
 from ..handler import Result, fail, handler, number
+from ..limits import pixels_response
 from ..ui import image, note_box, on_visit, start_here
 
 MODELS = ("vae-z2", "vae-z2-corr", "vae-z3")
@@ -70,7 +71,7 @@ def decode_point(engine: Engine, model: str, z1: float, z2: float) -> Point:
 
 
 @handler
-def decode_points(engine: Engine, model: Any, z: Any, k: Any) -> list[float]:
+def decode_points(engine: Engine, model: Any, z: Any, k: Any) -> np.ndarray:
     """Codes (n × k, row-major, n ≤ 625) of a 2-D or 3-D model -> n decoded images, 784 values each in
     [0, 1], flat: what the explorer paints when the in-browser runtime cannot load."""
     e = engine.need(model, "any")
@@ -88,7 +89,7 @@ def decode_points(engine: Engine, model: Any, z: Any, k: Any) -> list[float]:
     if not np.isfinite(codes).all() or np.abs(codes).max() > 10:
         fail("z: every value must be a finite number in [-10, 10].")
     out = torch.sigmoid(e.model.decode(torch.from_numpy(codes).reshape(-1, k)))
-    return out.flatten().tolist()
+    return out.flatten().numpy()  # float32: the server function writes it without a Python float per value
 
 
 @handler
@@ -163,8 +164,9 @@ def build(engine: Engine, q: dict, live: dict) -> gr.Tab:
                    "at once, in your browser. The map shows where the test digits' codes lie; the grid shows "
                    "what the decoder makes of every point. Look for where one digit turns into another.")
         note_box(engine.unavailable_note(list(MODELS), "The explorer runs"))
-        points = server_fn("decode_points", lambda model, z, k: {"images": decode_points(engine, model, z, k)},
-                           "model", "z", "k")
+        # one call at a time, computing at most half the time: a flood of them leaves a core to the queue
+        points = server_fn("decode_points", lambda model, z, k: pixels_response("images", decode_points(engine, model, z, k)),
+                           "model", "z", "k", duty=0.5)
         # vae-z3 is prepared after the 2-D models: waiting for it means all three are there
         live_panel(engine, "explore.js", "The explorer", "vx-root", css=("draw.css", "explore.css"),
                    server_functions=[points], only=MODELS, wait="vae-z3" if "vae-z3" in engine.models else None,

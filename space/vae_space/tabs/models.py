@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -38,14 +43,42 @@ def model_card(engine: Engine, variant: str) -> Card:
                     f"{VARIANTS[variant].description}", pd.DataFrame(columns=["metric", "value"]), [], download)
     if e.folder is not None and src.kind != "hub":
         download += f"\n\nLoaded here from `{src.shown(e.folder)}`."
-    body = _strip_front_matter(e.card) or f"### {variant}\n\n{e.config.description}"
+    body = _strip_front_matter(e.card) or (f"### {variant}\n\n{e.config.description}\n\n_(No model card: its README.md "
+                                           "is missing, not UTF-8 or over 1 MB.)_")
     body = body.split("\n## Figures", 1)[0].strip()  # figures go to the gallery, where they render
     body = _drop_section(body, "## Test metrics")  # shown once, in the metrics table beside the card
     df = pd.DataFrame([[name, round(v, 3)] for _, name, v in e.metrics], columns=["metric", "value"])
-    figs = []
-    if e.folder is not None and (e.folder / "figures").is_dir():
-        figs = [(str(f), f.stem.replace("_", " ")) for f in sorted((e.folder / "figures").glob("*.png"))]
+    figs = [(str(served(f)), f.stem.replace("_", " ")) for f in figure_files(e.folder)]
     return Card(body, df, figs, download)
+
+
+_FIGURES: list[Path] = []
+
+
+def served(figure: Path) -> Path:
+    """A card's figure as the page gets it: a copy in the app's own temp folder, made once per file version.
+    Gradio then serves it from its cache like any output, so no URL names the weights folder (wherever it is,
+    inside the working directory or not) and no folder beyond these files is opened to visitors."""
+    if not _FIGURES:
+        _FIGURES.append(Path(tempfile.mkdtemp(prefix="vae_space_figures_")))
+        atexit.register(shutil.rmtree, _FIGURES[0], ignore_errors=True)
+    st = figure.stat()
+    key = hashlib.sha256(f"{figure.resolve()}:{st.st_mtime_ns}:{st.st_size}".encode()).hexdigest()[:16]
+    copy = _FIGURES[0] / f"{key}-{figure.name}"
+    if not copy.is_file():
+        tmp = copy.with_suffix(".tmp")
+        shutil.copyfile(figure, tmp)
+        tmp.replace(copy)
+    return copy
+
+
+def figure_files(folder: Path | None) -> list[Path]:
+    """The PNG figures in a model folder's figures/, without any that leave it (a symlink pointing elsewhere):
+    the files the app serves (copied by ``served``), wherever the weights folder is."""
+    if folder is None or not (folder / "figures").is_dir():
+        return []
+    inside = (folder / "figures").resolve()
+    return [f for f in sorted((folder / "figures").glob("*.png")) if f.is_file() and f.resolve().parent == inside]
 
 
 def overview(engine: Engine) -> pd.DataFrame:
