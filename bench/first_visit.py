@@ -56,6 +56,8 @@ TARGET = {"fast": {"first_ms": 3000, "first_mib": 5.0, "repeat_ms": 1500, "repea
 VIEWPORT = {"width": 1440, "height": 1000}
 TABS = ["Interpolate", "β comparison", "Latent explorer", "Generate", "Models"]
 STREAMS = ("/heartbeat/", "/queue/data")  # event streams that stay open: not "in flight" for settling
+LIVE = """() => { const c = document.querySelector("#draw-pad[data-live='1'] canvas.vd-canvas");
+  if (!c) return false; const b = c.getBoundingClientRect(); return b.width > 0 && b.height > 0; }"""
 
 
 class Wire:
@@ -77,19 +79,20 @@ class Wire:
 
     def _sent(self, e: dict) -> None:
         self.req[e["requestId"]] = {"url": e["request"]["url"], "t": time.monotonic(), "bytes": 0, "done": False,
-                                    "cache": False, "status": None}
+                                    "cache": False, "status": None, "active": time.monotonic()}
 
     def _response(self, e: dict) -> None:
         r = self.req.get(e["requestId"])
         if r is not None:
             resp = e["response"]
-            r["status"] = resp.get("status")
+            r["status"], r["active"] = resp.get("status"), time.monotonic()
             r["cache"] = bool(resp.get("fromDiskCache") or resp.get("fromMemoryCache") or resp.get("fromServiceWorker"))
 
     def _data(self, e: dict) -> None:
         r = self.req.get(e["requestId"])
         if r is not None and not r["done"]:
             r["bytes"] += e.get("encodedDataLength", 0)
+            r["active"] = time.monotonic()
 
     def _finished(self, e: dict) -> None:
         r = self.req.get(e["requestId"])
@@ -107,9 +110,12 @@ class Wire:
     def since(self, mark: set[str] | None = None) -> list[dict]:
         return [r for k, r in self.req.items() if mark is None or k not in mark]
 
-    def in_flight(self) -> int:
-        return sum(1 for r in self.req.values() if not r["done"] and not any(s in r["url"] for s in STREAMS)
-                   and r["url"].startswith("http"))
+    def in_flight(self, idle_s: float = 3.0) -> int:
+        """Requests still moving: not finished, and started, answered or receiving data within ``idle_s`` (the
+        worker's own request for the runtime's script is reported started and never answered nor finished)."""
+        now = time.monotonic()
+        return sum(1 for r in self.req.values() if not r["done"] and r["url"].startswith("http")
+                   and not any(s in r["url"] for s in STREAMS) and now - r["active"] < idle_s)
 
     def settle(self, page, quiet_s: float = 1.0, timeout_s: float = 120.0) -> None:
         """Wait until no request (event streams apart) has been in flight for ``quiet_s``."""
@@ -157,7 +163,9 @@ def visit(context, url: str, profile: tuple, shot: Path | None = None) -> dict:
     page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
     wire = Wire(context, page, profile)
     page.goto(url, wait_until="commit")
-    page.wait_for_selector("#draw-pad[data-live='1'] canvas.vd-canvas", state="visible", timeout=180_000)
+    # checked every animation frame: Playwright's wait_for_selector backs off to polling every 500 ms, and the
+    # visitor starts drawing when the pad shows, not when a poll notices
+    page.wait_for_function(LIVE, polling="raf", timeout=180_000)
     draw_seven(page)
     page.wait_for_function("() => window.vaeDraw.paints.length > 0", timeout=120_000)
     if shot is not None:
@@ -215,7 +223,8 @@ def run_profile(browser_type, url: str, name: str, runs: int, shot: Path | None)
               f"{first['first_ms'] / 1000:.2f} s ({first['first_runtime'] or '?'}), in-browser runtime "
               f"{first['browser_ms'] / 1000:.2f} s, {first['mib']:.2f} MiB in {first['requests']} requests; repeat: "
               f"first reconstruction {repeat['first_ms'] / 1000:.2f} s ({repeat['first_runtime'] or '?'}), "
-              f"{repeat['mib']:.2f} MiB", flush=True)
+              f"{repeat['mib']:.2f} MiB (live {repeat['live_ms'] / 1000:.2f} s, first stroke "
+              f"{repeat['first_event_ms'] / 1000:.2f} s)", flush=True)
     return {"profile": {"down_mbit": profile[0] / 1e6, "up_mbit": profile[1] / 1e6, "rtt_ms": profile[2]},
             "first": firsts, "repeat": repeats, "tabs": tabs,
             "median": {"first_ms": _med(firsts, "first_ms"), "first_mib": _med(firsts, "mib"),

@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     # the page's own files (compressed, cached for good) and the page middleware: vae_space/serving.py
     demo.launch(theme=THEME, css=CSS, js=JS, max_file_size="25mb", footer_links=["api", "gradio"],
                 state_session_capacity=sessions,
-                app_kwargs=serving.app_kwargs(browser.assets(), lambda: demo.config, limits.MIDDLEWARE))
+                app_kwargs=serving.app_kwargs(browser.assets(), lambda: demo.config, browser.preload_head,
+                                              limits.MIDDLEWARE))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,14 @@ def web_urls() -> dict[str, str]:
     return assets().group(WEB, sorted(p.name for p in WEB.iterdir() if p.suffix in (".js", ".css")))
 
 
+def preload_head(module: str = "draw.js") -> str:
+    """``<link rel=modulepreload>`` for the open tab's modules, for the page's <head>: they download while
+    Gradio starts, instead of one round trip after another once the panel mounts."""
+    urls = web_urls()
+    mods = [module, *(m for m in ("runtime.js", "preprocess.js") if m != module)]
+    return "".join(f'<link rel="modulepreload" href="{urls[m]}">' for m in mods if m in urls)
+
+
 def ort_source() -> dict:
     """Where the page gets onnxruntime-web: the script, the loader it imports and the WebAssembly binary."""
     script, mjs, wasm = ORT_FILES

@@ -2,7 +2,8 @@
 downloads nothing twice:
 
 - the page itself (``/``, about 370 kB of HTML with the app's config inline) travels compressed: Gradio's
-  middleware compresses by file extension, and ``/`` has none;
+  middleware compresses by file extension, and ``/`` has none; its <head> gets ``<link rel=modulepreload>`` for
+  the open tab's modules, so they download beside Gradio's own scripts instead of after them;
 - Gradio's build files (``/assets/Index-<hash>.js``: their names carry a hash of their content) and the versioned
   theme (``/theme.css?v=<hash>``) are marked cacheable for a year, so a repeat visit does not revalidate ~100 of
   them one round trip at a time;
@@ -43,9 +44,10 @@ def endpoint_names(config: dict) -> set[str]:
 class PageMiddleware:
     """Compresses the page, marks hashed build files immutable, refuses unknown endpoint names (see the module)."""
 
-    def __init__(self, app: ASGIApp, endpoints: Callable[[], set[str]]):
+    def __init__(self, app: ASGIApp, endpoints: Callable[[], set[str]], head: Callable[[], str] = str):
         self.app = app
         self.endpoints = endpoints
+        self.head = head
         self._names: set[str] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,10 +59,16 @@ class PageMiddleware:
             return await _short(send, 404, f"No endpoint /{call.group(1)[:40]} here; the API page (?view=api) lists "
                                            "the endpoints.")
         if path == "/" and method == "GET":
-            return await self._compressed(scope, receive, send)
+            return await self._page(scope, receive, send)
         if method in ("GET", "HEAD") and (HASHED.match(path) or (path == "/theme.css" and b"v=" in scope["query_string"])):
             return await self.app(scope, receive, _with_headers(send, {"cache-control": IMMUTABLE}))
         return await self.app(scope, receive, send)
+
+    def _head(self) -> bytes:
+        try:
+            return self.head().encode()
+        except Exception:  # the preload is a hint: a page without it still works
+            return b""
 
     def _known(self, name: str) -> bool:
         if self._names is None:
@@ -70,11 +78,9 @@ class PageMiddleware:
                 return True
         return name in self._names
 
-    async def _compressed(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _page(self, scope: Scope, receive: Receive, send: Send) -> None:
         accepted = _accepted(Headers(scope=scope).get("accept-encoding", ""))
         enc = "br" if "br" in accepted else "gzip" if "gzip" in accepted else None
-        if enc is None:
-            return await self.app(scope, receive, send)
         start: dict[str, Any] = {}
         body = bytearray()
 
@@ -89,13 +95,14 @@ class PageMiddleware:
                 return
             headers = MutableHeaders(raw=start["headers"])
             html = headers.get("content-type", "").startswith("text/html")
+            data = bytes(body)
             if html and "content-encoding" not in headers and start["status"] == 200:
-                data = brotli.compress(bytes(body), quality=5) if enc == "br" else gzip.compress(bytes(body), 6)
-                headers["content-encoding"] = enc
+                data = data.replace(b"</head>", self._head() + b"</head>", 1)
+                if enc is not None:
+                    data = brotli.compress(data, quality=5) if enc == "br" else gzip.compress(data, 6)
+                    headers["content-encoding"] = enc
+                    headers.add_vary_header("Accept-Encoding")
                 headers["content-length"] = str(len(data))
-                headers.add_vary_header("Accept-Encoding")
-            else:
-                data = bytes(body)
             await send(start)
             await send({"type": "http.response.body", "body": data})
 
@@ -120,8 +127,9 @@ async def _short(send: Send, status: int, text: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def app_kwargs(assets: AssetStore, config: Callable[[], dict], outer: list[Middleware] = ()) -> dict:
-    """FastAPI arguments for ``demo.launch(app_kwargs=...)``: the asset route, and the page middleware inside
-    ``outer`` (the limits on what one visitor can take, ``limits.MIDDLEWARE``)."""
+def app_kwargs(assets: AssetStore, config: Callable[[], dict], head: Callable[[], str] = str,
+               outer: list[Middleware] = ()) -> dict:
+    """FastAPI arguments for ``demo.launch(app_kwargs=...)``: the asset route, and the page middleware (with
+    ``head()`` added to the page's <head>) inside ``outer`` (the limits on one visitor, ``limits.MIDDLEWARE``)."""
     return {"routes": [assets.route()],
-            "middleware": [*outer, Middleware(PageMiddleware, endpoints=lambda: endpoint_names(config()))]}
+            "middleware": [*outer, Middleware(PageMiddleware, endpoints=lambda: endpoint_names(config()), head=head)]}

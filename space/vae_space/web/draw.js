@@ -608,7 +608,7 @@ class DrawApp {
     this.state.live = true;
     this.state.liveAt = performance.now();
     this.pad.dataset.live = "1";
-    this.labelsTask = loadSafetensors(this.m.test.labels).then((t) => { this.labels = { labels: t.labels.data, index: t.index.data }; });
+    this.labelsTask = loadSafetensors(this.m.test.labels, -1).then((t) => { this.labels = { labels: t.labels.data, index: t.index.data }; });
     this.labelsTask.catch((err) => console.warn("vae-hub draw: labels", err));
     this.loadMap(this.mapName(this.model));
     if (this.strokes.length) this.request(performance.now(), true);
@@ -634,8 +634,9 @@ class DrawApp {
     if (this.m.force_server) { why("the in-browser runtime is switched off here"); return null; }
     if (typeof WebAssembly !== "object") { why("this browser has no WebAssembly"); return null; }
     try {
-      this.prefetch(this.model);  // the model's files download beside the runtime, not after it
-      const rt = await loadOrt(this.m);
+      const ort = loadOrt(this.m);  // the runtime's binary first: the longest download
+      this.prefetch(this.model);  // the model's files beside it, not after it
+      const rt = await ort;
       for (let model = null; model !== this.model;) {  // the visitor may pick another model meanwhile
         model = this.model;
         await this.prepareModel(rt, model);
@@ -650,8 +651,8 @@ class DrawApp {
 
   prefetch(model) {
     const spec = this.m.models[model], map = this.m.models[this.mapName(model)];
-    for (const s of [spec, map]) if (s?.ready) fetchBytes(s.encoder);
-    if (spec?.ready) { fetchBytes(spec.decoder); fetchBytes(spec.codes); }
+    if (spec?.ready) { fetchBytes(spec.encoder, 0); fetchBytes(spec.decoder, 0); fetchBytes(spec.codes, 0); }
+    if (map?.ready) fetchBytes(map.encoder, 1);
   }
 
   async prepareModel(rt, model) {
@@ -689,7 +690,7 @@ class DrawApp {
 
   async loadImages() {
     try {
-      const t = await loadSafetensors(this.m.test.url, "low");
+      const t = await loadSafetensors(this.m.test.url, 3);
       this.images = t.images.data;
       if (this.state.last) this.paintNeighbours(this.state.last.rawNeighbours);
     } catch (err) {

@@ -25,23 +25,46 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-// A file's bytes, fetched once per page: tabs that need the same graph or codes share one download.
-// priority "low" for what can wait behind the pad's model (the test digits' pictures).
+// Large downloads (the runtime's binary, graphs, codes, digits) go two at a time, the most needed first: over
+// HTTP/1.1 a browser opens six connections to a host, and the page's own calls (the server answering the first
+// strokes, the modules, Gradio's) must not wait behind megabytes for one. Ranks: 0 first ... 3 last.
+const BULK = 2;
+let running = 0, order = 0;
+const queue = [];  // [rank, order, start]
+function bulk(rank, job) {
+  return new Promise((resolve, reject) => {
+    const start = () => {
+      running += 1;
+      job().then(resolve, reject).finally(() => {
+        running -= 1;
+        queue.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+        if (queue.length) queue.shift()[2]();
+      });
+    };
+    if (running < BULK) start();
+    else queue.push([rank, order++, start]);
+  });
+}
+
+// A file's bytes, fetched once per page: tabs that need the same graph or codes share one download. ``rank``:
+// its place among the large downloads (0: the pad's model, 1: what the open view shows next, 3: pictures last);
+// -1 for a small file, fetched at once.
 const fetched = new Map();
-export function fetchBytes(url, priority = "auto") {
+export function fetchBytes(url, rank = 1) {
   if (!fetched.has(url)) {
-    const job = fetch(url, { priority }).then(async (r) => {
+    const get = () => fetch(url).then(async (r) => {
       if (!r.ok) throw new Error(`${url.split("/").pop()}: HTTP ${r.status}`);
       return r.arrayBuffer();
     });
+    const job = rank < 0 ? get() : bulk(rank, get);
     job.catch(() => fetched.delete(url));  // a failed download is tried again on the next ask
     fetched.set(url, job);
   }
   return fetched.get(url);
 }
 
-export async function loadSafetensors(url, priority = "auto") {
-  const buf = await fetchBytes(url, priority);
+export async function loadSafetensors(url, rank = 1) {
+  const buf = await fetchBytes(url, rank);
   const n = Number(new DataView(buf).getBigUint64(0, true));
   const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n)));
   const types = { F32: Float32Array, U8: Uint8Array, I32: Int32Array };
@@ -114,8 +137,8 @@ export function loadOrt(m) {
   if (m.force_server) return Promise.reject(new Error("the in-browser runtime is switched off here"));
   if (typeof WebAssembly !== "object") return Promise.reject(new Error("this browser has no WebAssembly"));
   if (!ortLoading) {
-    // read to the end (into the cache) without keeping the 14 MB here
-    if (m.ort.source === "local") fetch(m.ort.wasm, { priority: "high" }).then((r) => r.body.pipeTo(new WritableStream())).catch(() => {});
+    // read to the end (into the cache) without keeping the 14 MB here; first among the large downloads
+    if (m.ort.source === "local") bulk(0, () => fetch(m.ort.wasm).then((r) => r.body.pipeTo(new WritableStream()))).catch(() => {});
     ortLoading = (async () => {
       if (!window.ort) await loadScript(m.ort.script, m.ort.integrity);
       const ort = window.ort;
