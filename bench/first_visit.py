@@ -128,12 +128,35 @@ class Wire:
                 return
 
 
-def summary(reqs: list[dict], top: int = 8) -> dict:
+NAMES = """() => { const o = {}, a = window.vaeDraw && window.vaeDraw.app; if (!a) return o;
+  for (const [k, s] of Object.entries(a.m.models)) if (s.encoder) {
+    o[s.encoder] = `${k} encoder`; o[s.decoder] = `${k} decoder`; o[s.codes] = `${k} test codes`; }
+  return o; }"""
+
+
+def kind(url: str) -> str:
+    """What a request is, for the account of where the bytes go."""
+    name = url.split("?")[0].rsplit("/", 1)[-1]
+    if "/vh/" not in url:
+        return "Gradio's page and components"
+    if name.startswith("ort"):
+        return "onnxruntime-web"
+    return {".onnx": "ONNX graphs", ".png": "map picture", ".js": "our modules", ".css": "our modules"}.get(
+        name[name.rfind("."):], "test digits and codes")
+
+
+def summary(reqs: list[dict], top: int = 8, names: dict[str, str] | None = None) -> dict:
     wire = [r for r in reqs if r["url"].startswith("http")]
     biggest = sorted(wire, key=lambda r: -r["bytes"])[:top]
+    by_kind: dict[str, float] = {}
+    for r in wire:
+        by_kind[kind(r["url"])] = by_kind.get(kind(r["url"]), 0) + r["bytes"] / MIB
     return {"mib": round(sum(r["bytes"] for r in wire) / MIB, 3), "requests": len(wire),
             "from_cache": sum(1 for r in wire if r["cache"]),
-            "largest": [{"kib": round(r["bytes"] / 1024, 1), "url": _short(r["url"])} for r in biggest if r["bytes"]]}
+            "by_kind": {k: round(v, 3) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])},
+            "largest": [{"kib": round(r["bytes"] / 1024, 1), "url": _short(r["url"]),
+                         "what": (names or {}).get(r["url"]) or r["url"].split("?")[0].rsplit("/", 1)[-1]}
+                        for r in biggest if r["bytes"]]}
 
 
 def _short(url: str) -> str:
@@ -179,7 +202,7 @@ def visit(context, url: str, profile: tuple, shot: Path | None = None) -> dict:
                  runtime: v.runtime, server_requests: v.serverRequests,
                  first_runtime: v.firstRuntime || null }; }""")
     out = {k: (round(v) if isinstance(v, float) else v) for k, v in st.items()}
-    out.update(summary(wire.since()))
+    out.update(summary(wire.since(), names=page.evaluate(NAMES)))
     out["errors"] = errors
     return out | {"_page": page, "_wire": wire}
 
@@ -270,7 +293,8 @@ def print_results(results: dict) -> None:
     for name, r in results["profiles"].items():
         print(f"\nlargest transfers, first visit ({name}):")
         for x in r["first"][0]["largest"]:
-            print(f"  {x['kib']:9.1f} KiB  {x['url']}")
+            print(f"  {x['kib']:9.1f} KiB  {x['what']:24s} {x['url']}")
+        print("  by kind: " + ", ".join(f"{k} {v:.2f} MiB" for k, v in r["first"][0]["by_kind"].items()))
         if r.get("tabs"):
             print(f"each tab's first opening ({name}): " + "; ".join(f"{t} {s['mib']:.2f} MiB in {s['requests']} requests"
                                                                for t, s in r["tabs"].items()))

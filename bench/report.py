@@ -148,8 +148,13 @@ def first_visit_details(f: dict) -> list[str]:
     for name, r in f["profiles"].items():
         if name != next(iter(f["profiles"])):
             break
-        big = ", ".join(f"{x['url'].rsplit('/', 1)[-1]} {x['kib'] / 1024:.2f} MiB" for x in r["first"][0]["largest"][:7])
+        first = r["first"][0]
+        big = ", ".join(f"{x.get('what') or x['url'].rsplit('/', 1)[-1]} {x['kib'] / 1024:.2f} MiB"
+                        for x in first["largest"][:7])
         out += ["", f"The first visit's largest transfers ({_where(r['profile'])}): {big}."]
+        if first.get("by_kind"):
+            out += ["", f"Where its {first['mib']:.2f} MiB go: "
+                    + ", ".join(f"{k} {v:.2f} MiB" for k, v in first["by_kind"].items()) + "."]
         if r.get("tabs"):
             out += ["", "Each other tab's bytes on its first opening, after Draw & encode: "
                     + "; ".join(f"{t} {v['mib']:.2f} MiB" for t, v in r["tabs"].items()) + "."]

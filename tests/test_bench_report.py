@@ -228,3 +228,25 @@ def test_the_run_by_run_spread_is_shown_even_when_the_median_meets_the_target():
     text = rep.render({"train_throughput": t})
     assert "Why not 5×" not in text and "5.30×, 4.60×, 5.20× (1 of 3 below 5×)" in text
     assert "Run by run" not in rep.render({"train_throughput": _throughput(5.2, 105.0, 0.7)})
+
+
+def _first_visit(first_ms: float, mib: float, repeat_ms: float, repeat_mib: float, slow_ms: float) -> dict:
+    visit = {"requests": 140, "from_cache": 0, "first_runtime": "server", "largest": [], "by_kind": {}}
+    prof = lambda down, up, rtt, med: {"profile": {"down_mbit": down, "up_mbit": up, "rtt_ms": rtt},  # noqa: E731
+                                        "median": med, "first": [visit], "repeat": [visit], "tabs": {}}
+    return {"runs": 1, "chromium": "x", "target": {"fast": {"first_ms": 3000, "first_mib": 5.0, "repeat_ms": 1500,
+                                                            "repeat_mib": 0.5}, "slow": {"first_ms": 8000}},
+            "profiles": {"fast": prof(20, 5, 40, {"first_ms": first_ms, "first_mib": mib, "live_ms": 1800,
+                                                  "browser_ms": 4500, "repeat_ms": repeat_ms, "repeat_mib": repeat_mib}),
+                         "slow": prof(5, 1, 150, {"first_ms": slow_ms, "first_mib": mib, "live_ms": 4000,
+                                                  "browser_ms": 12000, "repeat_ms": 2000, "repeat_mib": 0.03})}}
+
+
+def test_first_visit_rows_follow_the_figures():
+    rep = _report()
+    rows = rep.summary_rows({"first_visit": _first_visit(2500, 4.9, 1400, 0.1, 7000)})
+    assert [r[3] for r in rows] == [True, True, True, True]
+    rows = rep.summary_rows({"first_visit": _first_visit(3100, 5.2, 1600, 0.1, 8100)})
+    assert [r[3] for r in rows] == [False, False, False, False]
+    assert "5.20 MiB" in _row(rows, "First visit over 20 Mbit/s down, 5 up, 40 ms: bytes")[2]
+    assert "| 5 Mbit/s down, 1 up, 150 ms | first |" in rep.render({"first_visit": _first_visit(1, 1, 1, 1, 1)})
