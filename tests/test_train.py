@@ -181,7 +181,7 @@ import os, signal, sys
 sys.path.insert(0, {root!r})
 import vae_hub.save
 real = vae_hub.save.export_folder
-def killed(folder):  # weights, config, history and figures are written; the graphs and the card are not
+def killed(folder, **kw):  # weights, config, history and figures are written; the graphs and the card are not
     os.kill(os.getpid(), signal.SIGKILL)
 vae_hub.save.export_folder = killed
 sys.argv = ["train.py", *{args!r}]
