@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -44,11 +45,12 @@ _store: list[AssetStore] = []
 _store_lock = threading.Lock()
 
 
-def assets() -> AssetStore:
-    """The process's asset store (made on first use, its compressed copies cached under the cache folder)."""
+def assets(background: bool = True) -> AssetStore:
+    """The process's asset store (made on first use, its compressed copies cached under the cache folder;
+    ``background=False``: none made, for a process that only reads the files, as the static build)."""
     with _store_lock:
         if not _store:
-            _store.append(AssetStore(cache_dir() / "space" / "compressed"))
+            _store.append(AssetStore(cache_dir() / "space" / "compressed", background=background))
         return _store[0]
 
 
@@ -57,12 +59,23 @@ def web_urls() -> dict[str, str]:
     return assets().group(WEB, sorted(p.name for p in WEB.iterdir() if p.suffix in (".js", ".css")))
 
 
+def module_graph(module: str) -> list[str]:
+    """A module and every module it imports, directly or not (our modules import by relative URL)."""
+    seen, todo = [], [module]
+    while todo:
+        name = todo.pop(0)
+        if name in seen or not (WEB / name).is_file():
+            continue
+        seen.append(name)
+        todo += re.findall(r"""^import[^"']*["']\./([\w.-]+\.js)["']""", (WEB / name).read_text(), re.M)
+    return seen
+
+
 def preload_head(module: str = "draw.js") -> str:
     """``<link rel=modulepreload>`` for the open tab's modules, for the page's <head>: they download while
     Gradio starts, instead of one round trip after another once the panel mounts."""
     urls = web_urls()
-    mods = [module, *(m for m in ("runtime.js", "preprocess.js") if m != module)]
-    return "".join(f'<link rel="modulepreload" href="{urls[m]}">' for m in mods if m in urls)
+    return "".join(f'<link rel="modulepreload" href="{urls[m]}">' for m in module_graph(module) if m in urls)
 
 
 def ort_source() -> dict:
@@ -117,6 +130,7 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
         e = engine.models[name]
         ready = e.ready.is_set() and e.onnx is not None and not e.error
         spec: dict[str, Any] = {"ready": ready, "z_dim": e.config.z_dim, "prior": _prior(engine, name),
+                                "description": e.config.description,
                                 "error": e.error or e.onnx_error or None}
         if ready:
             graphs = assets().group(e.onnx["encoder"].parent, [e.onnx["encoder"].name, e.onnx["decoder"].name])

@@ -21,7 +21,7 @@ from ..engine import MAP_MODEL, Engine, is_encoder
 from ..guard import brief
 from ..handler import Result, fail, handler, number
 from ..limits import pixels_response
-from ..ui import image, note_box, on_visit, start_here
+from ..ui import image, note_box, start_here
 
 MODELS = ("vae-z2", "vae-z2-corr", "vae-z3")
 MAX_POINTS = 625
@@ -158,11 +158,12 @@ def corr_maps(engine: Engine) -> CorrMaps:
 def build(engine: Engine, q: dict, live: dict) -> gr.Tab:
     """The tab: the live panel (map, decoded point and grid, linked by one marker), the API's hidden views,
     vae-z3's slices and the correlated prior."""
-    encoders, maps2d = engine.available("encoder"), engine.available("map2d")
+    maps2d = engine.available("map2d")
     with gr.Tab("Latent explorer", id="explore") as tab:
         start_here("move the mouse over the map or the grid (or drag a finger): the point under it is decoded "
                    "at once, in your browser. The map shows where the test digits' codes lie; the grid shows "
-                   "what the decoder makes of every point. Look for where one digit turns into another.")
+                   "what the decoder makes of every point. Look for where one digit turns into another. For the "
+                   "3-D model, one z₃ control moves the grid's plane and shows the test digits near it.")
         note_box(engine.unavailable_note(list(MODELS), "The explorer runs"))
         # one call at a time, computing at most half the time: a flood of them leaves a core to the queue
         points = server_fn("decode_points", lambda model, z, k: pixels_response("images", decode_points(engine, model, z, k)),
@@ -181,32 +182,21 @@ def build(engine: Engine, q: dict, live: dict) -> gr.Tab:
         gr.Button(visible=False).click(decode_point.ui(engine), [model, z1, z2],
                                        Point.outputs(decoded=point, latent_map=p_map), api_name="decode_point", **live)
 
-        gr.Markdown("### Slices of the 3-D model\n`vae-z3` has one more dimension than a map shows: "
-                    "fix z₃ and decode the (z₁, z₂) plane. Right: the test digits whose z₃ is near the slice.")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=260):
-                z3 = gr.Slider(-3, 3, value=0.0, step=0.1, label="z₃", interactive="vae-z3" in encoders)
-                s_n = gr.Slider(5, 20, value=12, step=1, label="Grid size")
-            with gr.Column(scale=2):
-                s_grid = image(label="vae-z3 decoded at z₃", elem_classes=["pixelated"])
-            with gr.Column(scale=2):
-                s_map = image(label="Test digits near the slice")
-        s_out = Slice.outputs(grid=s_grid, near=s_map)
-        ui_slice = slice3d.ui(engine)
-        gr.on([z3.change, s_n.release], ui_slice, [z3, s_n], s_out, api_name="slice3d",
-              trigger_mode="always_last", show_progress="hidden", **q)
-        on_visit(tab, ui_slice, [z3, s_n], s_out, **q)
-
-        gr.Markdown("### A correlated prior tilts the map\n`vae-z2-corr` is trained with the exact KL to "
-                    "N(0, Σ), Σ = [[1, 0.4], [0.4, 0.5]]: the test codes follow the tilted prior, while "
-                    "`vae-z2`'s follow the round one.")
-        with gr.Row():
+        # vae-z3's slices and the correlated prior are drawn in the page too (web/explore.js); their server-side
+        # pictures stay as endpoints for API users (/slice3d, /corr_maps)
+        with gr.Group(visible=False):
+            z3 = gr.Slider(-3, 3, value=0.0, step=0.1, label="z₃")
+            s_n = gr.Slider(5, 20, value=12, step=1, label="Grid size")
+            s_grid = image(label="vae-z3 decoded at z₃", elem_classes=["pixelated"])
+            s_map = image(label="Test digits near the slice")
             c_iso = image(label="vae-z2: isotropic prior")
             c_cor = image(label="vae-z2-corr: correlated prior")
-        c_md = gr.Markdown()
-        c_out = CorrMaps.outputs(isotropic=c_iso, correlated=c_cor, note=c_md)
-        gr.Button("Redraw", visible=False).click(corr_maps.ui(engine), None, c_out, api_name="corr_maps", **q)
-        on_visit(tab, corr_maps.ui(engine), None, c_out, **q)
+            c_md = gr.Markdown()
+        gr.on([z3.change, s_n.release], slice3d.ui(engine), [z3, s_n], Slice.outputs(grid=s_grid, near=s_map),
+              api_name="slice3d", trigger_mode="always_last", show_progress="hidden", **q)
+        gr.Button("Redraw", visible=False).click(corr_maps.ui(engine), None,
+                                                 CorrMaps.outputs(isotropic=c_iso, correlated=c_cor, note=c_md),
+                                                 api_name="corr_maps", **q)
     # what is otherwise drawn on first use, ahead of the first request
     engine.warm([lambda: corr_maps(engine), lambda: manifold(engine, MAP_MODEL, 15, 2.5),
                  lambda: slice3d(engine, 0.0, 12, 2.5)])

@@ -2,7 +2,11 @@
 // every β-VAE at once (each model's most-used, second or third most-used dimension for this input, by KL)
 // and decodes all five side by side with their ONNX decoders.
 
-import { Latest, SIDE, absolute, el, loadOrt, putDigit, sigmoid } from "./runtime.js";
+import { PageBackend, loadOrt } from "./backend.js";
+import { absolute } from "./data.js";
+import { SIDE, putDigit } from "./paint.js";
+import { Latest } from "./schedule.js";
+import { el } from "./ui.js";
 
 
 class BetaApp {
@@ -27,8 +31,8 @@ class BetaApp {
 
   async start() {
     try {
-      this.runtime = await loadOrt(this.m);
-    } catch (err) {
+      this.runtime = new PageBackend(await loadOrt(this.m), this.m);
+    } catch {
       this.runtime = null;
       this.note.textContent = "The in-browser runtime could not load: the figure above shows three fixed traversals.";
     }
@@ -68,7 +72,7 @@ class BetaApp {
       const dim = r.order[rank];
       const z = Float32Array.from(r.mean);
       z[dim] = v;
-      putDigit(cell.c, Float32Array.from(await this.runtime.decode(this.m.models[name], z), sigmoid));
+      putDigit(cell.c, await this.runtime.decode(name, z));
       const f = r.dominant_factor && r.dominant_factor[dim];  // the handwriting factor it carries most, if any
       cell.cap.textContent = `β = ${r.beta} · z${dim + 1}${f && f.factor ? ` ≈ ${f.factor}` : ""} (KL ${r.kl_per_dim[dim].toFixed(2)})`;
     }));

@@ -3,7 +3,11 @@
 // is decoded at once with the model's ONNX decoder; the point moves along both paths on the 2-D map (for
 // models with more dimensions, the 2-D model's encoding of the decoded frames, as the server draws it).
 
-import { Latest, SIDE, absolute, el, loadMapImages, loadOrt, putDigit, sigmoid } from "./runtime.js";
+import { PageBackend, loadOrt } from "./backend.js";
+import { absolute, loadImage } from "./data.js";
+import { SIDE, putDigit } from "./paint.js";
+import { Latest } from "./schedule.js";
+import { el } from "./ui.js";
 
 const BLUE = "rgb(37, 99, 235)";
 const ORANGE = "rgb(234, 88, 12)";
@@ -51,10 +55,11 @@ class InterpApp {
   }
 
   async start() {
-    this.images = await loadMapImages(this.m.maps);
+    this.images = {};
+    await Promise.all(Object.values(this.m.maps).map(async (s) => { this.images[s.png] = await loadImage(s.png); }));
     try {
-      this.runtime = await loadOrt(this.m);
-    } catch (err) {
+      this.runtime = new PageBackend(await loadOrt(this.m), this.m);
+    } catch {
       this.runtime = null;  // the strip and the GIF still show the path
     }
     this.state.runtime = this.runtime ? "browser" : "none";
@@ -67,15 +72,13 @@ class InterpApp {
 
   async decode(model, codes, n) {
     this.state.decodes += 1;
-    return Float32Array.from(await this.runtime.decodeMany(this.m.models[model], Float32Array.from(codes), n), sigmoid);
+    return this.runtime.decode(model, Float32Array.from(codes), n);
   }
 
   async encode2d(images, n) {
     // the 2-D map model's posterior means of decoded frames: where the server's map puts them too
-    const spec = this.m.models[this.m.map_model];
-    const enc = await this.runtime.session(spec.encoder);
-    const out = await enc.run({ x: this.runtime.tensor(images, [n, 1, SIDE, SIDE]) });
-    return Array.from({ length: n }, (_, i) => [out.mean.data[2 * i], out.mean.data[2 * i + 1]]);
+    const { mean } = await this.runtime.encode(this.m.map_model, images, n);
+    return Array.from({ length: n }, (_, i) => [mean[2 * i], mean[2 * i + 1]]);
   }
 
   async set(info) {

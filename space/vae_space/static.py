@@ -1,0 +1,169 @@
+"""The static site: the Space's page as a folder of files any static host serves (a free static Space on the
+Hugging Face Hub, GitHub Pages, ``python -m http.server``), computing everything in the visitor's browser.
+
+    python -m vae_space.static OUT/                 # the bundled weights (or --weights DIR / VAE_HUB_WEIGHTS)
+    python -m http.server -d OUT 8000               # try it: http://127.0.0.1:8000/
+
+It is built from the same engine and the same modules as the Gradio Space, so the two hosts cannot drift: the
+engine loads the weights, encodes the test digits and exports the ONNX graphs exactly as the Space does at
+start-up; ``browser.manifest`` says where each file is; every file it names is copied here under a name carrying
+its content hash (``files/<hash>/<name>``), as a gzip copy where that is smaller (the page unpacks it with the
+browser's DecompressionStream: no host needs to compress anything), and the manifest is written with those
+relative URLs. ``index.html`` loads ``web/app.js``, the page's tab bar.
+
+What the static site cannot do that the Gradio Space can: there is no server to fall back to (a browser
+without WebAssembly gets a note instead of numbers), the drawing's handwriting measures (``vae_hub.morpho``)
+are not computed, and the named API endpoints for ``gradio_client`` are the Gradio Space's alone.
+
+Imports: the standard library, ``vae_space.browser`` and ``vae_space.engine`` (the same ones the app uses).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import browser
+from .engine import Engine
+
+SPACE_FRONT_MATTER = """---
+title: vae-hub
+emoji: 🔢
+colorFrom: indigo
+colorTo: purple
+sdk: static
+pinned: false
+license: mit
+short_description: Draw a digit and see what a VAE learns, in your browser
+datasets:
+  - ylecun/mnist
+tags:
+  - vae
+  - mnist
+  - onnxruntime-web
+---
+"""
+
+INDEX = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>vae-hub: what a VAE learns</title>
+<meta name="description" content="Draw a digit and see what a variational autoencoder learns, computed in your browser.">
+<link rel="icon" href="data:,">
+{preload}
+<style>
+{css}
+body {{ margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: #f7f8fa; }}
+@media (prefers-color-scheme: dark) {{ body {{ background: #111318; color: #e5e7eb; }} }}
+main {{ max-width: 1400px; margin: 0 auto; padding: 12px 16px 40px; }}
+h1 {{ font-size: 22px; margin: 8px 0 4px; }}
+.vh-intro {{ font-size: 15px; margin: 0 0 12px; max-width: 900px; }}
+.vh-tabs {{ display: flex; flex-wrap: wrap; gap: 4px; border-bottom: 1px solid #d5dae1; margin-bottom: 12px; }}
+.vh-tab {{ font: inherit; font-size: 15px; padding: 8px 14px; border: none; background: none; color: inherit; cursor: pointer;
+  border-bottom: 3px solid transparent; }}
+.vh-tab[aria-selected="true"] {{ border-bottom-color: #4f46e5; font-weight: 600; }}
+footer {{ font-size: 13px; opacity: 0.8; margin-top: 28px; }}
+</style>
+</head>
+<body>
+<main>
+<h1>vae-hub · see what a variational autoencoder learns</h1>
+<p class="vh-intro">One family of VAEs trained on MNIST. Draw a digit and watch it being encoded, or explore the latent
+space. Everything is computed in your browser (onnxruntime-web); nothing you draw leaves it.</p>
+<div id="app" class="vh-root"></div>
+<footer>{footer}</footer>
+</main>
+<script type="module" src="{app}"></script>
+</body>
+</html>
+"""
+
+
+def _copy(url: str, out: Path, written: dict[str, str]) -> str:
+    """The asset behind one of the manifest's URLs, written under OUT/files (gzip where that is smaller and the
+    page can unpack it); returns its URL relative to the site."""
+    if url in written:
+        return written[url]
+    _, key, name = url.split("/", 2)
+    asset = browser.assets().get(key, name)
+    if asset is None:
+        raise KeyError(f"{url}: not a registered file")
+    data = asset.read()
+    rel = f"files/{key}/{name}"
+    packed = gzip.compress(data, 9, mtime=0) if asset.compressible and not name.endswith((".js", ".mjs")) else None
+    if packed is not None and len(packed) < 0.95 * len(data):
+        data, rel = packed, rel + ".gz"
+    path = out / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    written[url] = rel
+    return rel
+
+
+def _rewrite(value: Any, out: Path, written: dict[str, str]) -> Any:
+    """The manifest with every asset URL (vh/<hash>/<name>) replaced by the copied file's."""
+    if isinstance(value, str) and value.startswith("vh/"):
+        return _copy(value, out, written)
+    if isinstance(value, dict):
+        return {k: _rewrite(v, out, written) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rewrite(v, out, written) for v in value]
+    return value
+
+
+def build(out: str | Path, weights: str | None = None) -> dict:
+    """Write the site into ``out`` (emptied first); returns a summary (files, bytes, seconds)."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "web").mkdir(parents=True)
+    browser.assets(background=False)  # the site is gzipped here: no brotli copies to make
+    engine = Engine.start(weights, background=False)
+    try:
+        m = browser.manifest(engine)
+        m["models"] = {k: v for k, v in m["models"].items() if v["ready"]}
+        m["maps"] = {}  # the page draws its maps from the test codes
+        written: dict[str, str] = {}
+        site = _rewrite(m, out, written)
+        site["host"] = "static"
+        (out / "manifest.json").write_text(json.dumps(site, separators=(",", ":")))
+        # the modules, by their own names: they import each other by relative URL
+        for name in sorted(p.name for p in browser.WEB.iterdir() if p.suffix in (".js", ".css")):
+            shutil.copyfile(browser.WEB / name, out / "web" / name)
+        css = "\n".join((browser.WEB / c).read_text() for c in ("draw.css", "explore.css"))
+        preload = "\n".join(f'<link rel="modulepreload" href="web/{n}">' for n in browser.module_graph("draw.js"))
+        footer = (f"Weights from {engine.source.describe()}; {len(engine.test.labels):,} test digits from the MNIST "
+                  "test split (LeCun, Cortes, Burges; CC BY-SA 3.0). The Gradio Space has more views and an API.")
+        (out / "index.html").write_text(INDEX.format(css=css, preload=preload, app="web/app.js", footer=footer))
+        (out / "README.md").write_text(SPACE_FRONT_MATTER + "\nThe vae-hub demo as a static site: see "
+                                       "https://github.com/vae-hub/vae-hub (space/README.md).\n")
+    finally:
+        engine.shutdown()
+    files = [p for p in out.rglob("*") if p.is_file()]
+    return {"files": len(files), "bytes": sum(p.stat().st_size for p in files), "models": sorted(site["models"]),
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m vae_space.static", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path, help="the folder to write the site into (emptied first)")
+    ap.add_argument("--weights", metavar="DIR", default=None, help="a folder of variant folders (default: as the app)")
+    args = ap.parse_args(argv)
+    s = build(args.out, args.weights)
+    print(f"wrote {args.out}: {s['files']} files, {s['bytes'] / 2**20:.1f} MiB, {len(s['models'])} models "
+          f"({', '.join(s['models'])}) in {s['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+// The files the views need (graphs, test codes, labels and digits, map pictures), each fetched once per page,
+// whichever view asks first, the large ones two at a time in the order the open view needs them.
+//
+// Every URL in the manifest is content-addressed, so the browser's cache keeps it for good. A URL ending in ".gz"
+// is a gzip copy (the static build's, for hosts that do not compress): it is unpacked here, in a stream.
+
+import { parseSafetensors } from "./safetensors.js";
+
+// Over HTTP/1.1 a browser opens six connections to a host; the page's own calls (the server answering the first
+// strokes, the modules) must not wait behind megabytes for one. Ranks: 0 first … 3 last.
+const BULK = 2;
+let running = 0, order = 0;
+const queue = [];  // [rank, order, start]
+
+export function bulk(rank, job) {
+  return new Promise((resolve, reject) => {
+    const start = () => {
+      running += 1;
+      job().then(resolve, reject).finally(() => {
+        running -= 1;
+        queue.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+        if (queue.length) queue.shift()[2]();
+      });
+    };
+    if (running < BULK) start();
+    else queue.push([rank, order++, start]);
+  });
+}
+
+// A response's bytes, unpacked when the URL names a gzip copy.
+export async function bodyOf(response, url) {
+  if (!response.ok) throw new Error(`${url.split("/").pop()}: HTTP ${response.status}`);
+  if (!url.split("?")[0].endsWith(".gz")) return response.arrayBuffer();
+  return new Response(response.body.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer();
+}
+
+// A file's bytes, fetched once per page. rank: its place among the large downloads (0: the open view's model,
+// 1: what it shows next, 3: pictures last); -1 for a small file, fetched at once.
+const fetched = new Map();
+export function fetchBytes(url, rank = 1) {
+  if (!fetched.has(url)) {
+    const get = () => fetch(url).then((r) => bodyOf(r, url));
+    const job = rank < 0 ? get() : bulk(rank, get);
+    job.catch(() => fetched.delete(url));  // a failed download is tried again on the next ask
+    fetched.set(url, job);
+  }
+  return fetched.get(url);
+}
+
+export async function loadSafetensors(url, rank = 1) {
+  return parseSafetensors(await fetchBytes(url, rank), url.split("/").pop());
+}
+
+// A model's test codes: posterior means (n × k) and the ELBOs sorted (for percentiles), parsed once per URL.
+const codes = new Map();
+export function loadCodes(url, rank = 1) {
+  if (!codes.has(url)) {
+    const job = loadSafetensors(url, rank).then((t) => ({
+      mu: t.mu.data, n: t.mu.shape[0], k: t.mu.shape[1], elboSorted: Float32Array.from(t.elbo.data).sort() }));
+    job.catch(() => codes.delete(url));
+    codes.set(url, job);
+  }
+  return codes.get(url);
+}
+
+// Pictures (map backgrounds) as loaded <img> elements, by URL; one that fails to load is left out.
+const images = new Map();
+export function loadImage(url) {
+  if (!images.has(url)) {
+    images.set(url, new Promise((resolve) => {
+      const img = new Image();
+      img.onload = () => resolve(img);
+      img.onerror = () => { images.delete(url); resolve(null); };
+      img.src = url;
+    }));
+  }
+  return images.get(url);
+}
+
+// The manifest's URLs are relative to the page (or to manifest.json); onnxruntime resolves its own files against
+// its script's URL: everything is made absolute once, against ``base``.
+export function absolute(m, base = document.baseURI) {
+  const abs = (u) => (u ? new URL(u, base).href : u);
+  if (m.ort && m.ort.source === "local") for (const k of ["script", "mjs", "wasm"]) m.ort[k] = abs(m.ort[k]);
+  if (m.test) for (const k of ["url", "labels"]) m.test[k] = abs(m.test[k]);
+  for (const s of Object.values(m.models || {})) for (const k of ["encoder", "decoder", "codes"]) s[k] = abs(s[k]);
+  for (const s of Object.values(m.maps || {})) s.png = abs(s.png);
+  return m;
+}

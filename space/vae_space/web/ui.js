@@ -1,0 +1,46 @@
+// Page pieces every view uses: elements, explanations a touch can open, model choices with their descriptions.
+
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) e.append(c);
+  return e;
+}
+
+// A word with its explanation: a tap or a click opens it beside the word (a popover: no hover needed, dismissed
+// by a tap elsewhere); screen readers get it as the button's description.
+let terms = 0;
+export function term(word, explanation) {
+  const id = `vh-term-${++terms}`;
+  const tip = el("span", { id, popover: "auto", class: "vh-tip", role: "note", text: explanation });
+  const b = el("button", { type: "button", class: "vh-term", popovertarget: id, "aria-describedby": id, text: word });
+  const wrap = el("span", { class: "vh-term-wrap" }, b, tip);
+  b.addEventListener("click", () => {  // place it under the word (popovers open in the top layer)
+    requestAnimationFrame(() => {
+      const r = b.getBoundingClientRect(), w = Math.min(320, window.innerWidth - 16);
+      tip.style.width = `${w}px`;
+      tip.style.left = `${Math.max(8, Math.min(r.left, window.innerWidth - w - 8))}px`;
+      tip.style.top = `${r.bottom + 6}px`;
+    });
+  });
+  return wrap;
+}
+
+// A <select> of models, each with its one-line description shown under it for the chosen one.
+export function modelSelect(models, chosen, label = "Model") {
+  const select = el("select", { "aria-label": label, class: "vd-select" });
+  for (const [name, spec] of Object.entries(models)) {
+    select.append(el("option", { value: name, text: name, title: spec.description || "" }));
+  }
+  select.value = chosen;
+  const about = el("div", { class: "vh-about" });
+  const show = () => { about.textContent = models[select.value]?.description || ""; };
+  select.addEventListener("change", show);
+  show();
+  return { select, about, box: el("div", { class: "vh-model" }, el("label", {}, `${label} `, select), about) };
+}

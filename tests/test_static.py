@@ -1,0 +1,118 @@
+"""The static site (python -m vae_space.static): built from the same engine and modules as the Gradio Space,
+served by a plain static server with no app behind it, used in headless Chromium as a visitor would (a 7 with
+the mouse, a 1 with touch, the explorer), every request staying on the site, and its numbers equal to the Gradio
+Space's API for the same drawing."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_browser import CHROMIUM, FLAGS, Page, _classify
+from tests.test_space import space_url
+from vae_hub.preprocess import DIGIT_STROKES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    r = subprocess.run([sys.executable, "-m", "vae_space.static", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield out, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_the_site_is_complete_and_small(site):
+    out, _ = site
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    assert size <= 40 * 2**20, f"{size / 2**20:.1f} MiB"
+    assert (out / "index.html").is_file() and (out / "manifest.json").is_file() and (out / "web" / "app.js").is_file()
+    assert "sdk: static" in (out / "README.md").read_text()
+    # no path of the build machine anywhere in what is served
+    text = (out / "manifest.json").read_text() + (out / "index.html").read_text()
+    assert str(ROOT) not in text and str(Path.home()) not in text
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield b
+        b.close()
+
+
+def _page(browser, url: str, **context) -> Page:
+    pg = Page.__new__(Page)
+    pg.context = browser.new_context(viewport={"width": 1440, "height": 1000}, **context)
+    pg.page = pg.context.new_page()
+    pg.errors, pg.requests = [], []
+    pg.page.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+    pg.page.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.page.on("request", lambda r: pg.requests.append(r.url))
+    pg.page.goto(url)
+    pg.page.wait_for_selector("#draw-pad[data-ready='1']", timeout=120_000)
+    pg.canvas = pg.page.locator("#draw-pad canvas")
+    return pg
+
+
+def test_drawing_in_the_static_site_matches_the_gradio_api(site, browser, tmp_path):
+    _, url = site
+    pg = _page(browser, url)
+    try:
+        assert pg.state("runtime") == "browser"
+        pg.draw_mouse(DIGIT_STROKES[7])
+        pg.settle()
+        assert pg.state("strokeUpdates") >= 3
+        assert _classify(pg.recon()) == 7
+        last = pg.state("last")
+        from gradio_client import Client, handle_file
+
+        png = pg.pad_png(tmp_path / "seven.png")
+        pad = {"background": None, "layers": [], "composite": handle_file(str(png)), "id": None}
+        server = Client(space_url(), verbose=False).predict(pad, last["model"], api_name="/encode")[6]
+        np.testing.assert_allclose(last["mean"], server["mean"], atol=1e-3)
+        np.testing.assert_allclose(last["sigma"], server["sigma"], atol=1e-3)
+        assert abs(last["elbo"] - server["elbo"]) < 0.1
+        assert [n["test_index"] for n in last["neighbours"]] == [n["test_index"] for n in server["neighbours"]]
+        # the explorer: hovering the map decodes in the page
+        pg.page.get_by_role("tab", name="Latent explorer").click()
+        pg.page.wait_for_selector(".vx-root[data-ready='1']", timeout=60_000)
+        box = pg.page.locator(".vx-map").bounding_box()
+        before = pg.page.evaluate("() => window.vaeExplore.decodes")
+        pg.page.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.4 * box["height"], steps=6)
+        pg.page.wait_for_function("(n) => window.vaeExplore.decodes > n && !window.vaeExplore.app.busy", arg=before)
+        assert all(u.startswith(url) or u.startswith("data:") for u in pg.requests), "a request left the site"
+        assert not pg.errors, pg.errors
+    finally:
+        pg.close()
+
+
+def test_touch_draws_a_one_on_a_phone(site, browser):
+    _, url = site
+    pg = _page(browser, url, has_touch=True, is_mobile=True, device_scale_factor=3)
+    try:
+        pg.page.set_viewport_size({"width": 390, "height": 844})
+        pg.page.locator("#draw-pad canvas").scroll_into_view_if_needed()
+        pg.draw_touch(DIGIT_STROKES[1])
+        pg.settle()
+        assert pg.state("updates") >= 2 and _classify(pg.recon()) == 1
+        assert not pg.errors, pg.errors
+    finally:
+        pg.close()
