@@ -3,9 +3,13 @@ emulation (CDP ``Network.emulateNetworkConditions``), an empty profile per first
 pad shows. Writes bench/results/first_visit.json and a screenshot of the first reconstruction under the slow profile
 (bench/results/first-visit-slow.png).
 
-    python bench/first_visit.py                          # both profiles, 3 first + repeat visits each
+    python bench/first_visit.py                          # both hosts, both profiles, 3 first + repeat visits each
     python bench/first_visit.py --runs 1 --profiles fast # one profile, once
-    python bench/first_visit.py --url http://127.0.0.1:7860/   # an app that is already running
+    python bench/first_visit.py --hosts gradio --url http://127.0.0.1:7860/   # an app that is already running
+
+Hosts: the Gradio Space (`python space/app.py`), and the static site (`python -m vae_space.static`, built into a
+temporary folder and served by Python's own http.server, which sends no compression and no caching headers: the
+site's gzip copies and content-addressed names are all it has).
 
 Per visit: when the pad went live (it takes strokes: answered by the server until the in-browser runtime is
 ready), when the first reconstruction was painted (the page's clock: ms after navigation start), which runtime
@@ -136,9 +140,9 @@ NAMES = """() => { const o = {}, a = window.vaeDraw && window.vaeDraw.app; if (!
 
 def kind(url: str) -> str:
     """What a request is, for the account of where the bytes go."""
-    name = url.split("?")[0].rsplit("/", 1)[-1]
-    if "/vh/" not in url:
-        return "Gradio's page and components"
+    name = url.split("?")[0].rsplit("/", 1)[-1].removesuffix(".gz")
+    if "/vh/" not in url and "/files/" not in url and "/web/" not in url:
+        return "the page (HTML, manifest, Gradio's scripts)"
     if name.startswith("ort"):
         return "onnxruntime-web"
     return {".onnx": "ONNX graphs", ".png": "map picture", ".js": "our modules", ".css": "our modules"}.get(
@@ -211,6 +215,8 @@ def open_tabs(page, wire: Wire) -> dict:
     """Each other tab's bytes on its first opening (after the Draw tab has settled)."""
     out = {}
     for name in TABS:
+        if not page.get_by_role("tab", name=name).count():
+            continue
         tab = page.get_by_role("tab", name=name)
         if not tab.count():
             continue
@@ -262,13 +268,20 @@ def _med(rows: list[dict], key: str) -> float:
 
 
 def verdicts(results: dict) -> dict[str, bool]:
+    v = _verdicts(results["profiles"], "Gradio Space")
+    if results.get("static"):
+        v.update(_verdicts(results["static"]["profiles"], "static site"))
+    return v
+
+
+def _verdicts(profiles: dict, host: str) -> dict[str, bool]:
     v = {}
     for name, t in TARGET.items():
-        r = results["profiles"].get(name)
+        r = profiles.get(name)
         if not r:
             continue
         p = r["profile"]
-        where = f"{p['down_mbit']:g} Mbit/s, {p['rtt_ms']:g} ms"
+        where = f"{host}, {p['down_mbit']:g} Mbit/s, {p['rtt_ms']:g} ms"
         m = r["median"]
         v[f"{where}: first reconstruction, first visit <= {t['first_ms'] / 1000:g} s"] = m["first_ms"] <= t["first_ms"]
         if "first_mib" in t:
@@ -281,16 +294,31 @@ def verdicts(results: dict) -> dict[str, bool]:
 def print_results(results: dict) -> None:
     m = results["machine"]
     print(f"\nCPU: {m['cpu']} ({m['cores']} cores); Chromium {results['chromium']}; medians of {results['runs']} run(s)")
+    static = (results.get("static") or {}).get("profiles", {})
+    for host, profiles in (("Gradio Space", results["profiles"]), ("static site", static)):
+        if profiles:
+            print(f"\n{host}:")
+            print_host(profiles)
+    errors = [e for r in [*results["profiles"].values(), *static.values()] for v in r["first"] + r["repeat"]
+              for e in v["errors"]]
+    if errors:
+        print(f"\nconsole errors: {len(errors)}: " + "; ".join(errors[:5]))
+    print()
+    for what, ok in verdicts(results).items():
+        print(f"{'met' if ok else 'NOT MET'}: {what}")
+
+
+def print_host(profiles: dict) -> None:
     print("| profile | visit | pad live | first reconstruction | in-browser runtime | MiB on the wire | requests |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    for r in results["profiles"].values():
+    for r in profiles.values():
         p, md = r["profile"], r["median"]
         where = f"{p['down_mbit']:g}/{p['up_mbit']:g} Mbit/s, {p['rtt_ms']:g} ms"
         print(f"| {where} | first | {md['live_ms'] / 1000:.2f} s | {md['first_ms'] / 1000:.2f} s | "
               f"{md['browser_ms'] / 1000:.2f} s | {md['first_mib']:.2f} | {r['first'][0]['requests']} |")
         print(f"| {where} | repeat | | {md['repeat_ms'] / 1000:.2f} s | | {md['repeat_mib']:.2f} | "
               f"{r['repeat'][0]['requests']} ({r['repeat'][0]['from_cache']} from cache) |")
-    for name, r in results["profiles"].items():
+    for name, r in profiles.items():
         print(f"\nlargest transfers, first visit ({name}):")
         for x in r["first"][0]["largest"]:
             print(f"  {x['kib']:9.1f} KiB  {x['what']:24s} {x['url']}")
@@ -298,12 +326,6 @@ def print_results(results: dict) -> None:
         if r.get("tabs"):
             print(f"each tab's first opening ({name}): " + "; ".join(f"{t} {s['mib']:.2f} MiB in {s['requests']} requests"
                                                                for t, s in r["tabs"].items()))
-    errors = [e for r in results["profiles"].values() for v in r["first"] + r["repeat"] for e in v["errors"]]
-    if errors:
-        print(f"\nconsole errors: {len(errors)}: " + "; ".join(errors[:5]))
-    print()
-    for what, ok in verdicts(results).items():
-        print(f"{'met' if ok else 'NOT MET'}: {what}")
 
 
 def wait_prepared(url: str, timeout_s: float = 600) -> None:
@@ -320,8 +342,37 @@ def wait_prepared(url: str, timeout_s: float = 600) -> None:
     raise RuntimeError("the app did not finish preparing")
 
 
+def serve_static(folder: Path) -> tuple[str, object]:
+    """The static site in ``folder`` on 127.0.0.1 (a thread of this process); returns its URL and the server."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/", server
+
+
+def run_static(p, profiles: list[str], runs: int) -> dict:
+    from vae_space.static import build
+
+    with tempfile.TemporaryDirectory(prefix="vae-hub-site-") as site:
+        summary = build(site)
+        print(f"static site: {summary['files']} files, {summary['bytes'] / MIB:.1f} MiB, built in "
+              f"{summary['seconds']:.0f} s")
+        url, server = serve_static(Path(site))
+        try:
+            out = {"site": summary, "profiles": {n: run_profile(p.chromium, url, n, runs, None) for n in profiles}}
+        finally:
+            server.shutdown()
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hosts", nargs="+", default=["gradio", "static"], choices=["gradio", "static"])
     ap.add_argument("--url", help="an app already running (default: start `python space/app.py` on 127.0.0.1)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--profiles", nargs="+", default=list(PROFILES), choices=list(PROFILES))
@@ -333,20 +384,23 @@ def main(argv: list[str] | None = None) -> None:
 
     proc = None
     url = args.url
-    if url is None:
-        url, proc, log = launch(None, "browser")
-        print(f"app: {url} (log {log})")
+    results: dict = {"machine": machine(), "runs": args.runs, "target": TARGET, "profiles": {}}
     try:
-        wait_prepared(url)
-        results: dict = {"machine": machine(), "runs": args.runs, "target": TARGET, "profiles": {}}
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             results["chromium"] = b.version
             b.close()
             print(f"CPU: {results['machine']['cpu']}; Chromium {results['chromium']}")
-            for name in args.profiles:
-                results["profiles"][name] = run_profile(p.chromium, url, name, args.runs,
-                                                        SHOT if name == "slow" else None)
+            if "gradio" in args.hosts:
+                if url is None:
+                    url, proc, log = launch(None, "browser")
+                    print(f"app: {url} (log {log})")
+                wait_prepared(url)
+                for name in args.profiles:
+                    results["profiles"][name] = run_profile(p.chromium, url, name, args.runs,
+                                                            SHOT if name == "slow" else None)
+            if "static" in args.hosts:
+                results["static"] = run_static(p, args.profiles, args.runs)
     finally:
         if proc is not None:
             proc.terminate()
