@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import CancelledError, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -250,6 +250,18 @@ def _died(procs: dict, notices: Path, out: Path) -> str:
             f"its last checkpoint in {out}: rerun with --resume to continue")
 
 
+def _completed(futures: dict, procs: dict, poll: float = 0.5) -> Iterator:
+    """``futures`` as they complete, raising BrokenProcessPool as soon as a worker has died. The pool's own
+    watch is not enough: CPython 3.11 wakes its manager thread before a submit spawns the worker, so a worker
+    spawned by a later submit can die unnoticed, and as_completed would wait for ever."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
+        yield from done
+        if not done and any(p.exitcode not in (None, 0) for p in procs.values()):
+            raise BrokenProcessPool("a worker process died")
+
+
 def train_parallel(names: list[str], args: argparse.Namespace) -> list[tuple[str, float, float, float]]:
     """Train ``names`` in ``args.jobs`` worker processes, longest recipe first; the summary rows in ``names``' order.
     A variant that fails lets the running ones finish (their folders are complete, or resumable) and starts no
@@ -266,20 +278,21 @@ def train_parallel(names: list[str], args: argparse.Namespace) -> list[tuple[str
     try:
         futures = {pool.submit(_train_in_worker, n, args): n for n in order}
         procs = dict(pool._processes)  # pid -> Process: spawned by the submits above
-        for future in as_completed(futures):
-            try:
-                rows[futures[future]] = future.result()
-            except CancelledError:  # not started after an earlier failure
-                continue
-            except SystemExit as e:  # train_one's one-line errors
-                errors.append(str(e.code))
-                print(e.code, file=sys.stderr, flush=True)
-                for f in futures:
-                    f.cancel()
-            except BrokenProcessPool:  # a worker killed (kill -9, out of memory): the pool stops the others
-                pool.shutdown(wait=True, cancel_futures=True)
-                errors.append(_died(procs, notices, Path(args.out)))
-                break
+        try:
+            for future in _completed(futures, procs):
+                try:
+                    rows[futures[future]] = future.result()
+                except CancelledError:  # not started after an earlier failure
+                    continue
+                except SystemExit as e:  # train_one's one-line errors
+                    errors.append(str(e.code))
+                    print(e.code, file=sys.stderr, flush=True)
+                    for f in futures:
+                        f.cancel()
+        except BrokenProcessPool:  # a worker killed (kill -9, out of memory): stop the others
+            _stop_workers(procs)
+            pool.shutdown(wait=True, cancel_futures=True)
+            errors.append(_died(procs, notices, Path(args.out)))
     except KeyboardInterrupt:  # SIGINT or SIGTERM (main): stop the workers before this process goes
         _stop_workers(procs or dict(pool._processes or {}))
         raise
