@@ -44,13 +44,11 @@ CSS = """
 /* figures are drawn on white: in dark mode they sit in a light frame instead of glaring edge to edge */
 .dark .block img, .dark .vd-chart, .dark .vd-map, .dark .vd-nn, .dark .vx-map, .dark .vx-grid {
   background: #fff; border-radius: 8px; padding: 4px; box-sizing: border-box; }
-/* the card's figures: whole, at their own aspect ratio, each caption a line under it (not over the axes) */
-.card-figures .grid-wrap { overflow-y: visible; max-height: none; min-height: 0; }
-.card-figures .grid-container { grid-template-rows: none; grid-auto-rows: auto; }
-.card-figures .thumbnail-item { aspect-ratio: auto; height: auto; display: flex; flex-direction: column; }
-.card-figures .thumbnail-lg > img { height: auto; }
-.card-figures .caption-label { position: static; max-width: 100%; border: none; background: none;
-  padding: 2px 6px 6px; white-space: normal; color: var(--body-text-color); }
+/* the card's figures: whole, at their own aspect ratio, two or three a row on a wide screen, one on a phone */
+.card-figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 420px), 1fr)); gap: 16px; }
+.card-figures figure, .card-figures figcaption, .card-figures a { margin: 0 !important; padding: 0; }
+.card-figures img { width: 100%; height: auto; display: block; background: #fff; border-radius: 6px; }
+.card-figures figcaption { font-size: 0.9em; padding: 4px 2px 0 !important; color: var(--body-text-color); }
 /* phones: the wide β figure and the interpolation strip keep a readable size and scroll sideways inside their
    frame (a hint under them says so), instead of shrinking to a third of their size */
 @media (max-width: 700px) {

@@ -105,7 +105,7 @@ def codes_url(engine: Engine, name: str) -> str:
     path = engine.codes_path(e)
     if path.is_file():
         return assets().file(path, "codes.safetensors")
-    data = {"mu": np.ascontiguousarray(e.mu, np.float32), "elbo": np.ascontiguousarray(e.elbo, np.float32)}
+    data = {"mu": np.ascontiguousarray(e.mu, np.float16), "elbo": np.ascontiguousarray(e.elbo, np.float32)}
     return assets().data("codes.safetensors", safetensors.numpy.save(data))
 
 

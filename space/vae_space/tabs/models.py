@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import atexit
-import hashlib
-import shutil
-import tempfile
+import html
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+from PIL import Image
 
 from vae_hub import hub
 from vae_hub.variants import VARIANTS
 
+from ..browser import assets
 from ..engine import Engine
 from ..handler import Result, choice, handler
 from ..ui import on_visit, start_here
@@ -25,7 +24,7 @@ from .shared import r2
 class Card(Result):
     card: str  # the model card's text (markdown), without its figures and metrics sections
     metrics: pd.DataFrame
-    figures: list  # (path, caption) of each figure in the card's folder
+    figures: str  # the figures in the card's folder, as HTML (``figures_html``)
     download: str  # where to download it, and how to load it
 
 
@@ -40,7 +39,7 @@ def model_card(engine: Engine, variant: str) -> Card:
     e = engine.models.get(variant)
     if e is None:
         return Card(f"### {variant}\n\n⚠️ Not available in this app: {engine.missing.get(variant, 'not loaded')}.\n\n"
-                    f"{VARIANTS[variant].description}", pd.DataFrame(columns=["metric", "value"]), [], download)
+                    f"{VARIANTS[variant].description}", pd.DataFrame(columns=["metric", "value"]), "", download)
     if e.folder is not None and src.kind != "hub":
         download += f"\n\nLoaded here from `{src.shown(e.folder)}`."
     body = _strip_front_matter(e.card) or (f"### {variant}\n\n{e.config.description}\n\n_(No model card: its README.md "
@@ -48,33 +47,31 @@ def model_card(engine: Engine, variant: str) -> Card:
     body = body.split("\n## Figures", 1)[0].strip()  # figures go to the gallery, where they render
     body = _drop_section(body, "## Test metrics")  # shown once, in the metrics table beside the card
     df = pd.DataFrame([[name, round(v, 3)] for _, name, v in e.metrics], columns=["metric", "value"])
-    figs = [(str(served(f)), f.stem.replace("_", " ")) for f in figure_files(e.folder)]
-    return Card(body, df, figs, download)
+    return Card(body, df, figures_html(e.folder), download)
 
 
-_FIGURES: list[Path] = []
-
-
-def served(figure: Path) -> Path:
-    """A card's figure as the page gets it: a copy in the app's own temp folder, made once per file version.
-    Gradio then serves it from its cache like any output, so no URL names the weights folder (wherever it is,
-    inside the working directory or not) and no folder beyond these files is opened to visitors."""
-    if not _FIGURES:
-        _FIGURES.append(Path(tempfile.mkdtemp(prefix="vae_space_figures_")))
-        atexit.register(shutil.rmtree, _FIGURES[0], ignore_errors=True)
-    st = figure.stat()
-    key = hashlib.sha256(f"{figure.resolve()}:{st.st_mtime_ns}:{st.st_size}".encode()).hexdigest()[:16]
-    copy = _FIGURES[0] / f"{key}-{figure.name}"
-    if not copy.is_file():
-        tmp = copy.with_suffix(".tmp")
-        shutil.copyfile(figure, tmp)
-        tmp.replace(copy)
-    return copy
+def figures_html(folder: Path | None) -> str:
+    """The card's figures as the page shows them: across the page's width, each whole at its own aspect ratio (its
+    size is in the tag, so nothing jumps as pictures arrive) with its caption under it, opening full size in a new
+    tab. Served at content-addressed URLs (``vh/<key>/<name>``, cached for good): no URL names the weights folder,
+    wherever it is, and no file beyond these figures is opened to visitors."""
+    items = []
+    for f in figure_files(folder):
+        try:
+            with Image.open(f) as im:
+                w, h = im.size
+        except Exception:  # a damaged picture: left out, the card still shows
+            continue
+        url, cap = html.escape(assets().file(f)), html.escape(f.stem.replace("_", " "))
+        items.append(f'<figure><a href="{url}" target="_blank" rel="noopener" title="Open {cap} full size">'
+                     f'<img src="{url}" alt="{cap}" width="{w}" height="{h}" loading="lazy"></a>'
+                     f"<figcaption>{cap}</figcaption></figure>")
+    return f'<div class="card-figures">{"".join(items)}</div>' if items else ""
 
 
 def figure_files(folder: Path | None) -> list[Path]:
     """The PNG figures in a model folder's figures/, without any that leave it (a symlink pointing elsewhere):
-    the files the app serves (copied by ``served``), wherever the weights folder is."""
+    the files the app serves, wherever the weights folder is."""
     if folder is None or not (folder / "figures").is_dir():
         return []
     inside = (folder / "figures").resolve()
@@ -111,7 +108,7 @@ def _strip_front_matter(card: str) -> str:
 
 
 def build(engine: Engine, q: dict) -> gr.Tab:
-    """The tab: the overview table, then one variant's card beside its metrics and figures."""
+    """The tab: the overview table, then one variant's card beside its metrics, and its figures under them."""
     with gr.Tab("Models", id="models") as tab:
         start_here("pick a variant to read its card: what it is, how it was trained, its test numbers and where to "
                    "download it.")
@@ -126,11 +123,9 @@ def build(engine: Engine, q: dict) -> gr.Tab:
                 download = gr.Markdown()
                 metrics = gr.Dataframe(label="Test metrics", interactive=False, wrap=True,
                                        column_widths=["78%", "22%"])  # long names wrap; the value stays in view
-                gr.Markdown("#### Figures from the card")
-                # one figure a row at its own aspect ratio, its caption a line under it: Gradio's label and
-                # captions float over the pictures and would cover the figures' titles and axes (app.py's CSS)
-                figures = gr.Gallery(label="Figures from the card", show_label=False, columns=1, height="auto",
-                                     object_fit="contain", interactive=False, elem_classes=["card-figures"])
+        gr.Markdown("#### Figures from the card")
+        # below the card at the page's width, where their axes can be read; a tap opens one full size
+        figures = gr.HTML("")
         outs = Card.outputs(card=card, metrics=metrics, figures=figures, download=download)
         ui = model_card.ui(engine)
         variant.change(ui, variant, outs, api_name="model_card", **q)
