@@ -332,6 +332,11 @@ def test_generate_tab_new_samples_each_press_and_alt_text(browser):
             seeds.append(seed.input_value())
             srcs.append(pg.page.evaluate(src))
         assert seeds[0] != seeds[1], "each press draws a new seed"
+        # the Samples slider moved with the keyboard alone (no mouse release) draws again
+        before = pg.page.evaluate(src)
+        pg.page.get_by_role("slider", name="range slider for Samples", exact=True).focus()
+        pg.page.keyboard.press("ArrowRight")
+        pg.page.wait_for_function(f"() => ({src})() !== {before!r}", timeout=30_000)
         assert "/work/" not in pg.page.inner_text("body") and "/root/" not in pg.page.inner_text("body"), \
             "no server paths on the page"
 
@@ -380,6 +385,12 @@ def test_beta_sweep_decodes_all_five_in_the_browser(browser):
                 "Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data).filter((_, i) => i % 4 === 0))"
         before = np.asarray(pg.page.evaluate(cells), np.float32)
         assert before.shape == (5, 784), "one picture per β"
+        # at rest the sweep shows the input's own codes: each model's reconstruction (decode(μ)), not z = 0
+        own = np.asarray(pg.page.evaluate("""async () => { const a = window.vaeBeta.app;
+            return Promise.all(Object.keys(a.cells).map(async (n) => Array.from(
+                await a.runtime.decode(n, Float32Array.from(a.data.models[n].mean)), (v) => Math.round(v * 255)))); }"""),
+                         np.float32)
+        assert pg.page.evaluate("() => window.vaeBeta.value") == 0 and np.abs(own - before).max() <= 1, "at rest"
         n = pg.page.evaluate("() => window.vaeBeta.decodes")
         pg.page.evaluate("() => { const s = document.querySelector('#beta-live input[type=range]'); s.value = '2.5'; "
                          "s.dispatchEvent(new Event('input')); }")

@@ -78,6 +78,13 @@ def preload_head(module: str = "draw.js") -> str:
     return "".join(f'<link rel="modulepreload" href="{urls[m]}">' for m in module_graph(module) if m in urls)
 
 
+def graph_urls(e: Any) -> dict[str, str]:
+    """A prepared model's encoder and decoder graphs: {"encoder": url, "decoder": url} (one group: one key)."""
+    enc, dec = e.onnx["encoder"], e.onnx["decoder"]
+    urls = assets().group(enc.parent, [enc.name, dec.name])
+    return {"encoder": urls[enc.name], "decoder": urls[dec.name]}
+
+
 def ort_source() -> dict:
     """Where the page gets onnxruntime-web: the script, the loader it imports and the WebAssembly binary."""
     script, mjs, wasm = ORT_FILES
@@ -133,9 +140,7 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
                                 "description": e.config.description,
                                 "error": e.error or e.onnx_error or None}
         if ready:
-            graphs = assets().group(e.onnx["encoder"].parent, [e.onnx["encoder"].name, e.onnx["decoder"].name])
-            spec.update(encoder=graphs[e.onnx["encoder"].name], decoder=graphs[e.onnx["decoder"].name],
-                        codes=codes_url(engine, name))
+            spec.update(**graph_urls(e), codes=codes_url(engine, name))
         models[name] = spec
     maps = {}
     for name, m in engine.maps.items():

@@ -192,7 +192,7 @@ def build(engine: Engine, q: dict, live: dict) -> gr.Tab:
             c_iso = image(label="vae-z2: isotropic prior")
             c_cor = image(label="vae-z2-corr: correlated prior")
             c_md = gr.Markdown()
-        gr.on([z3.change, s_n.release], slice3d.ui(engine), [z3, s_n], Slice.outputs(grid=s_grid, near=s_map),
+        gr.on([z3.change, s_n.change], slice3d.ui(engine), [z3, s_n], Slice.outputs(grid=s_grid, near=s_map),
               api_name="slice3d", trigger_mode="always_last", show_progress="hidden", **q)
         gr.Button("Redraw", visible=False).click(corr_maps.ui(engine), None,
                                                  CorrMaps.outputs(isotropic=c_iso, correlated=c_cor, note=c_md),

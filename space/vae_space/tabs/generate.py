@@ -148,12 +148,14 @@ def build(engine: Engine, q: dict) -> gr.Tab:
                     c_seed = gr.Number(0, precision=0, minimum=0, label="Seed", interactive=has_cvae)
                 c_img = image(label="Conditional samples", elem_classes=["pixelated"])
         ui_gen, ui_cond = generate.ui(engine), conditional.ui(engine)
-        gr.on([model.change, n.release, seed.submit], ui_gen, [model, n, seed], samples, api_name="generate", **q)
+        gr.on([model.change, n.change, seed.submit], ui_gen, [model, n, seed], samples, api_name="generate",
+              trigger_mode="always_last", **q)  # change, not release: arrow keys move a slider too
         # each press draws new samples: a fresh seed, shown in the field so a result can be reproduced
         go.click(_new_seed, None, seed, api_visibility="private", show_progress="hidden").then(
             ui_gen, [model, n, seed], samples, api_visibility="private", **q)
         on_visit(tab, ui_gen, [model, n, seed], [samples], **q)
-        gr.on([digit.change, c_n.release, c_seed.change], ui_cond, [digit, c_n, c_seed], c_img, api_name="conditional",
+        gr.on([digit.change, c_n.change, c_seed.change], ui_cond, [digit, c_n, c_seed], c_img, api_name="conditional",
+              trigger_mode="always_last",
               **q)
         on_visit(tab, ui_cond, [digit, c_n, c_seed], [c_img], **q)
 
