@@ -298,6 +298,12 @@ def test_latent_explorer_decodes_under_the_cursor(browser):
         _hover(pg, ".vx-grid", 0.2, 0.8)  # the grid's lower left is z₁ < 0, z₂ < 0
         z_c = pg.page.evaluate("() => window.vaeExplore.z")
         assert z_c[0] < 0 and z_c[1] < 0
+        # the prior's holes, counted: seeded draws from each source on the map; about 5% of the density's own draws
+        # fall below its 5th percentile at the test codes (a wrong density or floor would not)
+        pg.page.wait_for_function("() => window.vaeExplore.holes", timeout=30_000)
+        holes = pg.page.evaluate("() => window.vaeExplore.holes")
+        assert holes["draws"] == 150 and 1 <= holes["density"] <= 20 and 0 <= holes["prior"] <= 150, holes
+        assert f"{holes['prior']} of the 150 prior draws" in pg.page.inner_text(".vx-holes")
         assert not pg.errors, pg.errors
 
 

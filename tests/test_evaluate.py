@@ -256,6 +256,13 @@ def test_evaluate_quick_writes_json_table_figures_and_cards(models_dir, tmp_path
         assert all(got[k] == pytest.approx(m[k], abs=1e-4) for k in keys)  # the card carries the JSON's numbers
         assert "[--quick settings]" in card.text
     assert (out / "figures" / "color-joint" / "latent_pca.png").is_file()
+    # samples from the training codes' density, beside the prior's, for the Gaussian-latent models only
+    for r in (z2, cvae):
+        assert r["density_fd"] > 0 and 0 < r["density_confidence"] <= 1 and 0 <= r["density_balance"] <= 1
+        assert r["density_components"] in (1, 2, 5) and 0 < r["sample_confidence"] <= 1
+    assert "density_fd" not in col and not (models_dir / "color-joint" / "density.safetensors").exists()
+    assert (models_dir / "vae-z2" / "density.safetensors").is_file() and "Samples from where the data lives" in text
+    assert vae_hub.load(str(models_dir / "cvae")).code_density_info["n_components"] == cvae["density_components"]
     _check_factor_metrics(report, models_dir, text)
 
 

@@ -317,6 +317,9 @@ def test_generate_every_model(client, status):
     for model in status["loaded"]:
         img = _img(client.predict(model, 16, 1, api_name="/generate"))
         assert img.shape[0] > 100 and img.shape[2] == 3
+    dense = _img(client.predict("vae-z2", 16, 1, api_name="/generate_density"))
+    assert dense.shape == _img(client.predict("vae-z2", 16, 1, api_name="/generate")).shape
+    assert "no density" in _app_error(client.predict, "color-gumbel", 16, 1, api_name="/generate_density")
     if "cvae" in status["loaded"]:
         assert _img(client.predict("3", 6, 0, api_name="/conditional")).shape == (2 + 58, 2 + 6 * 58, 3)
         assert _img(client.predict("all", 4, 0, api_name="/conditional")).shape == (2 + 10 * 58, 2 + 4 * 58, 3)

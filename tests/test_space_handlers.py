@@ -180,6 +180,17 @@ def test_prior_samples_repeat_with_their_seed(eng):
     assert rows.shape[0] > rows.shape[1] / 3 * 9, "ten rows of three"
 
 
+def test_samples_from_the_density_of_the_training_codes(eng):
+    """Beside the prior's: the same grid, reproducible with its seed, from other codes; none for a model whose
+    codes are not all Gaussian (a clear message)."""
+    dense = generate.generate_density(eng, "vae-z20", 9, 5)
+    np.testing.assert_array_equal(dense, generate.generate_density(eng, "vae-z20", 9, 5))
+    assert dense.shape == generate.generate(eng, "vae-z20", 9, 5).shape
+    assert not np.array_equal(dense, generate.generate(eng, "vae-z20", 9, 5))
+    with pytest.raises(gr.Error, match="color-joint has no density.*not all Gaussian"):
+        generate.generate_density(eng, "color-joint", 9, 5)
+
+
 def test_explorer_handlers(eng):
     grid = explore.manifold(eng, "vae-z2", 5, 2.0)
     assert grid.shape == (140, 140, 3)

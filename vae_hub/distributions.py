@@ -13,6 +13,7 @@ from torch.distributions import (
     Categorical,
     Distribution,
     Independent,
+    MixtureSameFamily,
     MultivariateNormal,
     Normal,
     RelaxedOneHotCategorical,
@@ -192,6 +193,11 @@ def kl_per_dim(post: Distribution, prior: Distribution) -> tuple[torch.Tensor | 
 def sample_with(prior: Distribution, n: int, generator: torch.Generator) -> torch.Tensor:
     """n draws (n, event size) from a latent prior (no batch shape) using ``generator``: reproducible and
     thread-safe, unlike ``Distribution.sample``, which draws from torch's global generator."""
+    if isinstance(prior, MixtureSameFamily):  # a density of codes (vae_hub.density): a component, then its Gaussian
+        k = torch.multinomial(prior.mixture_distribution.probs, n, replacement=True, generator=generator)
+        comp = prior.component_distribution
+        eps = torch.randn(n, comp.event_shape[-1], 1, generator=generator, device=comp.loc.device)
+        return comp.loc[k] + (comp.scale_tril[k] @ eps).squeeze(-1)
     gauss, cat = parts(prior)
     out = []
     if gauss is not None:

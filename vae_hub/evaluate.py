@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from . import density
 from .classifier import FOLDER_NAME as CLASSIFIER_FOLDER
 from .classifier import load_classifier
 from .cli import start
@@ -97,6 +98,9 @@ def run(models: str | Path, dataset: str, out: str | Path, settings: Settings, *
     results = {}
     for folder in folders:
         model = load(str(folder))
+        if density.has_density(model.config) and model.code_density is None:  # written with the cards
+            density.fit_model(model, train, settings.seed, folder if write_cards else None, log,
+                              density.QUICK_CANDIDATES if settings.quick else density.CANDIDATES)
         dirs = [out / "figures" / model.config.variant] + ([folder / "figures"] if write_cards else [])
         r = evaluate_model(model, d, clf, settings, dirs, log)
         r["n_test"] = len(test)

@@ -19,6 +19,7 @@ import torch
 from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError
 
+from . import density
 from .cards import card_metrics, has_onnx, read_card, render_card, write_card
 from .folders import (
     DEFAULT_NAMESPACE,
@@ -62,7 +63,7 @@ def _resolve(name_or_path: str, revision: str | None = None) -> Path:
                                 "or a Hub repo id of the form 'namespace/name'")
     try:
         return Path(snapshot_download(name_or_path, revision=revision,
-                                      allow_patterns=["config.json", WEIGHTS_NAME, "README.md", "*.json"]))
+                                      allow_patterns=["config.json", WEIGHTS_NAME, "README.md", "*.json", density.FILE]))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
         why = ("HF_HUB_OFFLINE=1 is set and it is not in the local Hugging Face cache" if offline
@@ -91,6 +92,7 @@ def load_entry(name_or_path: str | Path, *, device: str | torch.device = "cpu", 
     gives "" and a missing, oversized or malformed history.json or metrics.json no metrics."""
     folder = _resolve(str(name_or_path), revision)
     model = VAE.from_folder(folder, read_config(folder), map_location=str(device))
+    density.attach(model, folder)
     card = read_card(folder)
     try:
         metrics = card_metrics(folder)
@@ -102,7 +104,9 @@ def load_entry(name_or_path: str | Path, *, device: str | torch.device = "cpu", 
 def load(name_or_path: str | Path, *, device: str | torch.device = "cpu", revision: str | None = None) -> VAE:
     """Load a model in eval mode from a local folder, a Hub repo id, or a bundled variant name."""
     folder = _resolve(str(name_or_path), revision)
-    return VAE.from_folder(folder, read_config(folder), map_location=str(device))
+    model = VAE.from_folder(folder, read_config(folder), map_location=str(device))
+    density.attach(model, folder)
+    return model
 
 
 # ---------------------------------------------------------------------------- push

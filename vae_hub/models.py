@@ -213,12 +213,33 @@ class VAE(
         kl = self.kl(post)
         return VAEOutput(recon + self.config.beta * kl, recon, kl, x_logits, z, post)
 
+    # codes drawn where the training digits' codes lie: a mixture fitted to them (vae_hub.density), set on loading a
+    # folder that holds one; None otherwise
+    code_density: Distribution | None = None
+
+    def sample_codes(self, n: int, source: str = "prior", generator: torch.Generator | None = None) -> torch.Tensor:
+        """n codes (n, latent_size) from the prior or, with ``source="density"``, from the density of the training
+        digits' codes (Gaussian-latent models whose folder holds density.safetensors)."""
+        if source == "prior":
+            return self.sample_prior(n, generator)
+        if source != "density":
+            raise ValueError(f"source: expected 'prior' or 'density', got {source!r}")
+        if self.code_density is None:
+            why = ("its codes are not all Gaussian" if not self.config.z_dim or self.config.n_cat else
+                   "none was loaded with it (vae_hub.load reads a folder's density.safetensors; fit one with "
+                   "`python -m vae_hub.density --models FOLDER`)")
+            raise ValueError(f"{self.config.variant} has no density of its training codes to sample from: {why}")
+        return (self.code_density.sample((n,)) if generator is None
+                else sample_with(self.code_density, n, generator)).to(self.prior_device)
+
     @torch.no_grad()
-    def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
-        """n images from the prior in [0, 1]; conditional models default to labels 0..9 in turn."""
+    def sample(self, n: int, y: torch.Tensor | None = None, source: str = "prior",
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images in [0, 1] decoded from codes drawn from the prior, or (``source="density"``) from where the
+        training digits' codes lie; conditional models default to labels 0..9 in turn."""
         if self.config.conditional and y is None:
             y = torch.arange(n, device=self.prior_device) % self.config.n_classes
-        return torch.sigmoid(self.decode(self.sample_prior(n), y))
+        return torch.sigmoid(self.decode(self.sample_codes(n, source, generator), y))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -52,6 +52,12 @@ def card_metrics_map(r: dict, s: Settings) -> dict[str, str]:
         "probe_accuracy": "linear-probe digit accuracy on posterior means (train → test)",
         "mig": f"MIG (digit label): mutual-information gap w.r.t. the digit label ({s.mig_bins} bins)",
         "fd": f"Fréchet distance, classifier features, {r.get('fd_samples')} prior samples vs test digits",
+        "sample_confidence": "classifier's mean confidence on prior samples",
+        "sample_balance": "class balance of prior samples (entropy of the classifier's labels / log 10)",
+        "density_fd": f"Fréchet distance of {r.get('fd_samples')} samples from the training codes' density "
+                      f"({r.get('density_components')}-component Gaussian mixture)",
+        "density_confidence": "classifier's mean confidence on samples from the training codes' density",
+        "density_balance": "class balance of samples from the training codes' density",
         "conditional_accuracy": "conditional accuracy: samples for class c read as c by the classifier",
         "colour_angle_recon": "stroke-colour error of reconstructions, degrees",
         "colour_digit_acc_recon": "digit accuracy of reconstructions (classifier)",
@@ -106,7 +112,7 @@ def render_markdown(report: dict) -> str:
     """The results block: the likelihood table, the anchors, the latent-and-samples table, the figures note."""
     s = Settings(**{**report["settings"], "nll_ks": tuple(report["settings"]["nll_ks"])})
     lines = (_likelihood_lines(report, s) + _literature_lines(report, s) + _latent_lines(report, s)
-             + _factor_lines(report, s) + [
+             + _density_lines(report, s) + _factor_lines(report, s) + [
         "",
         "Figures per model in `pretrained/<variant>/figures/`: `latent_pca.png` (PCA of posterior means, latents "
         "beyond 2-D), `uncertainty.png` (per-pixel standard deviation of decoded posterior samples), "
@@ -196,6 +202,29 @@ def _latent_lines(report: dict, s: Settings) -> list[str]:
             digit = f"{_f(r['colour_digit_acc_recon'], pct=True)} / {_f(r.get('colour_digit_acc_swap'), pct=True)}"
         lines.append(f"| `{name}` | {_f(r['probe_accuracy'], pct=True)} | {_f(r.get('mig'), 3)} | {_f(r['fd'], 2)} | "
                      f"{_f(r.get('conditional_accuracy'), pct=True)} | {colour} | {digit} |")
+    return lines
+
+
+def _density_lines(report: dict, s: Settings) -> list[str]:
+    rows = {n: r for n, r in report["models"].items() if r.get("density_fd") is not None}
+    if not rows:
+        return []
+    lines = [
+        "",
+        "**Samples from where the data lives.** A VAE's codes of the training digits do not fill its prior: prior "
+        "draws can land where no digit's code lies. *Density*: a Gaussian mixture fitted to the posterior means of "
+        "the training digits (`vae_hub.density`; components chosen by held-out log-likelihood), sampled instead of "
+        f"the prior ({s.fd_samples:,} samples each). *Confidence*: the classifier's mean top probability on the "
+        "samples. *Balance*: entropy of the classifier's labels over log 10 (1: every digit equally often).",
+        "",
+        "| model | components | FD prior | FD density | confidence prior | confidence density | balance prior | "
+        "balance density |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in rows.items():
+        lines.append(f"| `{name}` | {r.get('density_components')} | {_f(r['fd'], 2)} | {_f(r['density_fd'], 2)} | "
+                     f"{_f(r.get('sample_confidence'), pct=True)} | {_f(r['density_confidence'], pct=True)} | "
+                     f"{_f(r.get('sample_balance'), 3)} | {_f(r['density_balance'], 3)} |")
     return lines
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from . import density
 from .cards import write_card
 from .data import Split
 from .folders import CARD_NAME, write_atomic
@@ -21,12 +22,14 @@ from .viz import write_figures
 
 
 def save_model_folder(model: VAE, folder: str | Path, history: list[dict], info: dict, test: Split | None = None,
-                      progress: dict[str, torch.Tensor] | None = None, half: bool = False) -> Path:
-    """Write weights (float16 with ``half``), config, history, figures, ONNX graphs and, last, the card."""
+                      progress: dict[str, torch.Tensor] | None = None, half: bool = False,
+                      code_density: tuple | None = None) -> Path:
+    """Write weights (float16 with ``half``), config, history, figures, ONNX graphs, the density of the training
+    codes (``code_density``: ``vae_hub.density.fit``'s answer) and, last, the card."""
     folder = Path(folder)
     # the card goes first: from here until it is rewritten the folder reads as unfinished;
     # a retrained model's old metrics and graphs no longer apply
-    for stale in (CARD_NAME, "metrics.json", ENCODER_FILE, DECODER_FILE):
+    for stale in (CARD_NAME, "metrics.json", ENCODER_FILE, DECODER_FILE, density.FILE):
         (folder / stale).unlink(missing_ok=True)
     model.save_pretrained(folder, storage_dtype=torch.float16 if half else None)
     record = {"variant": model.config.variant, **info, "storage_dtype": "float16" if half else "float32",
@@ -36,5 +39,7 @@ def save_model_folder(model: VAE, folder: str | Path, history: list[dict], info:
         write_figures(model, folder, test, history, progress)
     # exported from the folder as saved, so the graphs hold exactly the pushed weights (float16, stored so, with --half)
     export_folder(folder, half=half)
+    if code_density is not None:
+        density.save(*code_density, folder / density.FILE)
     write_card(folder)
     return folder

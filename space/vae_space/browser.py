@@ -78,6 +78,16 @@ def preload_head(module: str = "draw.js") -> str:
     return "".join(f'<link rel="modulepreload" href="{urls[m]}">' for m in module_graph(module) if m in urls)
 
 
+def density_spec(d: Any) -> dict:
+    """A 2-D model's density of the training codes (a Gaussian mixture) as JSON: weights, means, covariances."""
+    comp = d.component_distribution
+
+    def r(t: Any) -> list:
+        return np.round(t.detach().cpu().double().numpy(), 5).tolist()
+
+    return {"weights": r(d.mixture_distribution.probs), "means": r(comp.loc), "covs": r(comp.covariance_matrix)}
+
+
 def graph_urls(e: Any) -> dict[str, str]:
     """A prepared model's encoder and decoder graphs: {"encoder": url, "decoder": url} (one group: one key)."""
     enc, dec = e.onnx["encoder"], e.onnx["decoder"]
@@ -141,6 +151,8 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
                                 "error": e.error or e.onnx_error or None}
         if ready:
             spec.update(**graph_urls(e), codes=codes_url(engine, name))
+        if e.config.z_dim == 2 and e.model.code_density is not None:  # a few numbers: the map draws from it
+            spec["density"] = density_spec(e.model.code_density)
         models[name] = spec
     maps = {}
     for name, m in engine.maps.items():

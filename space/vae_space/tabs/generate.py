@@ -17,8 +17,8 @@ from vae_hub.viz import image_grid
 
 from .. import plots as P
 from ..engine import COLOR_MODELS, Engine
-from ..handler import Result, choice, handler, number, seed_of
-from ..ui import image, note_box, on_visit, start_here
+from ..handler import Result, choice, fail, handler, number, seed_of
+from ..ui import image, note_box, on_visit, quiet, start_here
 from .shared import prior_codes
 
 COLOR_CHANGE, SHAPE_CHANGE = 0.12, 0.08  # thresholds of color_shape_change for the "controls" column
@@ -37,6 +37,22 @@ def generate(engine: Engine, model: str, n: int = 36, seed: int = 0) -> np.ndarr
     e = engine.need(model, "any")
     n = number(n, 1, 100, "number of samples", integer=True)
     z = prior_codes(e.model, n, seed_of(seed))
+    y = torch.arange(n) % 10 if e.config.conditional else None
+    imgs = torch.sigmoid(e.model.decode(z, y))
+    return image_grid(P.to_rgb(imgs), int(math.ceil(math.sqrt(n))) if not e.config.conditional else 10, pad_value=P.TILE_PAD, k=2)
+
+
+@handler
+def generate_density(engine: Engine, model: str, n: int = 36, seed: int = 0) -> np.ndarray:
+    """Samples decoded from codes drawn where the training digits' codes lie (a Gaussian mixture fitted to them,
+    vae_hub.density), not from the prior: the same model, number and seed as /generate, side by side."""
+    e = engine.need(model, "any")
+    n = number(n, 1, 100, "number of samples", integer=True)
+    if e.model.code_density is None:
+        fail(f"{model} has no density of its training codes to sample from"
+             + (": its codes are not all Gaussian." if e.config.n_cat or not e.config.z_dim else
+                " (its folder has no density.safetensors; python -m vae_hub.density fits one)."))
+    z = e.model.sample_codes(n, "density", torch.Generator().manual_seed(seed_of(seed)))
     y = torch.arange(n) % 10 if e.config.conditional else None
     imgs = torch.sigmoid(e.model.decode(z, y))
     return image_grid(P.to_rgb(imgs), int(math.ceil(math.sqrt(n))) if not e.config.conditional else 10, pad_value=P.TILE_PAD, k=2)
@@ -100,6 +116,19 @@ def color_codes(engine: Engine, model: str = "color-joint", seed: int = 0) -> Co
     return ColorCodes(P.vstack([head, strip]), df)
 
 
+DENSITY_NOTE = (
+    "Left, codes from the prior N(0, I); right, codes from a Gaussian mixture fitted to the codes of the 60,000 "
+    "training digits. The prior has holes: a VAE's codes do not fill it, and codes drawn where no digit's code lies "
+    "decode to blurs. Sampling where the data lives (ex-post density estimation, Ghosh et al. 2020) avoids them; "
+    "the README compares both by FD and classifier confidence. The colour models with categorical codes have no "
+    "density: their right picture stays empty.")
+
+
+def engine_has_density(engine: Engine, model: str) -> bool:
+    e = engine.models.get(model)
+    return e is not None and e.model.code_density is not None
+
+
 def color_shape_change(imgs: torch.Tensor) -> tuple[float, float]:
     """How much a sweep (S, 3, 28, 28) changes the stroke colour and the digit's shape.
 
@@ -125,18 +154,28 @@ def build(engine: Engine, q: dict) -> gr.Tab:
     """The tab: prior samples, the conditional model's digits, and the colour models' sweeps."""
     every, colors = engine.available("any"), engine.available("color")
     with gr.Tab("Generate", id="generate") as tab:
-        start_here("press **Sample** for new digits from the prior (each press, a new seed); pick a digit for the "
+        start_here("press **Sample** for new digits, from the prior and from where the training digits' codes lie (each "
+                   "press, a new seed); pick a digit for the "
                    "conditional model; below, see which codes control colour.")
         with gr.Row(equal_height=False):
             with gr.Column(min_width=300):
-                gr.Markdown("### Prior samples\nz ~ p(z), decoded.")
+                gr.Markdown("### Samples\nCodes z decoded: drawn from the prior, and from where the training "
+                            "digits' codes lie.")
                 model = gr.Dropdown(every, value=engine.default_encoder() or (every[0] if every else None),
                                     label="Model", interactive=bool(every))
                 with gr.Row():
                     n = gr.Slider(4, 100, value=36, step=1, label="Samples")
                     seed = gr.Number(0, precision=0, minimum=0, label="Seed (Enter to reuse)")
                 go = gr.Button("Sample", variant="primary", interactive=bool(every))
-                samples = image(label="Samples", elem_classes=["pixelated"])
+                with gr.Row(equal_height=False):  # side by side; one above the other on a phone
+                    with gr.Column(min_width=160):
+                        gr.Markdown("**From the prior** N(0, I)", elem_classes=["note"])
+                        samples = image(label="Samples", elem_classes=["pixelated"])
+                    with gr.Column(min_width=160):
+                        gr.Markdown("**From where the training digits' codes lie**", elem_classes=["note"])
+                        dense = image(label="Samples from the density of the training codes",
+                                      elem_classes=["pixelated"])
+                gr.Markdown(DENSITY_NOTE, elem_classes=["note"])
             with gr.Column(min_width=300):
                 gr.Markdown("### Pick a digit\n`cvae` gets the label, so its code holds only style: the "
                             "same styles in every row.")
@@ -148,12 +187,21 @@ def build(engine: Engine, q: dict) -> gr.Tab:
                     c_seed = gr.Number(0, precision=0, minimum=0, label="Seed", interactive=has_cvae)
                 c_img = image(label="Conditional samples", elem_classes=["pixelated"])
         ui_gen, ui_cond = generate.ui(engine), conditional.ui(engine)
+        ui_dense = generate_density.ui(engine)
         gr.on([model.change, n.change, seed.submit], ui_gen, [model, n, seed], samples, api_name="generate",
               trigger_mode="always_last", **q)  # change, not release: arrow keys move a slider too
+        # the same model, number and seed from the density; a model without one leaves the picture empty
+        gr.on([model.change, n.change, seed.submit], quiet(ui_dense, 1), [model, n, seed], dense,
+              api_visibility="private", trigger_mode="always_last", **q)
+        gr.on(None, ui_dense, [model, n, seed], dense, api_name="generate_density", **q)
+        model.change(lambda m: gr.update(value=None) if not engine_has_density(engine, m) else gr.skip(), model,
+                     dense, api_visibility="private", show_progress="hidden")
         # each press draws new samples: a fresh seed, shown in the field so a result can be reproduced
         go.click(_new_seed, None, seed, api_visibility="private", show_progress="hidden").then(
-            ui_gen, [model, n, seed], samples, api_visibility="private", **q)
+            ui_gen, [model, n, seed], samples, api_visibility="private", **q).then(
+            quiet(ui_dense, 1), [model, n, seed], dense, api_visibility="private", **q)
         on_visit(tab, ui_gen, [model, n, seed], [samples], **q)
+        on_visit(tab, quiet(ui_dense, 1), [model, n, seed], [dense], **q)
         gr.on([digit.change, c_n.change, c_seed.change], ui_cond, [digit, c_n, c_seed], c_img, api_name="conditional",
               trigger_mode="always_last",
               **q)

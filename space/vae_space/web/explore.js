@@ -8,11 +8,13 @@
 
 import { PageBackend, ServerBackend, loadOrt } from "./backend.js";
 import { absolute, loadCodes, loadSafetensors } from "./data.js";
+import { mixtureLogPdf2d, normals, rng, sampleMixture2d } from "./numbers.js";
 import { INK, LatentMap, MUTED, RED, SIDE, Surface, cross, drawDigit, font, putDigit } from "./paint.js";
 import { Latest } from "./schedule.js";
 import { el, modelSelect, term } from "./ui.js";
 
 const MODELS = ["vae-z2", "vae-z2-corr", "vae-z3"];
+const HOLE_DRAWS = 150;  // draws from each source on the "holes" map
 const NEAR = 0.25;  // how close to the z₃ plane a test digit must be to be shown on vae-z3's map
 
 class ExploreView {
@@ -72,6 +74,7 @@ class ExploreView {
         el("figure", { class: "vd-fig" }, el("div", { class: "vd-box" }, this.corrIso), el("figcaption", { text: "vae-z2: prior N(0, I)" })),
         el("figure", { class: "vd-fig" }, el("div", { class: "vd-box" }, this.corrCor), el("figcaption", { text: "vae-z2-corr: prior N(0, Σ)" }))),
       this.corrNote);
+    this.buildHoles(r);
 
     this.mapSurface = new Surface(this.mapCanvas, (g, w, h) => this.paintMap(g, w, h), (w) => Math.round(w * 1.03));
     this.gridSurface = new Surface(this.gridCanvas, (g, w, h) => this.paintGrid(g, w, h), (w) => w);
@@ -222,6 +225,72 @@ class ExploreView {
     }
   }
 
+  // ---------------------------------------------------------------- the prior's holes (vae-z2)
+  buildHoles(r) {
+    if (!this.m.models["vae-z2"]?.density) return;
+    this.holesCanvas = el("canvas", { class: "vx-prior", role: "img", "aria-label": "Draws from the prior and from the training codes' density on vae-z2's map" });
+    this.holesNote = el("p", { class: "vh-note", role: "status" });
+    const again = el("button", { type: "button", class: "vd-btn", text: "↻ new draws" });
+    again.addEventListener("click", () => { this.holeSeed += 1; this.drawHoles(); });
+    r.append(el("h3", { class: "vh-h3", text: "Does the prior have holes?" }),
+      el("p", { class: "vh-note" }, `${HOLE_DRAWS} codes drawn from vae-z2's prior N(0, I) (open circles) and ${HOLE_DRAWS} from a `
+        + "Gaussian mixture fitted to the codes of the 60,000 training digits (filled dots), over the test digits' codes. ",
+        term("Why ask?", "The KL term pulls every code towards the prior, but the reconstruction term keeps different "
+          + "digits apart, so the codes need not fill N(0, I). A prior draw that lands where no digit's code lies decodes "
+          + "to a blur; a draw from where the codes are does not. The Generate tab shows both sources for every model, "
+          + "and the README compares them by FD."),
+        " ", again),
+      el("figure", { class: "vd-fig vx-holes" }, el("div", { class: "vd-box" }, this.holesCanvas), this.holesNote));
+    this.holeSeed = 0;
+    this.holesSurface = new Surface(this.holesCanvas, (g, w, h) => this.paintHoles(g, w, h), (w) => Math.round(w * 1.03));
+  }
+
+  // the draws, and how many of each land in a hole: where the training codes' density is lower than at 95% of the
+  // test digits' codes (so about 5% of the density's own draws land there)
+  drawHoles() {
+    const m = this.maps["vae-z2"], mix = this.m.models["vae-z2"]?.density;
+    if (!m || !mix || !this.holesSurface) return;
+    if (this.holeFloor === undefined) {
+      const at = Array.from({ length: m.codes.n }, (_, i) => mixtureLogPdf2d(mix, m.codes.mu[2 * i], m.codes.mu[2 * i + 1]));
+      this.holeFloor = at.sort((a, b) => a - b)[Math.floor(0.05 * at.length)];
+    }
+    const u = rng(1000 + this.holeSeed);
+    this.holes = { prior: normals(u, 2 * HOLE_DRAWS), density: sampleMixture2d(mix, HOLE_DRAWS, u) };
+    const inHole = (z) => { let k = 0; for (let i = 0; i < z.length; i += 2) if (mixtureLogPdf2d(mix, z[i], z[i + 1]) < this.holeFloor) k += 1; return k; };
+    const hp = inHole(this.holes.prior), hd = inHole(this.holes.density);
+    this.state.holes = { prior: hp, density: hd, draws: HOLE_DRAWS };
+    this.holesNote.textContent = `${hp} of the ${HOLE_DRAWS} prior draws and ${hd} of the ${HOLE_DRAWS} draws from the `
+      + "density land in a hole: where the training codes' density is lower than at 95% of the test digits' codes. "
+      + (hp > 2 * hd + 3 ? "The prior sends more draws there than the density does."
+        : "Here the KL term has packed the codes into N(0, I) closely: the prior sends about as many draws there as the density does.")
+      + ` The mixture has ${mix.weights.length} components.`;
+    this.holesSurface.paint();
+  }
+
+  paintHoles(g, w, h) {
+    const m = this.maps["vae-z2"];
+    if (!m || !this.holes) { g.fillStyle = MUTED; g.font = font(13); g.textAlign = "center"; g.fillText("Loading…", w / 2, h / 2); return; }
+    const L = m.map.paint(g, w, h);
+    const [cx, cy] = m.map.toPx(L, [0, 0]), scale = (L.x1 - L.x0) / (2 * m.map.lim);
+    g.save(); g.beginPath(); g.rect(L.x0, L.y0, L.x1 - L.x0, L.y1 - L.y0); g.clip();
+    for (const k of [1, 2]) {  // the prior's 1σ and 2σ circles
+      g.beginPath(); g.arc(cx, cy, k * scale, 0, 2 * Math.PI);
+      g.lineWidth = 2; g.strokeStyle = INK; g.setLineDash(k === 2 ? [6, 4] : []); g.stroke();
+    }
+    g.setLineDash([]);
+    const z = this.holes;
+    for (let i = 0; i < z.prior.length; i += 2) {
+      const [x, y] = m.map.toPx(L, [z.prior[i], z.prior[i + 1]]);
+      g.beginPath(); g.arc(x, y, 3.5, 0, 2 * Math.PI); g.lineWidth = 1.6; g.strokeStyle = INK; g.stroke();
+    }
+    g.fillStyle = INK;
+    for (let i = 0; i < z.density.length; i += 2) {
+      const [x, y] = m.map.toPx(L, [z.density[i], z.density[i + 1]]);
+      g.beginPath(); g.arc(x, y, 2.6, 0, 2 * Math.PI); g.fill();
+    }
+    g.restore();
+  }
+
   // ---------------------------------------------------------------- start-up
   async loadMap(name) {
     const spec = this.m.models[name];
@@ -259,6 +328,7 @@ class ExploreView {
     if (this.backend) await this.setModel(this.model);
     await Promise.all(["vae-z2", "vae-z2-corr"].map((n) => this.loadMap(n).catch(() => {})));
     for (const s of this.corr) s.paint();
+    this.drawHoles();
     this.state.ready = true;
     this.root.dataset.ready = "1";
   }

@@ -61,3 +61,52 @@ export function nearest(mu, n, z, count = 8) {
   }
   return best.map(([d2, i]) => ({ i, distance: Math.sqrt(d2) }));
 }
+
+// A seeded uniform generator (mulberry32): the same draws for the same seed, in every browser and in node.
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// n standard normal draws (Box–Muller) from a uniform generator
+export function normals(u, n) {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - u())), t = 2 * Math.PI * u();
+    out[i] = r * Math.cos(t);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
+  }
+  return out;
+}
+
+// n draws from a 2-D Gaussian mixture {weights, means: [[x, y]], covs: [[[a, b], [b, c]]]}: pick a component by
+// its weight, then mean + L·ε with L the Cholesky factor of its covariance. Returns [x0, y0, x1, y1, ...].
+export function sampleMixture2d(mix, n, u) {
+  const cum = [];
+  mix.weights.reduce((s, w, k) => (cum[k] = s + w), 0);
+  const eps = normals(u, 2 * n), out = new Float64Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    const r = u() * cum[cum.length - 1];
+    let k = cum.findIndex((c) => r < c);
+    if (k < 0) k = cum.length - 1;
+    const [[a, b], [, c]] = mix.covs[k], l11 = Math.sqrt(a), l21 = b / l11, l22 = Math.sqrt(Math.max(c - l21 * l21, 0));
+    out[2 * i] = mix.means[k][0] + l11 * eps[2 * i];
+    out[2 * i + 1] = mix.means[k][1] + l21 * eps[2 * i] + l22 * eps[2 * i + 1];
+  }
+  return out;
+}
+
+// The log-density of a 2-D Gaussian mixture (as sampleMixture2d takes it) at (x, y)
+export function mixtureLogPdf2d(mix, x, y) {
+  let p = 0;
+  mix.weights.forEach((w, k) => {
+    const [[a, b], [, c]] = mix.covs[k], det = a * c - b * b, dx = x - mix.means[k][0], dy = y - mix.means[k][1];
+    p += w * Math.exp(-0.5 * (c * dx * dx - 2 * b * dx * dy + a * dy * dy) / det) / (2 * Math.PI * Math.sqrt(det));
+  });
+  return Math.log(p);
+}

@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { mixtureLogPdf2d, normals, rng, sampleMixture2d } from "../vae_space/web/numbers.js";
+
+test("a seed gives the same draws, another seed others", () => {
+  const a = normals(rng(7), 5), b = normals(rng(7), 5), c = normals(rng(8), 5);
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a, c);
+});
+
+test("normal draws have mean 0 and variance 1", () => {
+  const x = normals(rng(1), 20000);
+  const m = x.reduce((s, v) => s + v, 0) / x.length, v = x.reduce((s, y) => s + (y - m) ** 2, 0) / x.length;
+  assert.ok(Math.abs(m) < 0.03 && Math.abs(v - 1) < 0.04, `${m} ${v}`);
+});
+
+test("mixture draws follow the weights, means and covariances", () => {
+  const mix = { weights: [0.25, 0.75], means: [[-5, 0], [5, 1]], covs: [[[1, 0], [0, 1]], [[2, 0.8], [0.8, 0.5]]] };
+  const z = sampleMixture2d(mix, 20000, rng(3));
+  const right = [];
+  for (let i = 0; i < z.length; i += 2) if (z[i] > 0) right.push([z[i], z[i + 1]]);
+  assert.ok(Math.abs(right.length / 20000 - 0.75) < 0.015, `${right.length}`);
+  const mx = right.reduce((s, p) => s + p[0], 0) / right.length, my = right.reduce((s, p) => s + p[1], 0) / right.length;
+  const cxy = right.reduce((s, p) => s + (p[0] - mx) * (p[1] - my), 0) / right.length;
+  assert.ok(Math.abs(mx - 5) < 0.05 && Math.abs(my - 1) < 0.03 && Math.abs(cxy - 0.8) < 0.05, `${mx} ${my} ${cxy}`);
+});
+
+test("the mixture's log-density is a standard normal's for one unit component", () => {
+  const mix = { weights: [1], means: [[0, 0]], covs: [[[1, 0], [0, 1]]] };
+  assert.ok(Math.abs(mixtureLogPdf2d(mix, 1, 2) - (-Math.log(2 * Math.PI) - 2.5)) < 1e-12);
+  // two identical components weigh as one
+  const two = { weights: [0.5, 0.5], means: [[1, 0], [1, 0]], covs: [[[1, 0.3], [0.3, 2]], [[1, 0.3], [0.3, 2]]] };
+  const one = { weights: [1], means: [[1, 0]], covs: [[[1, 0.3], [0.3, 2]]] };
+  assert.ok(Math.abs(mixtureLogPdf2d(two, 0.2, -0.4) - mixtureLogPdf2d(one, 0.2, -0.4)) < 1e-12);
+});
