@@ -109,23 +109,36 @@ def _where(p: dict) -> str:
     return f"{p['down_mbit']:g} Mbit/s down, {p['up_mbit']:g} up, {p['rtt_ms']:g} ms"
 
 
+def _hosts(f: dict | None) -> list[tuple[str, dict]]:
+    """(label, profiles) of each host measured: the Gradio Space, then the static site if it was."""
+    f = f or {}
+    out = [("", f.get("profiles", {}))] if f.get("profiles") else []
+    if (f.get("static") or {}).get("profiles"):
+        out.append(("Static site, ", f["static"]["profiles"]))
+    return out
+
+
 def first_visit_rows(f: dict | None) -> list[tuple[str, str, str, bool | None, str]]:
-    """A new visitor over an emulated network: one row per target of issue 22 (medians over the runs)."""
+    """A new visitor over an emulated network: one row per target of issue 22 (medians over the runs), for the
+    Gradio Space and, where measured, the static site (issue 24)."""
     rows, cmd = [], CMD["first_visit"]
-    for name, r in (f or {}).get("profiles", {}).items():
-        t, m, w = f["target"].get(name, {}), r["median"], _where(r["profile"])
-        if "first_ms" in t:
-            rows.append((f"First visit over {w}: first reconstruction after navigation", f"≤ {t['first_ms'] / 1000:g} s",
-                         f"{m['first_ms'] / 1000:.2f} s (pad live {m['live_ms'] / 1000:.2f} s; in-browser runtime from "
-                         f"{m['browser_ms'] / 1000:.2f} s)", m["first_ms"] <= t["first_ms"], cmd))
-        if "first_mib" in t:
-            rows.append((f"First visit over {w}: bytes on the wire to Draw & encode", f"≤ {t['first_mib']:g} MiB",
-                         f"{m['first_mib']:.2f} MiB", m["first_mib"] <= t["first_mib"], cmd))
-        if "repeat_ms" in t:
-            rows.append((f"Repeat visit over {w}: first reconstruction / bytes on the wire",
-                         f"≤ {t['repeat_ms'] / 1000:g} s / ≤ {t['repeat_mib']:g} MiB",
-                         f"{m['repeat_ms'] / 1000:.2f} s / {m['repeat_mib']:.2f} MiB",
-                         m["repeat_ms"] <= t["repeat_ms"] and m["repeat_mib"] <= t["repeat_mib"], cmd))
+    for host, profiles in _hosts(f):
+        for name, r in profiles.items():
+            t, m, w = f["target"].get(name, {}), r["median"], _where(r["profile"])
+            live = ", no server to answer before it" if host else ""
+            first = "first visit" if host else "First visit"
+            if "first_ms" in t:
+                rows.append((f"{host}{first} over {w}: first reconstruction after navigation", f"≤ {t['first_ms'] / 1000:g} s",
+                             f"{m['first_ms'] / 1000:.2f} s (pad live {m['live_ms'] / 1000:.2f} s; in-browser runtime "
+                             f"from {m['browser_ms'] / 1000:.2f} s{live})", m["first_ms"] <= t["first_ms"], cmd))
+            if "first_mib" in t:
+                rows.append((f"{host}{first} over {w}: bytes on the wire to Draw & encode", f"≤ {t['first_mib']:g} MiB",
+                             f"{m['first_mib']:.2f} MiB", m["first_mib"] <= t["first_mib"], cmd))
+            if "repeat_ms" in t:
+                rows.append((f"{host}{'repeat visit' if host else 'Repeat visit'} over {w}: first reconstruction / "
+                             "bytes on the wire", f"≤ {t['repeat_ms'] / 1000:g} s / ≤ {t['repeat_mib']:g} MiB",
+                             f"{m['repeat_ms'] / 1000:.2f} s / {m['repeat_mib']:.2f} MiB",
+                             m["repeat_ms"] <= t["repeat_ms"] and m["repeat_mib"] <= t["repeat_mib"], cmd))
     return rows
 
 
@@ -145,6 +158,8 @@ def first_visit_details(f: dict) -> list[str]:
                    f"{first['requests']} |")
         out.append(f"| {w} | repeat | | {m['repeat_ms'] / 1000:.2f} s ({rep.get('first_runtime') or '?'}) | | "
                    f"{m['repeat_mib']:.2f} | {rep['requests']} ({rep['from_cache']} from the cache) |")
+    if (f.get("static") or {}).get("profiles"):
+        out += _static_details(f["static"])
     for name, r in f["profiles"].items():
         if name != next(iter(f["profiles"])):
             break
@@ -158,6 +173,25 @@ def first_visit_details(f: dict) -> list[str]:
         if r.get("tabs"):
             out += ["", "Each other tab's bytes on its first opening, after Draw & encode: "
                     + "; ".join(f"{t} {v['mib']:.2f} MiB" for t, v in r["tabs"].items()) + "."]
+    return out
+
+
+def _static_details(st: dict) -> list[str]:
+    """The static site's visits (no server: the pad goes live when the runtime and the model are in)."""
+    site = st.get("site", {})
+    out = ["", f"The same visits to the static site (`python -m vae_space.static`: {site.get('files', '?')} files, "
+           f"{site.get('bytes', 0) / 2**20:.1f} MiB, served by Python's http.server, which sends no compression and no caching "
+           "headers: the site's gzip copies and content-addressed names are all it has):", "",
+           "| network | visit | pad live | first reconstruction | MiB on the wire | requests |", "|---|---|---:|---:|---:|---:|"]
+    for r in st["profiles"].values():
+        w, m, first = _where(r["profile"]), r["median"], r["first"][0]
+        out.append(f"| {w} | first | {m['live_ms'] / 1000:.2f} s | {m['first_ms'] / 1000:.2f} s | {m['first_mib']:.2f} | "
+                   f"{first['requests']} |")
+        out.append(f"| {w} | repeat | | {m['repeat_ms'] / 1000:.2f} s | {m['repeat_mib']:.2f} | {r['repeat'][0]['requests']} |")
+    r = next(iter(st["profiles"].values()))
+    if r["first"][0].get("by_kind"):
+        out += ["", f"Where the static site's first {r['first'][0]['mib']:.2f} MiB go: "
+                + ", ".join(f"{k} {v:.2f} MiB" for k, v in r["first"][0]["by_kind"].items()) + "."]
     return out
 
 
