@@ -250,3 +250,15 @@ def test_first_visit_rows_follow_the_figures():
     assert [r[3] for r in rows] == [False, False, False, False]
     assert "5.20 MiB" in _row(rows, "First visit over 20 Mbit/s down, 5 up, 40 ms: bytes")[2]
     assert "| 5 Mbit/s down, 1 up, 150 ms | first |" in rep.render({"first_visit": _first_visit(1, 1, 1, 1, 1)})
+
+
+def test_the_static_site_gets_its_own_rows_and_table():
+    rep = _report()
+    f = _first_visit(2500, 4.9, 1400, 0.1, 7000)
+    f["static"] = {"site": {"files": 61, "bytes": 30 * 2**20},
+                   "profiles": _first_visit(4800, 6.5, 1600, 0.0, 11500)["profiles"]}
+    rows = rep.summary_rows({"first_visit": f})
+    assert [r[3] for r in rows] == [True] * 4 + [False] * 4  # each host judged on its own figures
+    assert "6.50 MiB" in _row(rows, "Static site, first visit over 20 Mbit/s down, 5 up, 40 ms: bytes")[2]
+    assert "The same visits to the static site (`python -m vae_space.static`: 61 files, 30.0 MiB" in rep.render(
+        {"first_visit": f})
