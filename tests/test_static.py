@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_browser import CHROMIUM, FLAGS, Page, _classify
+from tests.test_browser import Page, _classify
 from tests.test_space import space_url
 from vae_hub.preprocess import DIGIT_STROKES
 
@@ -44,18 +44,6 @@ def test_the_site_is_complete_and_small(site):
     # no path of the build machine anywhere in what is served
     text = (out / "manifest.json").read_text() + (out / "index.html").read_text()
     assert str(ROOT) not in text and str(Path.home()) not in text
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield b
-        b.close()
 
 
 def _page(browser, url: str, **context) -> Page:
