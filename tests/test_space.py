@@ -329,7 +329,7 @@ def test_generate_every_model(client, status):
         if model in status["loaded"]:
             img, table = client.predict(model, 2, api_name="/color_codes")
             assert _img(img).shape[1] > 300 and len(table["data"]) >= 1
-            assert set(r[4] for r in table["data"]) <= {"colour", "shape", "colour and shape", "little"}
+            assert set(r[1] for r in table["data"]) <= {"colour", "shape", "colour and shape", "little"}
         else:
             assert model in _app_error(client.predict, model, 2, api_name="/color_codes")
 

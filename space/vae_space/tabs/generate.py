@@ -72,7 +72,7 @@ def conditional(engine: Engine, digit: str = "all", n: int = 8, seed: int = 0) -
 
 
 @handler
-def color_codes(engine: Engine, model: str = "color-joint", seed: int = 0) -> ColorCodes:
+def color_codes(engine: Engine, model: str = "color-vae", seed: int = 0) -> ColorCodes:
     """How a colour model's codes control colour and shape: sweep each continuous dimension and
     each categorical variable around one test digit's code, and measure what changes."""
     e = engine.need(model, "color")
@@ -107,14 +107,21 @@ def color_codes(engine: Engine, model: str = "color-joint", seed: int = 0) -> Co
         is_col, is_shape = col > COLOR_CHANGE, shape > SHAPE_CHANGE
         verdict = {(True, False): "colour", (False, True): "shape", (True, True): "colour and shape"}.get(
             (is_col, is_shape), "little")
-        table.append([name, kind, round(col, 3), round(shape, 3), verdict])
+        table.append([name, verdict, round(col, 3), round(shape, 3), kind])
         shown[f"{name}: {verdict}"] = P.to_rgb(imgs)
     recon = torch.sigmoid(e.model.decode(base[None]))
     head = P.labelled_tiles(P.to_rgb(torch.cat([x, recon])), ["test digit", "reconstruction"], k=3)
     strip, _ = P.frame_strip(shown, k=2, gap=3)
-    df = pd.DataFrame(table, columns=["variable", "kind", "colour change", "shape change", "controls"])
+    # the verdict beside the name: on a phone the table's right-hand columns are off-screen
+    df = pd.DataFrame(table, columns=["variable", "controls", "colour change", "shape change", "kind"])
     return ColorCodes(P.vstack([head, strip]), df)
 
+
+COLOR_TABLE_NOTE = (
+    f"*Colour change*: how far the stroke's colour (its chromaticity) moves over the sweep; *shape change*: how much "
+    f"the stroke itself moves (the spread of each ink pixel's intensity over the sweep). A variable *controls* "
+    f"colour above {COLOR_CHANGE:g} and shape above {SHAPE_CHANGE:g}; *little*: neither. A categorical variable set "
+    "to another value may change the digit as well as its colour: the models were not told which is which.")
 
 DENSITY_NOTE = (
     "Left, codes from the prior N(0, I); right, codes from a Gaussian mixture fitted to the codes of the 60,000 "
@@ -214,13 +221,15 @@ def build(engine: Engine, q: dict) -> gr.Tab:
         note_box(engine.unavailable_note(COLOR_MODELS, "This section runs"))
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
-                k_model = gr.Dropdown(colors, value=colors[-1] if colors else None, label="Colour model",
-                                      interactive=bool(colors))
+                # color-vae by default: its continuous codes visibly move colour and shape
+                k_model = gr.Dropdown(colors, value="color-vae" if "color-vae" in colors else (colors[0] if colors else None),
+                                      label="Colour model", interactive=bool(colors))
                 k_seed = gr.Number(0, precision=0, minimum=0, label="Test digit (seed)", interactive=bool(colors))
-                # px: the verdict ("controls") fits beside the numbers on a desktop; a phone scrolls sideways
+                # px: whole words in the headers; the verdict comes second, so a phone shows it without scrolling
                 k_table = gr.Dataframe(label="What each variable controls", interactive=False, wrap=True,
-                                       headers=["variable", "kind", "colour change", "shape change", "controls"],
-                                       column_widths=["72px", "150px", "72px", "72px", "110px"])
+                                       headers=["variable", "controls", "colour change", "shape change", "kind"],
+                                       column_widths=["80px", "110px", "70px", "70px", "130px"])
+                gr.Markdown(COLOR_TABLE_NOTE, elem_classes=["note"])
             with gr.Column(scale=3, min_width=320):
                 k_img = image(label="Sweeps", elem_id="color-sweeps")
         k_out = ColorCodes.outputs(sweeps=k_img, table=k_table)

@@ -211,7 +211,8 @@ def _mode_visibility(mode: str) -> tuple:
     label = "A − B + C: reconstructions of A, B, C and the decoded result" if arith else \
         "Frames: linear (top), spherical (bottom)"
     return (gr.update(visible=arith), gr.update(visible=not arith), gr.update(visible=arith),
-            gr.update(visible=not arith), gr.update(label=label), gr.update(visible=not arith))
+            gr.update(visible=not arith), gr.update(label=label), gr.update(visible=not arith),
+            gr.update(visible=arith))
 
 
 def build(engine: Engine, q: dict) -> gr.Tab:
@@ -248,7 +249,7 @@ def build(engine: Engine, q: dict) -> gr.Tab:
             preset = gr.Button("Try: thick 7 − thin 7 + thin 2", scale=0)
             style_preset = gr.Button("Try: a thick 7's style as every digit (cvae)", scale=0,
                                      interactive=STYLE_MODEL in engine.models)  # the section below
-        gr.Markdown(note(ARITH_NOTE), elem_classes=["note"])
+        arith_note = gr.Markdown(note(ARITH_NOTE), elem_classes=["note"], visible=False)  # arithmetic mode only
         scrub = live_panel(engine, "interpolate.js", "The path scrubber", "vi-root",
                            css=("draw.css", "explore.css", "interpolate.css"), elem_id="interp-live")
         with gr.Row(equal_height=False):
@@ -269,7 +270,7 @@ def build(engine: Engine, q: dict) -> gr.Tab:
         go_arith.click(ui_arith, arith_in, arith_out, api_name="arithmetic", **q)
         preset.click(lambda: ("Arithmetic A − B + C", *ARITH_PRESET), None, [mode, *srcs], api_visibility="private",
                      show_progress="hidden").then(ui_arith, arith_in, arith_out, api_visibility="private", **q)
-        mode.change(_mode_visibility, mode, [cols[2], go_interp, go_arith, gif, strip, scrub],
+        mode.change(_mode_visibility, mode, [cols[2], go_interp, go_arith, gif, strip, scrub, arith_note],
                     api_visibility="private", show_progress="hidden")
 
         def rerun(mode: str, *args: Any) -> tuple:
