@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -250,16 +250,21 @@ def _died(procs: dict, notices: Path, out: Path) -> str:
             f"its last checkpoint in {out}: rerun with --resume to continue")
 
 
-def _completed(futures: dict, procs: dict, poll: float = 0.5) -> Iterator:
+def _completed(futures: dict, procs: dict, poll: float = 0.25) -> Iterator:
     """``futures`` as they complete, raising BrokenProcessPool as soon as a worker has died. The pool's own
     watch is not enough: CPython 3.11 wakes its manager thread before a submit spawns the worker, so a worker
-    spawned by a later submit can die unnoticed, and as_completed would wait for ever."""
-    pending = set(futures)
+    spawned by a later submit can die unnoticed, and as_completed would wait for ever. A plain poll, because
+    Ctrl+C then lands in time.sleep: inside concurrent.futures.wait it could leave a future's lock held, and the
+    pool's shutdown would hang on it."""
+    pending = list(futures)
     while pending:
-        done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
+        done = [f for f in pending if f.done()]
+        pending = [f for f in pending if f not in done]
         yield from done
-        if not done and any(p.exitcode not in (None, 0) for p in procs.values()):
-            raise BrokenProcessPool("a worker process died")
+        if not done:
+            if any(p.exitcode not in (None, 0) for p in procs.values()):
+                raise BrokenProcessPool("a worker process died")
+            time.sleep(poll)
 
 
 def train_parallel(names: list[str], args: argparse.Namespace) -> list[tuple[str, float, float, float]]:
