@@ -286,6 +286,17 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _as_from_a_terminal() -> None:
+    """In the child, before exec: SIGINT and SIGTERM as a terminal would hand them to train.py. This pytest process
+    may hold them ignored or blocked after other tests' libraries (both are inherited), and a child started so would
+    never see the Ctrl+C these tests send."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def _jobs_run(tmp_path: Path, variants: tuple[str, ...]):
     """train.py --jobs 2 on the mini set, long enough to be stopped while both workers train; returns the process,
     its stdout lines as they come, and its workers' pids once both have finished an epoch."""
@@ -294,7 +305,7 @@ def _jobs_run(tmp_path: Path, variants: tuple[str, ...]):
     cmd = [sys.executable, str(ROOT / "train.py"), "--variants", *variants, "--dataset", str(MINI), "--quick",
            "--epochs", "500", "--jobs", "2", "--out", str(tmp_path / "runs"), "--precision", "fp32"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_as_from_a_terminal)
     lines: list[str] = []
     proc.errors = []  # stderr as it comes: read in a thread, so that workers left running block nothing
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
