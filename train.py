@@ -330,25 +330,14 @@ def train_one(config, folder: Path, train, test, device: torch.device,
         info = run_info(config, history, train, test, args.dataset, device, args.quick)
         if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
             info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
-        save_model_folder(model, folder, history, info, test, progress, half=args.half,
-                          code_density=code_density(model, train, args))
+        if density.has_density(config):  # where the data lives, to sample from (vae_hub.density)
+            density.fit_model(model, train, config.seed, None, print,
+                              density.QUICK_CANDIDATES if args.quick else density.CANDIDATES)
+        save_model_folder(model, folder, history, info, test, progress, half=args.half)
     if tracker is not None:
         tracker.finish()
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # the run is complete
     return config.variant, info["seconds_total"] / len(history), history[-1]["test_loss"], time.perf_counter() - t0
-
-
-def code_density(model, train, args: argparse.Namespace) -> tuple | None:
-    """The density of the training digits' codes, to sample from where the data lives (vae_hub.density);
-    None for models whose codes are not all Gaussian."""
-    if not density.has_density(model.config):
-        return None
-    t0 = time.perf_counter()
-    dist, info = density.fit(density.training_codes(model, train), model.config.seed,
-                             density.QUICK_CANDIDATES if args.quick else density.CANDIDATES)
-    print(f"[{model.config.variant}] density of the training codes: {info['n_components']} components "
-          f"({time.perf_counter() - t0:.0f}s)", flush=True)
-    return dist, info
 
 
 def main(argv: list[str] | None = None) -> int:

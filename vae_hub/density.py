@@ -73,18 +73,18 @@ def fit(codes: torch.Tensor, seed: int = 0, candidates: tuple[int, ...] = CANDID
 
 
 def save(dist: MixtureSameFamily, info: dict, path: str | Path) -> Path:
-    path = Path(path)
+    from .folders import atomic_path
+
     comp = dist.component_distribution
     tensors = {"weights": dist.mixture_distribution.probs.float().contiguous(),
                "means": comp.loc.float().contiguous(), "covariances": comp.covariance_matrix.float().contiguous()}
-    tmp = path.with_name(path.name + ".tmp")
-    safetensors.torch.save_file(tensors, str(tmp), metadata={"info": json.dumps(info)})
-    tmp.replace(path)
-    return path
+    with atomic_path(path) as tmp:
+        safetensors.torch.save_file(tensors, str(tmp), metadata={"info": json.dumps(info)})
+    return Path(path)
 
 
-def load(path: str | Path, z_dim: int) -> tuple[MixtureSameFamily, dict]:
-    """The density in ``path``, checked against the model's latent size before use."""
+def load(path: str | Path, z_dim: int, device: str | torch.device = "cpu") -> tuple[MixtureSameFamily, dict]:
+    """The density in ``path`` (on ``device``), checked against the model's latent size before use."""
     path = Path(path)
     with safetensors.safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
@@ -94,7 +94,7 @@ def load(path: str | Path, z_dim: int) -> tuple[MixtureSameFamily, dict]:
         raise ValueError(f"{path}: expected weights (K,), means (K, {z_dim}), covariances (K, {z_dim}, {z_dim})")
     if not all(torch.isfinite(v).all() for v in (w, m, c)):
         raise ValueError(f"{path}: non-finite values")
-    return mixture(w, m, c), json.loads(meta.get("info", "{}"))
+    return mixture(w.to(device), m.to(device), c.to(device)), json.loads(meta.get("info", "{}"))
 
 
 def attach(model, folder: str | Path) -> None:
@@ -104,15 +104,9 @@ def attach(model, folder: str | Path) -> None:
     if not path.is_file() or not has_density(model.config):
         return
     try:
-        dist, info = load(path, model.config.z_dim)
+        model.code_density, model.code_density_info = load(path, model.config.z_dim, model.prior_device)
     except (OSError, ValueError, safetensors.SafetensorError) as e:
         warnings.warn(f"{model.config.variant}: {FILE} not used ({e}); sampling from the prior still works", stacklevel=2)
-        return
-    comp = dist.component_distribution
-    dev = model.prior_device
-    model.code_density = mixture(dist.mixture_distribution.probs.to(dev), comp.loc.to(dev),
-                                 comp.covariance_matrix.to(dev))
-    model.code_density_info = info
 
 
 def training_codes(model, train, binarize_seed: int = 0) -> torch.Tensor:
@@ -128,7 +122,8 @@ def training_codes(model, train, binarize_seed: int = 0) -> torch.Tensor:
 
 def fit_model(model, train, seed: int = 0, folder: str | Path | None = None, log=print,
               candidates: tuple[int, ...] = CANDIDATES) -> dict:
-    """Fit ``model``'s density from the training split and attach it; written to ``folder`` when given."""
+    """Fit ``model``'s density from the training split and attach it (``save_model_folder`` writes an attached
+    one with the folder); written to ``folder`` at once when given."""
     t0 = time.perf_counter()
     dist, info = fit(training_codes(model, train), seed, candidates)
     info["seconds"] = round(time.perf_counter() - t0, 1)

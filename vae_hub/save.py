@@ -22,10 +22,9 @@ from .viz import write_figures
 
 
 def save_model_folder(model: VAE, folder: str | Path, history: list[dict], info: dict, test: Split | None = None,
-                      progress: dict[str, torch.Tensor] | None = None, half: bool = False,
-                      code_density: tuple | None = None) -> Path:
+                      progress: dict[str, torch.Tensor] | None = None, half: bool = False) -> Path:
     """Write weights (float16 with ``half``), config, history, figures, ONNX graphs, the density of the training
-    codes (``code_density``: ``vae_hub.density.fit``'s answer) and, last, the card."""
+    codes if the model has one attached (``vae_hub.density.fit_model``) and, last, the card."""
     folder = Path(folder)
     # the card goes first: from here until it is rewritten the folder reads as unfinished;
     # a retrained model's old metrics and graphs no longer apply
@@ -39,7 +38,7 @@ def save_model_folder(model: VAE, folder: str | Path, history: list[dict], info:
         write_figures(model, folder, test, history, progress)
     # exported from the folder as saved, so the graphs hold exactly the pushed weights (float16, stored so, with --half)
     export_folder(folder, half=half)
-    if code_density is not None:
-        density.save(*code_density, folder / density.FILE)
+    if model.code_density is not None:
+        density.save(model.code_density, model.code_density_info, folder / density.FILE)
     write_card(folder)
     return folder

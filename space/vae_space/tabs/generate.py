@@ -36,10 +36,7 @@ def generate(engine: Engine, model: str, n: int = 36, seed: int = 0) -> np.ndarr
     """Samples from a model's prior (conditional models: labels 0-9 in turn)."""
     e = engine.need(model, "any")
     n = number(n, 1, 100, "number of samples", integer=True)
-    z = prior_codes(e.model, n, seed_of(seed))
-    y = torch.arange(n) % 10 if e.config.conditional else None
-    imgs = torch.sigmoid(e.model.decode(z, y))
-    return image_grid(P.to_rgb(imgs), int(math.ceil(math.sqrt(n))) if not e.config.conditional else 10, pad_value=P.TILE_PAD, k=2)
+    return _grid(e, prior_codes(e.model, n, seed_of(seed)))
 
 
 @handler
@@ -48,11 +45,16 @@ def generate_density(engine: Engine, model: str, n: int = 36, seed: int = 0) -> 
     vae_hub.density), not from the prior: the same model, number and seed as /generate, side by side."""
     e = engine.need(model, "any")
     n = number(n, 1, 100, "number of samples", integer=True)
-    if e.model.code_density is None:
-        fail(f"{model} has no density of its training codes to sample from"
-             + (": its codes are not all Gaussian." if e.config.n_cat or not e.config.z_dim else
-                " (its folder has no density.safetensors; python -m vae_hub.density fits one)."))
-    z = e.model.sample_codes(n, "density", torch.Generator().manual_seed(seed_of(seed)))
+    try:
+        z = e.model.sample_codes(n, "density", torch.Generator().manual_seed(seed_of(seed)))
+    except ValueError as ex:  # no density: the model's own message says why
+        fail(str(ex))
+    return _grid(e, z)
+
+
+def _grid(e, z: torch.Tensor) -> np.ndarray:
+    """Codes decoded into one picture (conditional models: labels 0-9 in turn, a row each)."""
+    n = len(z)
     y = torch.arange(n) % 10 if e.config.conditional else None
     imgs = torch.sigmoid(e.model.decode(z, y))
     return image_grid(P.to_rgb(imgs), int(math.ceil(math.sqrt(n))) if not e.config.conditional else 10, pad_value=P.TILE_PAD, k=2)
