@@ -164,7 +164,11 @@ def summary(reqs: list[dict], top: int = 8, names: dict[str, str] | None = None)
 
 
 def _short(url: str) -> str:
+    """A request's path as the results show it: without the host, and without the server folder that Gradio's
+    ``file=`` URLs carry (results name what a visitor downloads, not where the bench machine kept it)."""
     path = "/" + url.split("//", 1)[-1].split("/", 1)[-1]
+    if "/file=" in path:
+        path = path.split("/file=", 1)[0] + "/file=…/" + path.rsplit("/", 1)[-1]
     return path if len(path) <= 80 else path[:38] + "…" + path[-40:]
 
 

@@ -122,23 +122,26 @@ def first_visit_rows(f: dict | None) -> list[tuple[str, str, str, bool | None, s
     """A new visitor over an emulated network: one row per target of issue 22 (medians over the runs), for the
     Gradio Space and, where measured, the static site (issue 24)."""
     rows, cmd = [], CMD["first_visit"]
+
+    def row(what: str, *rest) -> None:  # "Static site, first visit …" or, for the Space, "First visit …"
+        rows.append((what[0].upper() + what[1:], *rest))
+
     for host, profiles in _hosts(f):
         for name, r in profiles.items():
             t, m, w = f["target"].get(name, {}), r["median"], _where(r["profile"])
             live = ", no server to answer before it" if host else ""
-            first = "first visit" if host else "First visit"
             if "first_ms" in t:
-                rows.append((f"{host}{first} over {w}: first reconstruction after navigation", f"≤ {t['first_ms'] / 1000:g} s",
-                             f"{m['first_ms'] / 1000:.2f} s (pad live {m['live_ms'] / 1000:.2f} s; in-browser runtime "
-                             f"from {m['browser_ms'] / 1000:.2f} s{live})", m["first_ms"] <= t["first_ms"], cmd))
+                row(f"{host}first visit over {w}: first reconstruction after navigation", f"≤ {t['first_ms'] / 1000:g} s",
+                    f"{m['first_ms'] / 1000:.2f} s (pad live {m['live_ms'] / 1000:.2f} s; in-browser runtime "
+                    f"from {m['browser_ms'] / 1000:.2f} s{live})", m["first_ms"] <= t["first_ms"], cmd)
             if "first_mib" in t:
-                rows.append((f"{host}{first} over {w}: bytes on the wire to Draw & encode", f"≤ {t['first_mib']:g} MiB",
-                             f"{m['first_mib']:.2f} MiB", m["first_mib"] <= t["first_mib"], cmd))
+                row(f"{host}first visit over {w}: bytes on the wire to Draw & encode", f"≤ {t['first_mib']:g} MiB",
+                    f"{m['first_mib']:.2f} MiB", m["first_mib"] <= t["first_mib"], cmd)
             if "repeat_ms" in t:
-                rows.append((f"{host}{'repeat visit' if host else 'Repeat visit'} over {w}: first reconstruction / "
-                             "bytes on the wire", f"≤ {t['repeat_ms'] / 1000:g} s / ≤ {t['repeat_mib']:g} MiB",
-                             f"{m['repeat_ms'] / 1000:.2f} s / {m['repeat_mib']:.2f} MiB",
-                             m["repeat_ms"] <= t["repeat_ms"] and m["repeat_mib"] <= t["repeat_mib"], cmd))
+                row(f"{host}repeat visit over {w}: first reconstruction / bytes on the wire",
+                    f"≤ {t['repeat_ms'] / 1000:g} s / ≤ {t['repeat_mib']:g} MiB",
+                    f"{m['repeat_ms'] / 1000:.2f} s / {m['repeat_mib']:.2f} MiB",
+                    m["repeat_ms"] <= t["repeat_ms"] and m["repeat_mib"] <= t["repeat_mib"], cmd)
     return rows
 
 
