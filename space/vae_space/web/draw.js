@@ -16,6 +16,7 @@
 
 import { PageBackend, ServerBackend, loadOrt } from "./backend.js";
 import { absolute, fetchBytes, loadCodes, loadSafetensors } from "./data.js";
+import { normals } from "./numbers.js";
 import { Pad } from "./pad.js";
 import { BLUE, CLASS_RGB, INK, LIGHT_BLUE, LatentMap, MUTED, RED, SIDE, Surface, drawDigit, font, putDigit, rgb } from "./paint.js";
 import { el, modelSelect, term } from "./ui.js";
@@ -309,7 +310,8 @@ class DrawView {
 
   async paintFlow(x, r, backend) {
     const k = r.mean.length, show = Math.min(3, k);
-    if (!this.eps || this.eps.length !== k) this.eps = randn(k);
+    // ε ~ N(0, I), fixed until "resample ε" so the picture does not flicker while drawing
+    if (!this.eps || this.eps.length !== k) this.eps = Float32Array.from(normals(Math.random, k));
     const z = r.mean.map((m, i) => m + r.sigma[i] * this.eps[i]);
     const fmt = (a) => Array.from(a).slice(0, show).map((v) => v.toFixed(2)).join(", ") + (k > show ? ", …" : "");
     this.flowMu.innerHTML = "";
@@ -523,13 +525,6 @@ class DrawView {
       console.warn("vae-hub draw: test digits", err);
     }
   }
-}
-
-// Box–Muller: ε ~ N(0, I), fixed until "resample ε" so the picture does not flicker while drawing
-function randn(k) {
-  const e = new Float32Array(k);
-  for (let i = 0; i < k; i++) e[i] = Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
-  return e;
 }
 
 // The most common label and how many times it appears (ties: the smaller digit, as the server's argmax).
