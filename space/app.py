@@ -86,8 +86,25 @@ JS = """
   new MutationObserver(() => { pick(); alt(); }).observe(document.body, { childList: true, subtree: true });
   pick();
   alt();
+  // ?tab=<id>: the app's page links here for the tabs only this page has
+  const tab = new URLSearchParams(location.search).get("tab");
+  const label = { draw: "Draw & encode", interpolate: "Interpolate", beta: "β comparison",
+                  explore: "Latent explorer", generate: "Generate", models: "Models" }[tab];
+  if (label) {
+    const open = () => {
+      const b = Array.from(document.querySelectorAll('button[role="tab"]')).find((t) => t.textContent.trim() === label);
+      if (b) b.click();
+      return Boolean(b);
+    };
+    if (!open()) {
+      const o = new MutationObserver(() => { if (open()) o.disconnect(); });
+      o.observe(document.body, { childList: true, subtree: true });
+    }
+  }
 }
 """
+# The tabs only Gradio's page has (the app's page at / links to them): (label, id)
+GRADIO_ONLY = [("Interpolate", "interpolate"), ("β comparison", "beta"), ("Generate", "generate"), ("Models", "models")]
 
 
 def status(engine: Engine):
@@ -151,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     demo.launch(theme=THEME, css=CSS, js=JS, max_file_size="25mb", footer_links=["api", "gradio"],
                 state_session_capacity=sessions,
                 app_kwargs=serving.app_kwargs(browser.assets(), lambda: demo.config, browser.preload_head,
-                                              limits.MIDDLEWARE))
+                                              limits.MIDDLEWARE, page=lambda: browser.page_html(engine, GRADIO_ONLY),
+                                              routes=[browser.call_route(engine)]))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The Space in a real browser: headless Chromium (Debian's) driven by Playwright draws on the pad of
-Draw & encode, where the preprocessing and the models run in the page (onnxruntime-web).
+Draw & encode, where the preprocessing and the models run in the page (onnxruntime-web). The app's own page
+(``/``) is what a visitor gets; Gradio's page (``/?ui=gradio``) has the tabs the app's page links to, and the
+same pad in a Gradio panel (the touch test draws there).
 
 - a 7 drawn with the mouse: the reconstruction updates during the stroke, the bundled classifier reads a
   7 in the reconstruction read back from the page, and the page's numbers match the server's /encode for
@@ -33,7 +35,8 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 class Page:
     """A page of the app with its console errors collected."""
 
-    def __init__(self, browser, init_script: str | None = None, **context):
+    def __init__(self, browser, init_script: str | None = None, path: str = "",
+                 ready: str = "#draw-pad[data-ready='1']", **context):
         self.context = browser.new_context(viewport={"width": 1440, "height": 1000}, **context)
         if init_script:
             self.context.add_init_script(init_script)
@@ -41,8 +44,8 @@ class Page:
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
         self.page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
-        self.page.goto(space_url())
-        self.page.wait_for_selector("#draw-pad[data-ready='1']", timeout=120_000)
+        self.page.goto(space_url() + path)
+        self.page.wait_for_selector(ready, timeout=120_000)
         self.canvas = self.page.locator("#draw-pad canvas")
 
     def state(self, key: str):
@@ -120,7 +123,7 @@ def test_draw_a_seven_live_and_it_matches_the_server(browser, tmp_path):
         pg.settle()
         assert pg.state("strokeUpdates") >= 3, "the reconstruction updates while the stroke is drawn"
         # the live loop runs in the page; the one server call is the handwriting measure, once a stroke ends
-        measures = [u for u in requests if u.split("?")[0].rstrip("/").endswith("/gradio_api/component_server")]
+        measures = [u for u in requests if u.split("?")[0].rstrip("/").endswith("/vh-call/handwriting")]
         assert pg.state("serverRequests") == 0 and len(measures) == len(requests), f"only measures: {requests}"
         assert 1 <= len(measures) == pg.state("measures") <= len(DIGIT_STROKES[7]), "at most one per stroke"
         hand = pg.state("handwriting")
@@ -153,7 +156,7 @@ def test_draw_a_seven_live_and_it_matches_the_server(browser, tmp_path):
 
 
 def test_touch_draws_a_one_and_clear_resets_quietly(browser):
-    with Page(browser, has_touch=True) as pg:
+    with Page(browser, has_touch=True, path="?ui=gradio") as pg:  # the pad in Gradio's page: the same module
         pg.draw_touch(DIGIT_STROKES[1])
         pg.settle()
         assert pg.state("updates") >= 2
@@ -244,7 +247,7 @@ def _is_api_call(url: str) -> bool:
     to fetching a file (gradio_api/file=…, static assets)."""
     path = url.split("?", 1)[0]
     return any(k in path for k in ("/gradio_api/queue/", "/gradio_api/call/", "/gradio_api/run/", "/run/predict",
-                                   "/gradio_api/api/", "/gradio_api/component_server", "/predict"))
+                                   "/gradio_api/api/", "/gradio_api/component_server", "/predict", "/vh-call/"))
 
 
 def _point(pg: Page) -> np.ndarray:
@@ -305,8 +308,9 @@ def test_latent_explorer_3d_slider_and_server_fallback(browser):
 
 
 def test_generate_tab_new_samples_each_press_and_alt_text(browser):
-    with Page(browser) as pg:
-        pg.page.get_by_role("tab", name="Generate").click()
+    # as the app's page links to it: Gradio's page, opened on the tab
+    opened = "button[role='tab'][aria-selected='true']:has-text('Generate')"
+    with Page(browser, path="?ui=gradio&tab=generate", ready=opened) as pg:
         imgs = "() => Array.from(document.querySelectorAll('.block img')).filter(i => i.src.includes('gradio_api/file'))"
         pg.page.wait_for_function(f"() => ({imgs})().length >= 3", timeout=60_000)
         alts = pg.page.evaluate(f"() => ({imgs})().map(i => i.alt)")
@@ -331,7 +335,7 @@ def test_generate_tab_new_samples_each_press_and_alt_text(browser):
 
 
 def test_interpolation_scrubs_in_the_browser(browser):
-    with Page(browser) as pg:
+    with Page(browser, path="?ui=gradio") as pg:
         pg.page.get_by_role("tab", name="Interpolate").click()
         pg.page.wait_for_function("() => window.vaeInterp && window.vaeInterp.ready", timeout=60_000)
         assert pg.page.locator("#pad-A canvas").count() == 0 or not pg.page.locator("#pad-A").is_visible(), \
@@ -366,7 +370,7 @@ def test_interpolation_scrubs_in_the_browser(browser):
 
 
 def test_beta_sweep_decodes_all_five_in_the_browser(browser):
-    with Page(browser) as pg:
+    with Page(browser, path="?ui=gradio") as pg:
         pg.page.get_by_role("tab", name="β comparison").click()
         pg.page.wait_for_function("() => window.vaeBeta && window.vaeBeta.ready && window.vaeBeta.value !== null "
                                   "&& !window.vaeBeta.app.busy", timeout=120_000)

@@ -8,6 +8,7 @@ follow the app's own /status: a variant still missing from pretrained/ must give
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import re
 import socket
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -592,6 +594,30 @@ def test_component_server_refuses_briefly():
                                                                               "k": 3}})
         assert r.status_code == 200 and len(r.json()["images"]) == 10 * 784
     assert "Traceback" not in _log_since(before)
+
+
+def test_the_app_page_and_its_server_functions():
+    """``/`` is the browser app's page (its manifest inline, none of Gradio's scripts); its server functions answer
+    at vh-call/<name>, and an unknown name or a body that is not JSON gets a short answer."""
+    url = space_url()
+    with urllib.request.urlopen(url, timeout=30) as r:
+        html = r.read().decode()
+    assert 'id="vh-manifest"' in html and "app.js" in html and "/assets/" not in html and len(html) < 60_000
+
+    def call(name: str, body: bytes) -> tuple[int, dict]:
+        req = urllib.request.Request(url + f"vh-call/{name}", data=body, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    x = np.zeros((28, 28), np.float32)
+    x[6:22, 13:15] = 1
+    status, out = call("handwriting", json.dumps({"x": x.ravel().tolist()}).encode())
+    assert status == 200 and out["thickness"] > 0, out
+    assert call("nonexistent", b"{}") == (404, {"error": "no server function 'nonexistent' here"})
+    assert call("handwriting", b"{not json")[0] == 400
 
 
 def test_one_client_cannot_fill_the_queue():

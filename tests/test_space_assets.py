@@ -144,3 +144,24 @@ def test_page_middleware(page_app):
         r = c.post(f"/gradio_api/call/{name}", json={"data": []})
         assert r.status_code == 404 and name in r.json()["error"] and len(r.text) < 200
     assert c.post("/gradio_api/call/encode", json={"data": []}).status_code == 200
+
+
+def test_the_app_page_at_root_and_gradio_page_behind_ui():
+    """``/`` is the browser app's page; Gradio's page and its API page stay at ?ui=gradio and ?view=api; a page
+    that cannot be made sends the visitor to Gradio's instead of failing."""
+    made = {"page": lambda: "<html>the app" + " " * 4000 + "</html>"}
+    app = Starlette(routes=[Route("/", lambda r: HTMLResponse("<html><head></head>gradio</html>"))],
+                    middleware=[Middleware(PageMiddleware, endpoints=set, page=lambda: made["page"]())])
+    c = TestClient(app)
+    r = c.get("/", headers={"Accept-Encoding": "br"})
+    assert r.text.startswith("<html>the app") and r.headers["content-encoding"] == "br"
+    assert r.headers["cache-control"] == "no-cache" and int(r.headers["content-length"]) < 500
+    for query in ("?ui=gradio", "?ui=gradio&tab=generate", "?view=api"):
+        assert "gradio" in c.get("/" + query).text, query
+
+    def broken() -> str:
+        raise RuntimeError("no manifest")
+
+    made["page"] = broken
+    r = c.get("/")
+    assert r.status_code == 200 and "url=?ui=gradio" in r.text

@@ -3,12 +3,19 @@ the onnxruntime-web runtime, each model's ONNX graphs (float16 storage) and test
 test digits are, all at content-addressed URLs of the app's own asset route (``assets.py``: compressed, cached
 for good, no server path in any URL), and the one builder of live panels.
 
+The Gradio Space answers ``/`` with the browser app itself (``page_html``: the static site's page, manifest inline),
+not with Gradio's page: a visitor downloads no Gradio scripts before drawing. The views' server functions (the
+fallbacks while the runtime downloads, and the handwriting measures) are the same callables the Gradio panels use,
+reached by the app at ``POST vh-call/<name>`` (``call_route``), behind the same limits. Gradio's own page, with
+every tab and the API, stays at ``/?ui=gradio``.
+
 onnxruntime-web is served by the app from ``space/node_modules`` after ``npm ci`` in ``space/`` (works
 offline); without it, the page loads the same pinned version from a public CDN with subresource integrity.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -17,9 +24,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import brotli
 import gradio as gr
 import numpy as np
 import safetensors.numpy
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from vae_hub.data import cache_dir
 from vae_hub.preprocess import DIGIT_STROKES
@@ -27,6 +38,7 @@ from vae_hub.preprocess import DIGIT_STROKES
 from .assets import AssetStore
 from .engine import MAP_MODEL, TEST_DIGITS, Engine
 from .limits import server_function
+from .page import render
 
 SPACE = Path(__file__).resolve().parents[1]
 WEB = Path(__file__).resolve().parent / "web"
@@ -39,6 +51,11 @@ ORT_INTEGRITY = "sha384-Bw6URI+Gvoadw0do7/QrSHUC9D1vCYYK5OSqChFyhyV5mzPL4oe2rOAF
 ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_VERSION}/dist/"
 PAD = 280  # the pad's drawing surface in pixels (≤ preprocess.WORK_SIDE, so both sides see the same pixels)
 PEN = 20  # pen width on it: a digit drawn across most of the pad gets about MNIST's stroke-to-height ratio
+PAGE_CSS = ("draw.css", "explore.css")  # the styles of the views the page mounts itself
+PAGE_VIEWS = ("draw.js", "explore.js")
+CALL_PREFIX = "vh-call"
+# every server function made by server_fn, by name: what the app's page may call at vh-call/<name>
+PAGE_CALLS: dict[str, Callable] = {}
 
 
 _store: list[AssetStore] = []
@@ -176,7 +193,77 @@ def server_fn(name: str, call: Callable[..., Any], *keys: str, slots: int = 1, d
         data = data if isinstance(data, dict) else {}
         return call(*(data.get(k) for k in keys))
 
-    return server_function(name, fn, slots, duty=duty)
+    made = server_function(name, fn, slots, duty=duty)
+    PAGE_CALLS.setdefault(name, made)
+    return made
+
+
+def page_manifest(engine: Engine, more: Iterable[tuple[str, str]] = ()) -> dict:
+    """The manifest of the app's page on the Gradio Space: every model (ready or not: the page asks again for one
+    still being prepared), the server behind it, and ``more``: the tabs only Gradio's page has, as (label, id)."""
+    m = manifest(engine)
+    m["host"] = "gradio"
+    m["calls"] = {"url": CALL_PREFIX, "names": sorted({"live_manifest", *PAGE_CALLS})}
+    m["more"] = [{"label": label, "href": f"?ui=gradio&tab={tab}"} for label, tab in more]
+    return m
+
+
+def page_html(engine: Engine, more: Iterable[tuple[str, str]] = ()) -> str:
+    """What the Gradio Space answers at ``/``: the static site's page with its manifest inline."""
+    urls = web_urls()
+    preload = [urls[n] for v in PAGE_VIEWS[:1] for n in module_graph(v) if n in urls]
+    css = "\n".join((WEB / c).read_text() for c in PAGE_CSS)
+    footer = (engine.footer().replace("  \n", "<br>").replace("`", "") +
+              '<br>The full app, every tab and the API: <a href="?ui=gradio">Gradio page</a> · '
+              '<a href="?view=api">API</a>')
+    return render(urls["app.js"], css, preload, footer, page_manifest(engine, more))
+
+
+def _page_manifest_call(engine: Engine) -> Callable:
+    def live_manifest(data: Any = None) -> dict:
+        asked = data.get("wait") if isinstance(data, dict) and isinstance(data.get("wait"), str) else None
+        try:
+            return manifest(engine, asked if asked in engine.models else None)
+        except Exception as e:  # the page shows it; the server keeps going
+            return {"error": f"{type(e).__name__}: {str(e)[:160]}"}
+
+    return server_function("live_manifest", live_manifest, 4, 30.0)
+
+
+def call_route(engine: Engine) -> Route:
+    """``POST vh-call/<name>`` with a JSON body: the server function ``name`` (``PAGE_CALLS``) answers, as a
+    Gradio panel's would. The body's size is bounded by ``limits.MIDDLEWARE`` before it gets here."""
+    calls = {"live_manifest": _page_manifest_call(engine)}
+
+    async def respond(request: Request) -> Response:
+        name = request.path_params["name"]
+        fn = calls.get(name) or PAGE_CALLS.get(name)
+        if fn is None:
+            return _error(404, f"no server function {name[:40]!r} here")
+        try:
+            data = json.loads(await request.body() or b"null")
+        except ValueError:
+            return _error(400, "the body is not JSON")
+        return _compressed(await fn(data), request.headers.get("accept-encoding", ""))
+
+    return Route(f"/{CALL_PREFIX}/{{name}}", respond, methods=["POST"], name="vae_hub_calls")
+
+
+def _compressed(response: Response, accept: str) -> Response:
+    """An answer of more than a kilobyte, brotli- or gzip-compressed as the browser accepts (the pad's fallback
+    answers several a second on a first visit, beside the runtime's download)."""
+    body = response.body
+    codings = {c.split(";")[0].strip() for c in accept.lower().split(",")}
+    if len(body) < 1024 or "content-encoding" in response.headers or not codings & {"br", "gzip"}:
+        return response
+    enc = "br" if "br" in codings else "gzip"
+    data = brotli.compress(body, quality=4) if enc == "br" else gzip.compress(body, 5)
+    return Response(data, status_code=response.status_code, media_type=response.media_type,
+                    headers={"content-encoding": enc, "vary": "Accept-Encoding"})
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(json.dumps({"error": message}), status_code=status, media_type="application/json")
 
 
 # Each live panel's own script: fetch the manifest, import the panel's module, hand it the element.

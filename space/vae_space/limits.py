@@ -13,9 +13,9 @@
   address of ``X-Forwarded-For`` when the app runs behind a proxy it trusts (a Hugging Face Space, where
   ``SPACE_ID`` is set, or ``VAE_SPACE_TRUST_PROXY=1``): HF's proxy puts the visitor's address there.
   Anywhere else that header could be forged by the client, so the connection's own address is used.
-- **Requests** (:data:`MIDDLEWARE`, passed to ``launch(app_kwargs=...)``): a component-server call for a
-  component that is not on the page, or with a body over ``MAX_BODY_BYTES``, gets a short JSON answer
-  instead of HTTP 500 and a traceback; ``/queue/data`` for an unknown session gets Gradio's own "session
+- **Requests** (:data:`MIDDLEWARE`, passed to ``launch(app_kwargs=...)``): a component-server call (or the app
+  page's ``vh-call/<name>``) for a component that is not on the page, or with a body over ``MAX_BODY_BYTES``,
+  gets a short JSON answer instead of HTTP 500 and a traceback; ``/queue/data`` for an unknown session gets Gradio's own "session
   not found" message in one log line instead of a 76-line traceback; an upload must be one of the image
   types the endpoints read (``UPLOAD_FORMATS``) and at most ``MAX_UPLOAD_BYTES``, and is deleted a few
   seconds after the call that used it has answered (``Uploads``), or ``UNUSED_S`` after upload if no call
@@ -345,7 +345,7 @@ class Limits:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path, method = scope.get("path", "").rstrip("/"), scope.get("method")
-        if method == "POST" and path.endswith("/gradio_api/component_server"):
+        if method == "POST" and (path.endswith("/gradio_api/component_server") or path.startswith("/vh-call/")):
             return await self._component_server(scope, receive, send)
         if method == "GET" and path.endswith("/gradio_api/queue/data"):
             return await self._queue_data(scope, receive, send)

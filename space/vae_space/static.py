@@ -9,13 +9,15 @@ engine loads the weights, encodes the test digits and exports the ONNX graphs ex
 start-up; ``browser.manifest`` says where each file is; every file it names is copied here under a name carrying
 its content hash (``files/<hash>/<name>``), as a gzip copy where that is smaller (the page unpacks it with the
 browser's DecompressionStream: no host needs to compress anything), and the manifest is written with those
-relative URLs. ``index.html`` loads ``web/app.js``, the page's tab bar.
+relative URLs. ``index.html`` (``page.py``, the same page the Gradio Space answers at ``/``) loads ``web/app.js``, the
+page's tab bar.
 
 What the static site cannot do that the Gradio Space can: there is no server to fall back to (a browser
 without WebAssembly gets a note instead of numbers), the drawing's handwriting measures (``vae_hub.morpho``)
 are not computed, and the named API endpoints for ``gradio_client`` are the Gradio Space's alone.
 
-Imports: the standard library, ``vae_space.browser`` and ``vae_space.engine`` (the same ones the app uses).
+Imports: the standard library, ``vae_space.browser``, ``vae_space.engine`` and ``vae_space.page`` (the same ones the
+app uses).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import browser
+from . import browser, page
 from .engine import Engine
 
 SPACE_FRONT_MATTER = """---
@@ -49,43 +51,6 @@ tags:
   - onnxruntime-web
 ---
 """
-
-INDEX = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>vae-hub: what a VAE learns</title>
-<meta name="description" content="Draw a digit and see what a variational autoencoder learns, computed in your browser.">
-<link rel="icon" href="data:,">
-{preload}
-<style>
-{css}
-body {{ margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: #f7f8fa; }}
-@media (prefers-color-scheme: dark) {{ body {{ background: #111318; color: #e5e7eb; }} }}
-main {{ max-width: 1400px; margin: 0 auto; padding: 12px 16px 40px; }}
-h1 {{ font-size: 22px; margin: 8px 0 4px; }}
-.vh-intro {{ font-size: 15px; margin: 0 0 12px; max-width: 900px; }}
-.vh-tabs {{ display: flex; flex-wrap: wrap; gap: 4px; border-bottom: 1px solid #d5dae1; margin-bottom: 12px; }}
-.vh-tab {{ font: inherit; font-size: 15px; padding: 8px 14px; border: none; background: none; color: inherit; cursor: pointer;
-  border-bottom: 3px solid transparent; }}
-.vh-tab[aria-selected="true"] {{ border-bottom-color: #4f46e5; font-weight: 600; }}
-footer {{ font-size: 13px; opacity: 0.8; margin-top: 28px; }}
-</style>
-</head>
-<body>
-<main>
-<h1>vae-hub · see what a variational autoencoder learns</h1>
-<p class="vh-intro">One family of VAEs trained on MNIST. Draw a digit and watch it being encoded, or explore the latent
-space. Everything is computed in your browser (onnxruntime-web); nothing you draw leaves it.</p>
-<div id="app" class="vh-root"></div>
-<footer>{footer}</footer>
-</main>
-<script type="module" src="{app}"></script>
-</body>
-</html>
-"""
-
 
 def _copy(url: str, out: Path, written: dict[str, str]) -> str:
     """The asset behind one of the manifest's URLs, written under OUT/files (gzip where that is smaller and the
@@ -139,11 +104,11 @@ def build(out: str | Path, weights: str | None = None) -> dict:
         # the modules, by their own names: they import each other by relative URL
         for name in sorted(p.name for p in browser.WEB.iterdir() if p.suffix in (".js", ".css")):
             shutil.copyfile(browser.WEB / name, out / "web" / name)
-        css = "\n".join((browser.WEB / c).read_text() for c in ("draw.css", "explore.css"))
-        preload = "\n".join(f'<link rel="modulepreload" href="web/{n}">' for n in browser.module_graph("draw.js"))
-        footer = (f"Weights from {engine.source.describe()}; {len(engine.test.labels):,} test digits from the MNIST "
-                  "test split (LeCun, Cortes, Burges; CC BY-SA 3.0). The Gradio Space has more views and an API.")
-        (out / "index.html").write_text(INDEX.format(css=css, preload=preload, app="web/app.js", footer=footer))
+        css = "\n".join((browser.WEB / c).read_text() for c in browser.PAGE_CSS)
+        footer = (f"Weights from {engine.source.describe()}; {len(engine.test.labels):,} test digits from the MNIST test "
+                  "split (LeCun, Cortes, Burges; CC BY-SA 3.0). The Gradio Space has more views and an API.")
+        (out / "index.html").write_text(page.render("web/app.js", css, [f"web/{n}" for n in browser.module_graph("draw.js")],
+                                                    footer))
         (out / "README.md").write_text(SPACE_FRONT_MATTER + "\nThe vae-hub demo as a static site: see "
                                        "https://github.com/vae-hub/vae-hub (space/README.md).\n")
     finally:

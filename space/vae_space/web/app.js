@@ -1,7 +1,9 @@
-// The page of the static host (python -m vae_space.static): its tab bar, and each view mounted the first time
-// its tab is opened, on the site's manifest.json. The views are the modules the Gradio host mounts in its panels,
-// with no server behind them here: everything is computed in the visitor's browser.
+// The browser app's page, on both hosts: its tab bar, and each view mounted the first time its tab is opened. The
+// manifest is inline (the Gradio Space's page at /) or manifest.json beside the page (the static site). On the
+// static site no server is behind the views: everything is computed in the visitor's browser. On the Gradio Space
+// the server answers while the runtime downloads (vh-call/<name>), and the tabs only Gradio's page has are links.
 
+import { httpServer } from "./backend.js";
 import { absolute } from "./data.js";
 import { el } from "./ui.js";
 
@@ -16,13 +18,18 @@ async function main() {
   const base = new URL("manifest.json", document.baseURI).href;
   let manifest;
   try {
-    const r = await fetch(base);
-    if (!r.ok) throw new Error(`manifest.json: HTTP ${r.status}`);
-    manifest = absolute(await r.json(), base);
+    const inline = document.getElementById("vh-manifest");
+    if (inline) manifest = absolute(JSON.parse(inline.textContent), document.baseURI);
+    else {
+      const r = await fetch(base);
+      if (!r.ok) throw new Error(`manifest.json: HTTP ${r.status}`);
+      manifest = absolute(await r.json(), base);
+    }
   } catch (err) {
     root.textContent = `This page could not start: ${err.message || err}`;
     return;
   }
+  const server = manifest.calls ? httpServer(manifest.calls) : null;
   const bar = el("div", { class: "vh-tabs", role: "tablist" });
   const panels = {}, mounted = {};
   const open = async (id) => {
@@ -33,7 +40,7 @@ async function main() {
     if (!location.hash.endsWith(id)) history.replaceState(null, "", `#${id}`);
     if (mounted[id]) return;
     const [, , module] = VIEWS.find(([vid]) => vid === id);
-    mounted[id] = import(module).then((mod) => mod.mount(panels[id].firstChild, structuredClone(manifest), null));
+    mounted[id] = import(module).then((mod) => mod.mount(panels[id].firstChild, structuredClone(manifest), server));
     mounted[id].catch((err) => { panels[id].firstChild.textContent = `This view could not start: ${err.message || err}`; });
   };
   for (const [id, label, , cls] of VIEWS) {
@@ -41,6 +48,9 @@ async function main() {
     b.addEventListener("click", () => open(id));
     bar.append(b);
     panels[id] = el("section", { id: `${id}-live`, role: "tabpanel", hidden: true }, el("div", { class: `vh-root ${cls}` }));
+  }
+  for (const { label, href } of manifest.more || []) {  // the Gradio Space: the tabs only Gradio's page has
+    bar.append(el("a", { class: "vh-tab", href, title: "Opens the full Gradio page on this tab", text: `${label} ↗` }));
   }
   root.append(bar, ...Object.values(panels));
   const first = location.hash.slice(1);

@@ -147,6 +147,24 @@ export class PageBackend extends Backend {
 }
 
 // ------------------------------------------------------------------ on the server (the Gradio host only)
+// The Gradio host's server functions for the app's own page (not Gradio's): {name: (data) => answer}, each a POST
+// of JSON to <calls.url>/<name>, answered as a Gradio panel's server function is ({error} on a refusal).
+export function httpServer(calls, base = document.baseURI) {
+  const server = {};
+  for (const name of calls.names) {
+    const url = new URL(`${calls.url}/${name}`, base).href;
+    server[name] = async (data) => {
+      const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(data ?? null) });
+      try {
+        return await r.json();
+      } catch {
+        return { error: `${name}: HTTP ${r.status}` };
+      }
+    };
+  }
+  return server;
+}
+
 export class ServerBackend extends Backend {
   constructor(server, manifest) {
     super(manifest);
