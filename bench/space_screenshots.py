@@ -1,6 +1,7 @@
-"""Screenshots of every tab of the Space, as a first-time visitor sees it, on a desktop and on a phone.
+"""Screenshots of every tab of the Space, as a first-time visitor sees it, on a desktop and on a phone: the app's own
+page at ``/`` (its tabs) and Gradio's page at ``/?ui=gradio`` (every tab).
 
-    python bench/space_screenshots.py                  # -> /tmp/space_shots/{desktop,phone}-<tab>.png
+    python bench/space_screenshots.py                  # -> /tmp/space_shots/{desktop,phone}-{app,gradio}-<tab>.png
     python bench/space_screenshots.py shots --weights runs
 
 Starts ``space/app.py`` on 127.0.0.1 (bundled weights unless told), drives Chromium through Playwright
@@ -26,6 +27,7 @@ from vae_hub.preprocess import DIGIT_STROKES  # noqa: E402
 VIEWPORTS = {"desktop": (1440, 900), "phone": (390, 844)}
 TABS = {"draw": "Draw & encode", "interpolate": "Interpolate", "beta": "β comparison", "explore": "Latent explorer",
         "generate": "Generate", "models": "Models"}
+PAGES = {"app": ("", ("draw", "explore")), "gradio": ("?ui=gradio", tuple(TABS))}  # page: (query, its tabs)
 
 
 def draw_seven(page) -> None:
@@ -78,18 +80,20 @@ def shoot(url: str, out: Path, tabs: tuple[str, ...] = tuple(TABS), devices: tup
             phone = device == "phone"
             ctx = browser.new_context(viewport={"width": w, "height": h}, device_scale_factor=1, is_mobile=phone,
                                       has_touch=phone)
-            page = ctx.new_page()
-            page.goto(url)
-            page.wait_for_selector("#draw-pad[data-ready='1']", timeout=180_000)
-            for key in tabs:
-                page.get_by_role("tab", name=TABS[key]).click()
-                if key == "draw":
-                    draw_seven(page)
-                settle(page)
-                path = out / f"{device}-{key}.png"
-                page.screenshot(path=str(path), full_page=True)
-                saved.append(path)
-                print(path)
+            for name, (query, has) in PAGES.items():
+                page = ctx.new_page()
+                page.goto(url + query)
+                page.wait_for_selector("#draw-pad[data-ready='1']", timeout=180_000)
+                for key in [t for t in tabs if t in has]:
+                    page.get_by_role("tab", name=TABS[key]).click()
+                    if key == "draw":
+                        draw_seven(page)
+                    settle(page)
+                    path = out / f"{device}-{name}-{key}.png"
+                    page.screenshot(path=str(path), full_page=True)
+                    saved.append(path)
+                    print(path)
+                page.close()
             ctx.close()
         browser.close()
     return saved
