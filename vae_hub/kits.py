@@ -28,7 +28,9 @@ class LayerKit:
     adam: Callable[[Iterable[nn.Parameter], float], torch.optim.Optimizer]
 
 
-def _torch_bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x|z) for Bernoulli pixels given logits, summed over all but the first dimension (the torch kit's
+    reconstruction loss, and the likelihood the evaluation scores)."""
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
 
 
@@ -42,7 +44,7 @@ def _scratch_kl(post: Distribution, prior: Distribution) -> torch.Tensor:
 
 
 KITS: dict[str, LayerKit] = {
-    "torch": LayerKit(nn, _torch_bce, kl_divergence, _torch_adam),
+    "torch": LayerKit(nn, bernoulli_nll, kl_divergence, _torch_adam),
     "scratch": LayerKit(scratch, lambda logits, x: scratch.bce_with_logits(logits.flatten(1), x.flatten(1)),
                         _scratch_kl, lambda params, lr: scratch.Adam(params, lr=lr)),
 }

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .distributions import kl_per_dim
+from .kits import bernoulli_nll
 
 
 @contextmanager
@@ -31,11 +32,6 @@ def single_thread():
 
 
 # ---------------------------------------------------------------------------- likelihood
-def bernoulli_log_lik(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log p(x|z) for Bernoulli pixels given logits, summed over all but the first dimension."""
-    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
-
-
 @torch.inference_mode()
 def log_weights(model, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 5000, chunk: int = 2500) -> torch.Tensor:
     """(B, k) importance log-weights log p(x|z) + log p(z) - log q(z|x), z ~ q(z|x), float64.
@@ -58,7 +54,7 @@ def log_weights(model, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 
         log_qp = prior.log_prob(z) - post.log_prob(z)
         zz = z.reshape(n * b, -1)
         logits = model.decode(zz, y.repeat(n)) if y is not None else model.decode(zz)
-        ll = bernoulli_log_lik(logits.flatten(1), flat.repeat(n, 1)).view(n, b)
+        ll = -bernoulli_nll(logits.flatten(1), flat.repeat(n, 1)).view(n, b)
         out.append((ll + log_qp).T.double())
     return torch.cat(out, 1)
 
