@@ -480,3 +480,45 @@ def test_a_second_visit_downloads_nothing_again_and_no_url_shows_a_server_path(b
         assert not [p for p in paths if p in text]
     finally:
         context.close()
+
+
+def test_generate_in_the_page_draws_from_the_prior_and_the_density(browser):
+    """The app's Generate view: a seed gives the same codes again and another seed others; the keyboard moves the
+    count; the pictures are the model's decoder applied to the codes shown (torch decodes them the same)."""
+    import vae_hub
+
+    with Page(browser, path="#generate", ready=".vg-root[data-ready='1']") as pg:
+        state = "() => { const s = window.vaeGenerate; return {seed: s.seed, model: s.model, z: s.z, n: s.app.n, " \
+                "prior: Array.from(s.app.images.prior), density: Array.from(s.app.images.density)}; }"
+        idle = "() => !window.vaeGenerate.app.busy && window.vaeGenerate.decodes > {}"
+        a = pg.page.evaluate(state)
+        assert a["model"] == "vae-z20" and a["n"] == 36 and len(a["z"]["prior"]) == len(a["z"]["density"]) == 36 * 20
+        model = vae_hub.load("vae-z20")
+        with torch.inference_mode():
+            for source in ("prior", "density"):
+                z = torch.tensor(a["z"][source], dtype=torch.float32).view(36, 20)
+                ref = torch.sigmoid(model.decode(z)).flatten().numpy()
+                assert np.abs(np.asarray(a[source]) - ref).max() < 1e-3, source
+        # the density's codes sit where the training codes do: closer to the test codes than the prior's
+        mu = torch.from_numpy(np.asarray(pg.page.evaluate(
+            "async () => { const s = window.vaeGenerate.app, c = await s.backend.loadCodes('vae-z20'); "
+            "return Array.from(c.mu); }"), np.float32)).view(-1, 20)
+        near = {s: float(torch.cdist(torch.tensor(a["z"][s]).view(36, 20).float(), mu).min(1).values.mean())
+                for s in ("prior", "density")}
+        assert near["density"] < near["prior"], near
+        n = pg.page.evaluate("() => window.vaeGenerate.decodes")
+        pg.page.click(".vg-root button[data-action='sample']")
+        pg.page.wait_for_function(idle.replace("{}", str(n)), timeout=30_000)
+        b = pg.page.evaluate(state)
+        assert b["seed"] != a["seed"] and b["z"]["prior"] != a["z"]["prior"]
+        n = pg.page.evaluate("() => window.vaeGenerate.decodes")
+        pg.page.fill(".vg-root input[aria-label='Seed']", str(a["seed"]))
+        pg.page.press(".vg-root input[aria-label='Seed']", "Enter")
+        pg.page.wait_for_function(idle.replace("{}", str(n)), timeout=30_000)
+        assert pg.page.evaluate(state)["z"] == a["z"], "the same seed draws the same codes"
+        n = pg.page.evaluate("() => window.vaeGenerate.decodes")
+        pg.page.focus(".vg-root input[aria-label='Samples']")
+        pg.page.keyboard.press("ArrowRight")
+        pg.page.wait_for_function(idle.replace("{}", str(n)), timeout=30_000)
+        assert pg.page.evaluate(state)["n"] == 37
+        assert not pg.errors, pg.errors

@@ -51,8 +51,8 @@ ORT_INTEGRITY = "sha384-Bw6URI+Gvoadw0do7/QrSHUC9D1vCYYK5OSqChFyhyV5mzPL4oe2rOAF
 ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_VERSION}/dist/"
 PAD = 280  # the pad's drawing surface in pixels (≤ preprocess.WORK_SIDE, so both sides see the same pixels)
 PEN = 20  # pen width on it: a digit drawn across most of the pad gets about MNIST's stroke-to-height ratio
-PAGE_CSS = ("draw.css", "explore.css")  # the styles of the views the page mounts itself
-PAGE_VIEWS = ("draw.js", "explore.js")
+PAGE_CSS = ("draw.css", "explore.css", "generate.css")  # the styles of the views the page mounts itself
+FIRST_VIEW = "draw.js"  # the view the page opens on: its modules are preloaded
 CALL_PREFIX = "vh-call"
 # every server function made by server_fn, by name: what the app's page may call at vh-call/<name>
 PAGE_CALLS: dict[str, Callable] = {}
@@ -105,6 +105,24 @@ def density_spec(d: Any) -> dict:
     return {"weights": r(d.mixture_distribution.probs), "means": r(comp.loc), "covs": r(comp.covariance_matrix)}
 
 
+def density_url(d: Any) -> str:
+    """A model's density of the training codes as safetensors (weights (K,), means (K, d), covariances (K, d, d);
+    float32, as ``density.safetensors`` holds them) at a content-addressed URL (made once per density)."""
+    if id(d) in _density_urls:
+        return _density_urls[id(d)]
+    comp = d.component_distribution
+
+    def f32(t: Any) -> np.ndarray:
+        return np.ascontiguousarray(t.detach().cpu().float().numpy())
+
+    data = safetensors.numpy.save({"weights": f32(d.mixture_distribution.probs), "means": f32(comp.loc),
+                                   "covariances": f32(comp.covariance_matrix)})
+    return _density_urls.setdefault(id(d), assets().data("density.safetensors", data))
+
+
+_density_urls: dict[int, str] = {}  # id of a loaded model's density -> its URL (the densities live as long as the app)
+
+
 def graph_urls(e: Any) -> dict[str, str]:
     """A prepared model's encoder and decoder graphs: {"encoder": url, "decoder": url} (one group: one key)."""
     enc, dec = e.onnx["encoder"], e.onnx["decoder"]
@@ -144,12 +162,12 @@ def codes_url(engine: Engine, name: str) -> str:
 
 
 def _prior(engine: Engine, name: str) -> dict | None:
-    """N(0, Σ) priors: what the browser's exact KL needs (Σ⁻¹ and log|Σ|); None for N(0, I)."""
+    """N(0, Σ) priors: what the browser's exact KL (Σ⁻¹ and log|Σ|) and its prior samples (Σ) need; None for N(0, I)."""
     cov = engine.models[name].config.prior_cov
     if cov is None:
         return None
     s = np.asarray(cov, np.float64)
-    return {"inv": np.linalg.inv(s).tolist(), "logdet": float(np.linalg.slogdet(s)[1])}
+    return {"inv": np.linalg.inv(s).tolist(), "logdet": float(np.linalg.slogdet(s)[1]), "cov": s.tolist()}
 
 
 def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) -> dict:
@@ -168,8 +186,10 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
                                 "error": e.error or e.onnx_error or None}
         if ready:
             spec.update(**graph_urls(e), codes=codes_url(engine, name))
-        if e.config.z_dim == 2 and e.model.code_density is not None:  # a few numbers: the map draws from it
-            spec["density"] = density_spec(e.model.code_density)
+        if e.model.code_density is not None:
+            spec["density_url"] = density_url(e.model.code_density)  # fetched when samples are drawn from it
+            if e.config.z_dim == 2:  # a few numbers: the map draws from it
+                spec["density"] = density_spec(e.model.code_density)
         models[name] = spec
     maps = {}
     for name, m in engine.maps.items():
@@ -211,7 +231,7 @@ def page_manifest(engine: Engine, more: Iterable[tuple[str, str]] = ()) -> dict:
 def page_html(engine: Engine, more: Iterable[tuple[str, str]] = ()) -> str:
     """What the Gradio Space answers at ``/``: the static site's page with its manifest inline."""
     urls = web_urls()
-    preload = [urls[n] for v in PAGE_VIEWS[:1] for n in module_graph(v) if n in urls]
+    preload = [urls[n] for n in module_graph(FIRST_VIEW) if n in urls]
     css = "\n".join((WEB / c).read_text() for c in PAGE_CSS)
     footer = (engine.footer().replace("  \n", "<br>").replace("`", "") +
               '<br>The full app, every tab and the API: <a href="?ui=gradio">Gradio page</a> · '

@@ -11,6 +11,7 @@ import { el } from "./ui.js";
 export const VIEWS = [
   ["draw", "Draw & encode", "./draw.js", "vd-root"],
   ["explore", "Latent explorer", "./explore.js", "vx-root"],
+  ["generate", "Generate", "./generate.js", "vg-root"],
 ];
 
 async function main() {
@@ -50,6 +51,7 @@ async function main() {
     panels[id] = el("section", { id: `${id}-live`, role: "tabpanel", hidden: true }, el("div", { class: `vh-root ${cls}` }));
   }
   for (const { label, href } of manifest.more || []) {  // the Gradio Space: the tabs only Gradio's page has
+    if (VIEWS.some(([, l]) => l === label)) continue;  // in the page (its view links to the rest of Gradio's tab)
     bar.append(el("a", { class: "vh-tab", href, title: "Opens the full Gradio page on this tab", text: `${label} ↗` }));
   }
   root.append(bar, ...Object.values(panels));

@@ -83,7 +83,7 @@ export function absolute(m, base = document.baseURI) {
   const abs = (u) => (u ? new URL(u, base).href : u);
   if (m.ort && m.ort.source === "local") for (const k of ["script", "mjs", "wasm"]) m.ort[k] = abs(m.ort[k]);
   if (m.test) for (const k of ["url", "labels"]) m.test[k] = abs(m.test[k]);
-  for (const s of Object.values(m.models || {})) for (const k of ["encoder", "decoder", "codes"]) s[k] = abs(s[k]);
+  for (const s of Object.values(m.models || {})) for (const k of ["encoder", "decoder", "codes", "density_url"]) s[k] = abs(s[k]);
   for (const s of Object.values(m.maps || {})) s.png = abs(s.png);
   return m;
 }

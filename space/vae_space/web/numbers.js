@@ -84,21 +84,60 @@ export function normals(u, n) {
   return out;
 }
 
-// n draws from a 2-D Gaussian mixture {weights, means: [[x, y]], covs: [[[a, b], [b, c]]]}: pick a component by
-// its weight, then mean + L·ε with L the Cholesky factor of its covariance. Returns [x0, y0, x1, y1, ...].
-export function sampleMixture2d(mix, n, u) {
+// The lower Cholesky factor L (L·Lᵀ = A, row-major) of a d × d symmetric positive-definite matrix.
+export function cholesky(a, d) {
+  const l = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = a[i * d + j];
+      for (let k = 0; k < j; k++) s -= l[i * d + k] * l[j * d + k];
+      l[i * d + j] = i === j ? Math.sqrt(Math.max(s, 0)) : s / l[j * d + j];
+    }
+  }
+  return l;
+}
+
+// n draws of N(0, I) in d dimensions, or of N(0, L·Lᵀ) given the Cholesky factor L: n × d, row-major.
+export function gaussianDraws(n, d, u, chol = null) {
+  const eps = normals(u, n * d);
+  if (!chol) return eps;
+  const out = new Float64Array(n * d);
+  for (let i = 0; i < n; i++) {
+    for (let r = 0; r < d; r++) {
+      let s = 0;
+      for (let c = 0; c <= r; c++) s += chol[r * d + c] * eps[i * d + c];
+      out[i * d + r] = s;
+    }
+  }
+  return out;
+}
+
+// n draws from a Gaussian mixture in d dimensions, given flat {weights (K), means (K·d), covs (K·d·d)} (as
+// density.safetensors holds them): pick a component by its weight, then mean + L·ε with L the Cholesky factor of
+// its covariance. Returns n × d, row-major.
+export function sampleMixture(mix, n, d, u) {
   const cum = [];
-  mix.weights.reduce((s, w, k) => (cum[k] = s + w), 0);
-  const eps = normals(u, 2 * n), out = new Float64Array(2 * n);
+  Array.from(mix.weights).reduce((s, w, k) => (cum[k] = s + w), 0);
+  const chols = cum.map((_, k) => cholesky(Array.prototype.slice.call(mix.covs, k * d * d, (k + 1) * d * d), d));
+  const eps = normals(u, d * n), out = new Float64Array(d * n);
   for (let i = 0; i < n; i++) {
     const r = u() * cum[cum.length - 1];
     let k = cum.findIndex((c) => r < c);
     if (k < 0) k = cum.length - 1;
-    const [[a, b], [, c]] = mix.covs[k], l11 = Math.sqrt(a), l21 = b / l11, l22 = Math.sqrt(Math.max(c - l21 * l21, 0));
-    out[2 * i] = mix.means[k][0] + l11 * eps[2 * i];
-    out[2 * i + 1] = mix.means[k][1] + l21 * eps[2 * i] + l22 * eps[2 * i + 1];
+    const l = chols[k];
+    for (let a = 0; a < d; a++) {
+      let s = mix.means[k * d + a];
+      for (let b = 0; b <= a; b++) s += l[a * d + b] * eps[i * d + b];
+      out[i * d + a] = s;
+    }
   }
   return out;
+}
+
+// n draws from a 2-D Gaussian mixture {weights, means: [[x, y]], covs: [[[a, b], [b, c]]]} (the manifest's form).
+// Returns [x0, y0, x1, y1, ...].
+export function sampleMixture2d(mix, n, u) {
+  return sampleMixture({ weights: mix.weights, means: mix.means.flat(), covs: mix.covs.flat(2) }, n, 2, u);
 }
 
 // The log-density of a 2-D Gaussian mixture (as sampleMixture2d takes it) at (x, y)

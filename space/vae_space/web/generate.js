@@ -1,0 +1,147 @@
+// Generate, in the browser: n codes drawn with a seed from the model's prior (N(0, I), or N(0, Σ) through Σ's
+// Cholesky factor) and, side by side, from the density of its training digits' codes (the Gaussian mixture of
+// density.safetensors), each decoded in one batch with the model's ONNX decoder. The same seed gives the same
+// pictures in every browser (numbers.rng); the prior's holes show as blurs on the left that the right avoids.
+
+import { PageBackend, loadOrt } from "./backend.js";
+import { absolute, loadSafetensors } from "./data.js";
+import { cholesky, gaussianDraws, rng, sampleMixture } from "./numbers.js";
+import { INK, SIDE, Surface, drawDigit } from "./paint.js";
+import { Latest } from "./schedule.js";
+import { el, modelSelect, term } from "./ui.js";
+
+const GAP = 2;
+
+// n decoded digits (n × 784) as a grid filling the width: ceil(√n) columns, square tiles.
+function gridHeight(n, w) {
+  const cols = Math.ceil(Math.sqrt(n)), tile = Math.floor((w - GAP * (cols - 1)) / cols);
+  return Math.ceil(n / cols) * (tile + GAP) - GAP;
+}
+
+function paintGrid(g, w, images, n) {
+  const cols = Math.ceil(Math.sqrt(n)), tile = Math.floor((w - GAP * (cols - 1)) / cols);
+  g.fillStyle = INK;
+  g.fillRect(0, 0, w, gridHeight(n, w));
+  for (let i = 0; i < n; i++) {
+    drawDigit(g, images, (i % cols) * (tile + GAP), Math.floor(i / cols) * (tile + GAP), tile, i * SIDE * SIDE);
+  }
+}
+
+class GenerateView {
+  constructor(root, manifest, server) {
+    this.m = manifest;
+    this.root = root;
+    this.server = server;
+    this.models = Object.fromEntries(Object.entries(manifest.models).filter(([, s]) => s.ready));
+    this.model = manifest.default_model in this.models ? manifest.default_model : Object.keys(this.models)[0];
+    this.n = 36;
+    this.seed = 1;
+    this.images = { prior: null, density: null };
+    this.densities = new Map();  // density URL -> parsed mixture
+    this.loop = new Latest(() => this.run(), (err) => { this.note.textContent = `Could not sample: ${err.message || err}`; });
+    this.state = window.vaeGenerate = { ready: false, decodes: 0, seed: null, model: null, z: null, app: this };
+    this.build();
+  }
+
+  get busy() { return this.loop.busy; }
+
+  build() {
+    const choice = modelSelect(this.models, this.model);
+    this.select = choice.select;
+    this.count = el("input", { type: "range", min: "4", max: "100", step: "1", value: String(this.n), "aria-label": "Samples" });
+    this.countLabel = el("span", { class: "vx-mono", text: String(this.n) });
+    this.seedIn = el("input", { type: "number", min: "0", max: "4294967295", step: "1", value: String(this.seed),
+      "aria-label": "Seed", class: "vg-seed" });
+    const again = el("button", { type: "button", class: "vd-btn", "data-action": "sample", text: "New samples" });
+    this.note = el("div", { class: "vd-notice", role: "status" });
+    const fig = (source, title, about) => {
+      const canvas = el("canvas", { class: "vg-grid", role: "img", "aria-label": `Samples ${title}` });
+      const caption = el("figcaption");
+      const surface = new Surface(canvas, (g, w) => {
+        if (this.images[source]) paintGrid(g, w, this.images[source], this.shown);
+      }, (w) => gridHeight(this.shown || this.n, w));
+      const f = el("figure", { class: "vd-fig vg-fig" }, el("h3", { class: "vg-h" }, `${title} `, term("?", about)), canvas, caption);
+      return { f, canvas, caption, surface };
+    };
+    this.figs = {
+      prior: fig("prior", "from the prior", "Codes drawn from the prior p(z) the model was trained with (N(0, I), or N(0, Σ) for the "
+        + "correlated prior), then decoded. The prior is larger than where the training digits' codes lie: draws that land in "
+        + "a hole decode to blurs or to shapes between digits."),
+      density: fig("density", "from where the data lives", "Codes drawn from a Gaussian mixture fitted to the training digits' "
+        + "codes (posterior means), then decoded by the same decoder: an ex-post density (Ghosh et al. 2020). Its number "
+        + "of components was chosen on held-out codes."),
+    };
+    this.count.addEventListener("input", () => { this.n = +this.count.value; this.countLabel.textContent = String(this.n); this.refresh(); });
+    this.seedIn.addEventListener("change", () => { this.seed = Math.max(0, Math.floor(+this.seedIn.value) || 0); this.refresh(); });
+    again.addEventListener("click", () => {
+      this.seed = Math.floor(Math.random() * 2 ** 32);
+      this.seedIn.value = String(this.seed);
+      this.refresh();
+    });
+    this.select.addEventListener("change", () => { this.model = this.select.value; this.refresh(); });
+    const more = this.m.more?.find((t) => t.label === "Generate");
+    const extra = more
+      ? el("p", { class: "vh-note" }, "The class-conditional digits (cvae) and what the coloured models' codes control: ",
+        el("a", { href: more.href, text: "on Gradio's page" }), ".")
+      : el("p", { class: "vh-note", text: "The class-conditional digits and the coloured models' codes are on the Gradio Space." });
+    this.root.innerHTML = "";
+    this.root.append(
+      el("div", { class: "vd-row" }, choice.box, el("label", {}, "Samples ", this.count, " ", this.countLabel),
+        el("label", {}, "Seed ", this.seedIn), again),
+      el("div", { class: "vg-pair" }, this.figs.prior.f, this.figs.density.f), this.note, extra);
+  }
+
+  refresh() { this.loop.request(); }
+
+  async mixture(spec) {
+    if (!this.densities.has(spec.density_url)) {
+      this.densities.set(spec.density_url, loadSafetensors(spec.density_url, -1).then((t) => ({
+        weights: t.weights.data, means: t.means.data, covs: t.covariances.data })));
+    }
+    return this.densities.get(spec.density_url);
+  }
+
+  async run() {
+    const spec = this.models[this.model], d = spec.z_dim, n = this.n, seed = this.seed, model = this.model;
+    const chol = spec.prior?.cov ? cholesky(spec.prior.cov.flat(), d) : null;
+    const z = { prior: gaussianDraws(n, d, rng(seed), chol), density: null };
+    const mix = spec.density_url ? await this.mixture(spec) : null;
+    if (mix) z.density = sampleMixture(mix, n, d, rng(seed));
+    const [prior, density] = await Promise.all([this.backend.decode(model, Float32Array.from(z.prior), n),
+      z.density ? this.backend.decode(model, Float32Array.from(z.density), n) : null]);
+    this.images = { prior, density };
+    this.shown = n;
+    this.state.decodes += 1;
+    Object.assign(this.state, { seed, model, z: { prior: Array.from(z.prior), density: z.density && Array.from(z.density) } });
+    const p = spec.prior?.cov ? "N(0, Σ)" : "N(0, I)";
+    this.figs.prior.caption.textContent = `${n} codes z ~ ${p}, seed ${seed}.`;
+    this.figs.density.caption.textContent = z.density
+      ? `${n} codes from the ${mix.weights.length}-component mixture of the training codes, seed ${seed}.`
+      : `${model} has no density of its training codes in its folder.`;
+    for (const f of Object.values(this.figs)) f.surface.paint();
+    this.note.textContent = "";
+  }
+
+  async start() {
+    try {
+      this.backend = new PageBackend(await loadOrt(this.m), this.m);
+    } catch (err) {
+      this.note.textContent = `This view runs in your browser, which cannot run it: ${err.message || err}.`;
+      this.state.runtime = this.root.dataset.runtime = "none";
+      return;
+    }
+    this.state.runtime = this.root.dataset.runtime = "browser";
+    this.refresh();
+    await this.loop.idle;
+    this.state.ready = true;
+    this.root.dataset.ready = "1";
+  }
+}
+
+export async function mount(element, manifest, server = null) {
+  absolute(manifest);
+  const view = new GenerateView(element, manifest, server);
+  if (!Object.keys(view.models).length) { element.textContent = "No model is available here."; return view; }
+  await view.start();
+  return view;
+}
