@@ -104,7 +104,7 @@ JS = """
 }
 """
 # The tabs only Gradio's page has (the app's page at / links to them): (label, id)
-GRADIO_ONLY = [("Interpolate", "interpolate"), ("β comparison", "beta"), ("Generate", "generate"), ("Models", "models")]
+GRADIO_ONLY = [("Interpolate", "interpolate"), ("β comparison", "beta"), ("Generate", "generate")]
 
 
 def status(engine: Engine):
@@ -164,11 +164,13 @@ def main(argv: list[str] | None = None) -> None:
     # Every API call is a new session holding a copy of the page's state (~340 kB): keep the newest few
     # hundred, not Gradio's default 10,000 (bench/space_memory.py shows memory flat over 5,000 calls).
     sessions = int(os.environ.get("VAE_SPACE_SESSIONS", 256))
+    # "/" is the app's own page (vae_space/page.py); its manifest names the cards' file for its Models view
+    page = lambda: browser.page_html(engine, GRADIO_ONLY, lambda: {"cards": models.cards_url(engine)})  # noqa: E731
     # the page's own files (compressed, cached for good) and the page middleware: vae_space/serving.py
     demo.launch(theme=THEME, css=CSS, js=JS, max_file_size="25mb", footer_links=["api", "gradio"],
                 state_session_capacity=sessions,
                 app_kwargs=serving.app_kwargs(browser.assets(), lambda: demo.config, browser.preload_head,
-                                              limits.MIDDLEWARE, page=lambda: browser.page_html(engine, GRADIO_ONLY),
+                                              limits.MIDDLEWARE, page=page,
                                               routes=[browser.call_route(engine)]))
 
 

@@ -522,3 +522,20 @@ def test_generate_in_the_page_draws_from_the_prior_and_the_density(browser):
         pg.page.wait_for_function(idle.replace("{}", str(n)), timeout=30_000)
         assert pg.page.evaluate(state)["n"] == 37
         assert not pg.errors, pg.errors
+
+
+def test_models_in_the_page_show_a_card_its_metrics_and_figures(browser):
+    with Page(browser, path="#models", ready=".vm-root[data-ready='1']") as pg:
+        pg.page.select_option(".vm-root select[aria-label='Variant']", "vae-z2")
+        pg.page.wait_for_function("() => window.vaeModels.variant === 'vae-z2'")
+        card = pg.page.inner_text(".vm-card")
+        assert "vae-z2" in card and "Training recipe" in card
+        assert "vae_hub.load(\"vae-hub/vae-hub-vae-z2\")" in pg.page.inner_text(".vm-side")
+        assert "test loss" in pg.page.inner_text(".vm-metrics")
+        srcs = pg.page.eval_on_selector_all(".vm-fig img", "(imgs) => imgs.map((i) => i.getAttribute('src'))")
+        assert len(srcs) >= 5 and all("/vh/" in s for s in srcs), srcs
+        first = pg.page.locator(".vm-fig img").first
+        first.scroll_into_view_if_needed()
+        pg.page.wait_for_function("() => document.querySelector('.vm-fig img').naturalWidth > 0", timeout=30_000)
+        assert first.bounding_box()["width"] <= 1000, "one figure a row, at the page's width"
+        assert not pg.errors, pg.errors

@@ -1,7 +1,7 @@
 """The static site (python -m vae_space.static): built from the same engine and modules as the Gradio Space,
 served by a plain static server with no app behind it, used in headless Chromium as a visitor would (a 7 with
-the mouse, a 1 with touch, the explorer, samples), every request staying on the site, and its numbers equal to the Gradio
-Space's API for the same drawing."""
+the mouse, a 1 with touch, the explorer, samples, a model card), every request staying on the site, and its
+numbers equal to the Gradio Space's API for the same drawing."""
 
 from __future__ import annotations
 
@@ -94,6 +94,12 @@ def test_drawing_in_the_static_site_matches_the_gradio_api(site, browser, tmp_pa
         pg.page.click(".vg-root button[data-action='sample']")
         pg.page.wait_for_function("() => window.vaeGenerate.decodes > 1 && !window.vaeGenerate.app.busy")
         assert pg.page.evaluate("() => window.vaeGenerate.z.prior") != z["prior"]
+        # Models: a card and its figures, from the site's own files
+        pg.page.get_by_role("tab", name="Models").click()
+        pg.page.wait_for_selector(".vm-root[data-ready='1']", timeout=60_000)
+        assert "Training recipe" in pg.page.inner_text(".vm-card")
+        pg.page.locator(".vm-fig img").first.scroll_into_view_if_needed()
+        pg.page.wait_for_function("() => document.querySelector('.vm-fig img').naturalWidth > 0", timeout=30_000)
         assert all(u.startswith(url) or u.startswith("data:") for u in pg.requests), "a request left the site"
         assert not pg.errors, pg.errors
     finally:

@@ -51,7 +51,7 @@ ORT_INTEGRITY = "sha384-Bw6URI+Gvoadw0do7/QrSHUC9D1vCYYK5OSqChFyhyV5mzPL4oe2rOAF
 ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_VERSION}/dist/"
 PAD = 280  # the pad's drawing surface in pixels (≤ preprocess.WORK_SIDE, so both sides see the same pixels)
 PEN = 20  # pen width on it: a digit drawn across most of the pad gets about MNIST's stroke-to-height ratio
-PAGE_CSS = ("draw.css", "explore.css", "generate.css")  # the styles of the views the page mounts itself
+PAGE_CSS = ("draw.css", "explore.css", "generate.css", "models.css")  # the styles of the views the page mounts itself
 FIRST_VIEW = "draw.js"  # the view the page opens on: its modules are preloaded
 CALL_PREFIX = "vh-call"
 # every server function made by server_fn, by name: what the app's page may call at vh-call/<name>
@@ -218,17 +218,18 @@ def server_fn(name: str, call: Callable[..., Any], *keys: str, slots: int = 1, d
     return made
 
 
-def page_manifest(engine: Engine, more: Iterable[tuple[str, str]] = ()) -> dict:
+def page_manifest(engine: Engine, more: Iterable[tuple[str, str]] = (), extra: dict | None = None) -> dict:
     """The manifest of the app's page on the Gradio Space: every model (ready or not: the page asks again for one
-    still being prepared), the server behind it, and ``more``: the tabs only Gradio's page has, as (label, id)."""
-    m = manifest(engine)
+    still being prepared), the server behind it, ``more``: the tabs only Gradio's page has, as (label, id), and
+    ``extra`` (the cards' URL)."""
+    m = manifest(engine) | (extra or {})
     m["host"] = "gradio"
     m["calls"] = {"url": CALL_PREFIX, "names": sorted({"live_manifest", *PAGE_CALLS})}
     m["more"] = [{"label": label, "href": f"?ui=gradio&tab={tab}"} for label, tab in more]
     return m
 
 
-def page_html(engine: Engine, more: Iterable[tuple[str, str]] = ()) -> str:
+def page_html(engine: Engine, more: Iterable[tuple[str, str]] = (), extra: Callable[[], dict] | None = None) -> str:
     """What the Gradio Space answers at ``/``: the static site's page with its manifest inline."""
     urls = web_urls()
     preload = [urls[n] for n in module_graph(FIRST_VIEW) if n in urls]
@@ -236,7 +237,7 @@ def page_html(engine: Engine, more: Iterable[tuple[str, str]] = ()) -> str:
     footer = (engine.footer().replace("  \n", "<br>").replace("`", "") +
               '<br>The full app, every tab and the API: <a href="?ui=gradio">Gradio page</a> · '
               '<a href="?view=api">API</a>')
-    return render(urls["app.js"], css, preload, footer, page_manifest(engine, more))
+    return render(urls["app.js"], css, preload, footer, page_manifest(engine, more, extra() if extra else None))
 
 
 def _page_manifest_call(engine: Engine) -> Callable:

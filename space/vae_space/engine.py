@@ -241,7 +241,7 @@ class Engine:
         if self.source.kind != "hub":
             folder = Path(ref)
             if not folder.is_dir():
-                raise FileNotFoundError(f"no folder {variant}/ in {self.source.location}")
+                raise FileNotFoundError(f"no folder {variant}/ in {self.source.shown()}")
             if not (folder / "README.md").is_file():  # train.py writes the card last: no card, not finished
                 raise FileNotFoundError(f"{variant}/ has no model card yet (still training?)")
         got = hub.load_entry(ref)  # one download and one config parse: model, folder, card and card metrics

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import shutil
 import sys
@@ -33,6 +34,7 @@ from typing import Any
 
 from . import browser, page
 from .engine import Engine
+from .tabs import models
 
 SPACE_FRONT_MATTER = """---
 title: vae-hub
@@ -73,6 +75,18 @@ def _copy(url: str, out: Path, written: dict[str, str]) -> str:
     return rel
 
 
+def _copy_json(url: str, out: Path, written: dict[str, str]) -> str:
+    """A JSON asset that names other assets (the cards: their figures), written with those URLs rewritten, under
+    the hash of what is written."""
+    _, key, name = url.split("/", 2)
+    data = json.dumps(_rewrite(json.loads(browser.assets().get(key, name).read()), out, written),
+                      separators=(",", ":")).encode()
+    rel = f"files/{hashlib.sha256(data).hexdigest()[:16]}/{name}"
+    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+    (out / rel).write_bytes(data)
+    return rel
+
+
 def _rewrite(value: Any, out: Path, written: dict[str, str]) -> Any:
     """The manifest with every asset URL (vh/<hash>/<name>) replaced by the copied file's."""
     if isinstance(value, str) and value.startswith("vh/"):
@@ -99,6 +113,7 @@ def build(out: str | Path, weights: str | None = None) -> dict:
         m["maps"] = {}  # the page draws its maps from the test codes
         written: dict[str, str] = {}
         site = _rewrite(m, out, written)
+        site["cards"] = _copy_json(models.cards_url(engine), out, written)
         site["host"] = "static"
         (out / "manifest.json").write_text(json.dumps(site, separators=(",", ":")))
         # the modules, by their own names: they import each other by relative URL

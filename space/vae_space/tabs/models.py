@@ -1,13 +1,16 @@
-"""Models: every variant at a glance, and one variant's card, metrics, figures and download (``/model_card``)."""
+"""Models: every variant at a glance, and one variant's card, metrics, figures and download (``/model_card``); and
+the same for the app's own page (``cards_url``: every card as one JSON file, the card rendered to HTML)."""
 
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+from markdown_it import MarkdownIt
 from PIL import Image
 
 from vae_hub import hub
@@ -32,8 +35,7 @@ class Card(Result):
 def model_card(engine: Engine, variant: str) -> Card:
     """A variant's card, its metrics, its figures and where to download it."""
     variant = choice(variant, list(VARIANTS), "variant")
-    src = engine.source
-    repo = hub.repo_id_for(variant, src.location if src.kind == "hub" else hub.DEFAULT_NAMESPACE)
+    src, repo = engine.source, _repo(engine, variant)
     download = (f"**Download:** [`{repo}`](https://huggingface.co/{repo}) on the Hugging Face Hub\n\n"
                 f"```python\nimport vae_hub\nmodel = vae_hub.load(\"{repo}\")\n```")
     e = engine.models.get(variant)
@@ -56,17 +58,51 @@ def figures_html(folder: Path | None) -> str:
     tab. Served at content-addressed URLs (``vh/<key>/<name>``, cached for good): no URL names the weights folder,
     wherever it is, and no file beyond these figures is opened to visitors."""
     items = []
+    for f in figures(folder):
+        url, cap = html.escape(f["url"]), html.escape(f["caption"])
+        items.append(f'<figure><a href="{url}" target="_blank" rel="noopener" title="Open {cap} full size">'
+                     f'<img src="{url}" alt="{cap}" width="{f["width"]}" height="{f["height"]}" loading="lazy"></a>'
+                     f"<figcaption>{cap}</figcaption></figure>")
+    return f'<div class="card-figures">{"".join(items)}</div>' if items else ""
+
+
+def figures(folder: Path | None) -> list[dict]:
+    """The card's figures: {url (content-addressed), caption, width, height} each; a damaged picture is left out."""
+    out = []
     for f in figure_files(folder):
         try:
             with Image.open(f) as im:
                 w, h = im.size
         except Exception:  # a damaged picture: left out, the card still shows
             continue
-        url, cap = html.escape(assets().file(f)), html.escape(f.stem.replace("_", " "))
-        items.append(f'<figure><a href="{url}" target="_blank" rel="noopener" title="Open {cap} full size">'
-                     f'<img src="{url}" alt="{cap}" width="{w}" height="{h}" loading="lazy"></a>'
-                     f"<figcaption>{cap}</figcaption></figure>")
-    return f'<div class="card-figures">{"".join(items)}</div>' if items else ""
+        out.append({"url": assets().file(f), "caption": f.stem.replace("_", " "), "width": w, "height": h})
+    return out
+
+
+# The card's markdown as HTML for the app's page: tables on, raw HTML in a card escaped (a card is a file of the
+# weights folder, and on the Hub anyone's)
+_MD = MarkdownIt("commonmark", {"html": False}).enable("table")
+_cards: dict[int, str] = {}
+
+
+def cards_url(engine: Engine) -> str:
+    """Every variant's card for the app's page, as one JSON file at a content-addressed URL (made once):
+    {variant: {description, loaded, missing, html, metrics [[name, value]], figures, repo, loaded_from}}."""
+    if id(engine) not in _cards:
+        out = {}
+        for v, c in VARIANTS.items():
+            card = model_card(engine, v)
+            e = engine.models.get(v)
+            out[v] = {"description": c.description, "loaded": e is not None, "missing": engine.missing.get(v),
+                      "html": _MD.render(card.card), "metrics": card.metrics.values.tolist(),
+                      "figures": figures(e.folder) if e else [], "repo": _repo(engine, v)}
+        _cards[id(engine)] = assets().data("cards.json", json.dumps(out, separators=(",", ":")).encode())
+    return _cards[id(engine)]
+
+
+def _repo(engine: Engine, variant: str) -> str:
+    src = engine.source
+    return hub.repo_id_for(variant, src.location if src.kind == "hub" else hub.DEFAULT_NAMESPACE)
 
 
 def figure_files(folder: Path | None) -> list[Path]:

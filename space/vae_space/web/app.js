@@ -12,6 +12,7 @@ export const VIEWS = [
   ["draw", "Draw & encode", "./draw.js", "vd-root"],
   ["explore", "Latent explorer", "./explore.js", "vx-root"],
   ["generate", "Generate", "./generate.js", "vg-root"],
+  ["models", "Models", "./models.js", "vm-root"],
 ];
 
 async function main() {

@@ -85,5 +85,6 @@ export function absolute(m, base = document.baseURI) {
   if (m.test) for (const k of ["url", "labels"]) m.test[k] = abs(m.test[k]);
   for (const s of Object.values(m.models || {})) for (const k of ["encoder", "decoder", "codes", "density_url"]) s[k] = abs(s[k]);
   for (const s of Object.values(m.maps || {})) s.png = abs(s.png);
+  if (m.cards) m.cards = abs(m.cards);
   return m;
 }
