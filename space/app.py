@@ -104,7 +104,7 @@ JS = """
 }
 """
 # The tabs only Gradio's page has (the app's page at / links to them): (label, id)
-GRADIO_ONLY = [("Interpolate", "interpolate"), ("β comparison", "beta"), ("Generate", "generate")]
+GRADIO_ONLY = [("Interpolate", "interpolate"), ("β comparison", "beta"), ("Generate", "generate")]  # in-page views link to theirs
 
 
 def status(engine: Engine):

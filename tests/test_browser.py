@@ -539,3 +539,41 @@ def test_models_in_the_page_show_a_card_its_metrics_and_figures(browser):
         pg.page.wait_for_function("() => document.querySelector('.vm-fig img').naturalWidth > 0", timeout=30_000)
         assert first.bounding_box()["width"] <= 1000, "one figure a row, at the page's width"
         assert not pg.errors, pg.errors
+
+
+def test_interpolate_in_the_page_encodes_paths_and_takes_my_drawing(browser):
+    """The app's Interpolate view: its endpoints' codes and its frames are the model's (torch gives the same); the
+    scrubber decodes the point at t; the drawing made on the Draw tab is an endpoint."""
+    from safetensors.numpy import load_file
+
+    import vae_hub
+
+    digits = load_file(str(ROOT / "space" / "assets" / "test_digits.safetensors"))["images"].astype(np.float32) / 255
+    model = vae_hub.load("vae-z20")
+    with Page(browser) as pg:
+        pg.draw_mouse(DIGIT_STROKES[7])
+        pg.settle()
+        drawn = pg.state("last")
+        pg.page.get_by_role("tab", name="Interpolate").click()
+        pg.page.wait_for_selector(".vi-root[data-ready='1']", timeout=60_000)
+        s = pg.page.evaluate("() => { const s = window.vaeInterpolate; return {z: s.z, picks: s.picks, strip: s.strip}; }")
+        ia, ib = s["picks"]
+        x = torch.from_numpy(digits[[ia, ib]])
+        with torch.inference_mode():
+            mean = model.encode(x).mean
+            np.testing.assert_allclose(s["z"]["a"], mean[0], atol=1e-3)
+            np.testing.assert_allclose(s["z"]["b"], mean[1], atol=1e-3)
+            first = torch.sigmoid(model.decode(torch.tensor([s["z"]["a"]]))).flatten().numpy()
+        assert np.abs(np.asarray(s["strip"][:784]) - first).max() < 1e-3, "the strip starts at A"
+        n = pg.page.evaluate("() => window.vaeInterpolate.decodes")
+        pg.page.evaluate("() => { const s = document.querySelector('.vi-root input[aria-label^=\"t:\"]'); s.value = '0.25'; "
+                         "s.dispatchEvent(new Event('input')); }")
+        pg.page.wait_for_function("() => window.vaeInterpolate.t === 0.25 && !window.vaeInterpolate.app.busy")
+        at = pg.page.evaluate("() => window.vaeInterpolate.at")
+        np.testing.assert_allclose(at["linear"], 0.75 * np.asarray(s["z"]["a"]) + 0.25 * np.asarray(s["z"]["b"]), atol=1e-6)
+        pg.page.select_option(".vi-root select[aria-label='Endpoint A']", "my drawing")
+        pg.page.wait_for_function(f"() => window.vaeInterpolate.decodes > {n} && !window.vaeInterpolate.app.busy")
+        z = pg.page.evaluate("() => window.vaeInterpolate.z")
+        np.testing.assert_allclose(z["a"], drawn["mean"], atol=1e-5)
+        assert "your drawing" in pg.page.inner_text(".vi-ends")
+        assert not pg.errors, pg.errors

@@ -1,6 +1,6 @@
 """The static site (python -m vae_space.static): built from the same engine and modules as the Gradio Space,
 served by a plain static server with no app behind it, used in headless Chromium as a visitor would (a 7 with
-the mouse, a 1 with touch, the explorer, samples, a model card), every request staying on the site, and its
+the mouse, a 1 with touch, interpolation, the explorer, samples, a model card), every request staying on the site, and its
 numbers equal to the Gradio Space's API for the same drawing."""
 
 from __future__ import annotations
@@ -86,6 +86,10 @@ def test_drawing_in_the_static_site_matches_the_gradio_api(site, browser, tmp_pa
         before = pg.page.evaluate("() => window.vaeExplore.decodes")
         pg.page.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.4 * box["height"], steps=6)
         pg.page.wait_for_function("(n) => window.vaeExplore.decodes > n && !window.vaeExplore.app.busy", arg=before)
+        # Interpolate: two test digits, both paths, in the page
+        pg.page.get_by_role("tab", name="Interpolate").click()
+        pg.page.wait_for_selector(".vi-root[data-ready='1']", timeout=60_000)
+        assert len(pg.page.evaluate("() => window.vaeInterpolate.strip")) == 2 * 10 * 784
         # Generate: both sources decoded in the page, and a new seed draws again
         pg.page.get_by_role("tab", name="Generate").click()
         pg.page.wait_for_selector(".vg-root[data-ready='1']", timeout=60_000)

@@ -51,7 +51,8 @@ ORT_INTEGRITY = "sha384-Bw6URI+Gvoadw0do7/QrSHUC9D1vCYYK5OSqChFyhyV5mzPL4oe2rOAF
 ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_VERSION}/dist/"
 PAD = 280  # the pad's drawing surface in pixels (≤ preprocess.WORK_SIDE, so both sides see the same pixels)
 PEN = 20  # pen width on it: a digit drawn across most of the pad gets about MNIST's stroke-to-height ratio
-PAGE_CSS = ("draw.css", "explore.css", "generate.css", "models.css")  # the styles of the views the page mounts itself
+# the styles of the views the page mounts itself
+PAGE_CSS = ("draw.css", "explore.css", "interpolate.css", "generate.css", "models.css")
 FIRST_VIEW = "draw.js"  # the view the page opens on: its modules are preloaded
 CALL_PREFIX = "vh-call"
 # every server function made by server_fn, by name: what the app's page may call at vh-call/<name>

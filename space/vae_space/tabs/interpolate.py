@@ -1,5 +1,5 @@
 """Interpolate: the server encodes the endpoints and draws the strip, the GIF and the path (``/interpolate``,
-``/arithmetic``); the page then scrubs along the path in the browser (web/interpolate.js): a slider decodes
+``/arithmetic``); the page then scrubs along the path in the browser (web/scrubber.js): a slider decodes
 each point of the linear and the spherical path with the model's ONNX decoder, and moves it on the map.
 Style transfer with the class-conditional model (``/style_transfer``): one digit's code, decoded as every digit.
 """
@@ -250,7 +250,7 @@ def build(engine: Engine, q: dict) -> gr.Tab:
             style_preset = gr.Button("Try: a thick 7's style as every digit (cvae)", scale=0,
                                      interactive=STYLE_MODEL in engine.models)  # the section below
         arith_note = gr.Markdown(note(ARITH_NOTE), elem_classes=["note"], visible=False)  # arithmetic mode only
-        scrub = live_panel(engine, "interpolate.js", "The path scrubber", "vi-root",
+        scrub = live_panel(engine, "scrubber.js", "The path scrubber", "vi-root",
                            css=("draw.css", "explore.css", "interpolate.css"), elem_id="interp-live")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):

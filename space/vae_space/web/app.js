@@ -10,6 +10,7 @@ import { el } from "./ui.js";
 // [id, tab label, module, root class, css]
 export const VIEWS = [
   ["draw", "Draw & encode", "./draw.js", "vd-root"],
+  ["interpolate", "Interpolate", "./interpolate.js", "vi-root"],
   ["explore", "Latent explorer", "./explore.js", "vx-root"],
   ["generate", "Generate", "./generate.js", "vg-root"],
   ["models", "Models", "./models.js", "vm-root"],

@@ -14,6 +14,7 @@
 // mount(element, manifest, server) is called by the host (server: the Gradio host's server functions, or null);
 // window.vaeDraw exposes the state that tests and the benchmarks read.
 
+import { setDrawing } from "./drawing.js";
 import { PageBackend, ServerBackend, loadOrt } from "./backend.js";
 import { absolute, fetchBytes, loadCodes, loadSafetensors } from "./data.js";
 import { normals } from "./numbers.js";
@@ -239,6 +240,7 @@ class DrawView {
       c.parentElement.classList.add("vd-empty");
     }
     this.last = this.state.last = null;
+    setDrawing(null);
     this.summary.textContent = "Draw a digit: its code, reconstruction and place among the test digits appear as you draw.";
     this.json.textContent = "";
     for (const c of [this.flowX, this.flowXs]) c.getContext("2d").clearRect(0, 0, SIDE, SIDE);
@@ -281,6 +283,7 @@ class DrawView {
     this.json.textContent = JSON.stringify(data, null, 1);
     this.state.last = { ...data, x: Array.from(x), recon: Array.from(r.recon), mean: r.mean, sigma: r.sigma,
       recon_nll: r.recon_nll, kl: r.kl, elbo: r.elbo, elbo_percentile: r.elbo_percentile, map: r.map };
+    setDrawing(x);  // offered to the page's other views as "my drawing"
     this.hint("");
   }
 

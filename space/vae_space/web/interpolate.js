@@ -1,159 +1,250 @@
-// Interpolate, scrubbed in the browser: once the server has encoded the endpoints (the strip and the GIF stay
-// the downloadable results), a slider walks t from A to B and each point of the linear and the spherical path
-// is decoded at once with the model's ONNX decoder; the point moves along both paths on the 2-D map (for
-// models with more dimensions, the 2-D model's encoding of the decoded frames, as the server draws it).
+// Interpolate, in the page: two endpoints (test digits picked by class, by stroke weight or at random with a seed,
+// or the drawing made on the Draw tab), encoded by the model; the linear and the spherical path between their
+// codes decoded as a strip; both paths on one 2-D map, zoomed to the path when it is short (for models with more
+// dimensions, the 2-D model's encoding of the decoded points); and a scrubber that decodes the point at t.
 
 import { PageBackend, loadOrt } from "./backend.js";
-import { absolute, loadImage } from "./data.js";
-import { SIDE, putDigit } from "./paint.js";
+import { getDrawing, onDrawing } from "./drawing.js";
+import { absolute, loadCodes, loadSafetensors } from "./data.js";
+import { lerp, pickTestDigit, slerp } from "./numbers.js";
+import { INK, LatentMap, MUTED, SIDE, Surface, drawDigit, font, putDigit } from "./paint.js";
 import { Latest } from "./schedule.js";
-import { el } from "./ui.js";
+import { el, modelSelect, term } from "./ui.js";
 
 const BLUE = "rgb(37, 99, 235)";
 const ORANGE = "rgb(234, 88, 12)";
+const PATH_POINTS = 25;
+const LABEL_W = 92;  // the strip's row labels ("spherical" at 13 px bold)
+const MY_DRAWING = "my drawing";
+const SOURCES = ["random test digit", ...Array.from({ length: 10 }, (_, d) => `test digit ${d}`),
+  ...["thick", "thin"].flatMap((w) => Array.from({ length: 10 }, (_, d) => `${w} test digit ${d}`))];
 
-function lerp(a, b, t) { return a.map((v, i) => (1 - t) * v + t * b[i]); }
-
-// as engine.slerp: exactly a at t=0 and b at t=1; linear when the codes are (anti)parallel or one is ~0
-function slerp(a, b, t) {
-  const dot = a.reduce((s, v, i) => s + v * b[i], 0);
-  const na = Math.hypot(...a), nb = Math.hypot(...b);
-  const omega = Math.acos(Math.min(1, Math.max(-1, dot / Math.max(na * nb, 1e-12))));
-  const so = Math.sin(omega);
-  if (so < 1e-6 || na < 1e-6 || nb < 1e-6) return lerp(a, b, t);
-  const wa = Math.sin((1 - t) * omega) / so, wb = Math.sin(t * omega) / so;
-  return a.map((v, i) => wa * v + wb * b[i]);
-}
-
-class InterpApp {
-  constructor(root, manifest, server) {
+class InterpolateView {
+  constructor(root, manifest) {
     this.m = manifest;
-    this.server = server;
     this.root = root;
-    this.info = null;
+    this.models = Object.fromEntries(Object.entries(manifest.models).filter(([, s]) => s.ready));
+    this.model = manifest.default_model in this.models ? manifest.default_model : Object.keys(this.models)[0];
+    this.seed = 0;
+    this.frames = 10;
     this.t = 0.5;
-    this.latest = new Latest(() => this.paint(), (err) => { this.note.textContent = `Could not decode: ${err.message || err}`; });
-    this.state = window.vaeInterp = { ready: false, runtime: null, decodes: 0, t: null, app: this, set: (i) => this.set(i) };
-    this.slider = el("input", { type: "range", min: "0", max: "1", step: "0.01", value: "0.5", "aria-label": "t: from A (0) to B (1)", class: "vi-slider" });
+    this.path = null;  // {model, z: [za, zb], strip, paths, map}
+    this.loop = new Latest(() => this.run(), (err) => { this.note.textContent = `Could not interpolate: ${err.message || err}`; });
+    this.scrub = new Latest(() => this.paintT(), (err) => { this.note.textContent = `Could not decode: ${err.message || err}`; });
+    this.state = window.vaeInterpolate = { ready: false, decodes: 0, model: null, z: null, picks: null, t: null, app: this };
+    this.build();
+  }
+
+  get busy() { return this.loop.busy || this.scrub.busy; }
+
+  build() {
+    const choice = modelSelect(this.models, this.model);
+    this.select = choice.select;
+    const source = (label, value) => {
+      const s = el("select", { "aria-label": label, class: "vd-select" });
+      for (const v of [MY_DRAWING, ...SOURCES]) s.append(el("option", { value: v, text: v }));
+      s.value = value;
+      return s;
+    };
+    this.srcA = source("Endpoint A", "test digit 3");
+    this.srcB = source("Endpoint B", "test digit 8");
+    this.seedIn = el("input", { type: "number", min: "0", step: "1", value: "0", "aria-label": "Seed", class: "vg-seed" });
+    const again = el("button", { type: "button", class: "vd-btn", "data-action": "pick", text: "New picks" });
+    this.frameIn = el("input", { type: "range", min: "3", max: "24", step: "1", value: String(this.frames), "aria-label": "Frames" });
+    this.frameLabel = el("span", { class: "vx-mono", text: String(this.frames) });
+    this.slider = el("input", { type: "range", min: "0", max: "1", step: "0.01", value: String(this.t), "aria-label": "t: from A (0) to B (1)", class: "vi-slider" });
     this.tLabel = el("span", { class: "vx-mono" });
     const digit = (label) => el("canvas", { width: SIDE, height: SIDE, class: "vd-digit", role: "img", "aria-label": label });
+    this.ends = [digit("Endpoint A"), digit("Endpoint B")];
+    this.endCaps = [el("figcaption"), el("figcaption")];
     this.lin = digit("Linear path at t");
     this.sph = digit("Spherical path at t");
-    this.map = el("canvas", { width: 440, height: 454, class: "vx-map", role: "img", "aria-label": "The paths on the 2-D latent map" });
-    this.note = el("div", { class: "vd-notice" });
-    const fig = (c, caption) => el("figure", { class: "vd-fig vi-digit" }, el("div", { class: "vd-frame" }, c), el("figcaption", { text: caption }));
-    this.panel = el("div", { class: "vi-panel" },
-      el("div", { class: "vd-col" },
-        el("label", { class: "vi-row" }, "A ", this.slider, " B ", this.tLabel),
-        el("div", { class: "vd-pair" }, fig(this.lin, "linear: (1 − t)·z_A + t·z_B"), fig(this.sph, "spherical (slerp): along the arc")),
-        this.note),
-      el("figure", { class: "vd-fig" }, this.map, el("figcaption", { text: "Blue: the linear path, orange: the spherical one; the dots are t." })));
-    root.innerHTML = "";
-    root.append(el("div", { class: "vd-notice", text: "Press Interpolate: then drag the slider to walk the path, decoded in your browser." }), this.panel);
-    this.panel.style.display = "none";
-    this.slider.addEventListener("input", () => { this.t = +this.slider.value; this.refresh(); });
+    this.stripCanvas = el("canvas", { class: "vi-strip", role: "img", "aria-label": "The two paths, frame by frame" });
+    this.strip = new Surface(this.stripCanvas, (g, w) => this.paintStrip(g, w), (w) => this.stripHeight(w));
+    this.mapCanvas = el("canvas", { class: "vx-map", role: "img", "aria-label": "The two paths on the 2-D latent map" });
+    this.map = new Surface(this.mapCanvas, (g, w, h) => this.paintMap(g, w, h), (w) => Math.round(w * 1.03));
+    this.mapCaption = el("figcaption");
+    this.note = el("div", { class: "vd-notice", role: "status" });
+    const fig = (c, caption) => el("figure", { class: "vd-fig vi-digit" }, el("div", { class: "vd-frame" }, c), caption);
+    const more = this.m.more?.find((t) => t.label === "Interpolate");
+    this.root.innerHTML = "";
+    this.root.append(
+      el("div", { class: "vd-row" }, choice.box, el("label", {}, "A ", this.srcA), el("label", {}, "B ", this.srcB),
+        el("label", {}, "Seed ", this.seedIn), again, el("label", {}, "Frames ", this.frameIn, " ", this.frameLabel)),
+      el("div", { class: "vi-ends" }, fig(this.ends[0], this.endCaps[0]), fig(this.ends[1], this.endCaps[1]),
+        el("p", { class: "vh-note" }, "Two ways from A's code to B's: ", term("linear", "(1 − t)·z_A + t·z_B: a straight line "
+          + "between the codes. Its middle passes closer to the origin than either end, where a Gaussian prior puts "
+          + "codes of small norm"), " and ", term("spherical", "slerp: along the arc between the codes, keeping their "
+          + "norm; in high dimensions most of a Gaussian's mass lies near a shell, which the arc stays on"), ".")),
+      el("figure", { class: "vd-fig" }, this.stripCanvas, el("figcaption", { text: "Top: linear; bottom: spherical; A on the left, B on the right." })),
+      el("div", { class: "vi-panel" },
+        el("div", { class: "vd-col" },
+          el("label", { class: "vi-row" }, "A ", this.slider, " B ", this.tLabel),
+          el("div", { class: "vd-pair" }, fig(this.lin, el("figcaption", { text: "linear at t" })),
+            fig(this.sph, el("figcaption", { text: "spherical at t" }))),
+          this.note,
+          more ? el("p", { class: "vh-note" }, "Latent arithmetic and style transfer with the class-conditional model: ",
+            el("a", { href: more.href, text: "on Gradio's page" }), ".")
+            : el("p", { class: "vh-note", text: "Latent arithmetic and style transfer are on the Gradio Space." })),
+        el("figure", { class: "vd-fig" }, this.mapCanvas, this.mapCaption)));
+    const rerun = () => this.loop.request();
+    for (const s of [this.select, this.srcA, this.srcB]) s.addEventListener("change", rerun);
+    this.select.addEventListener("change", () => { this.model = this.select.value; });
+    this.seedIn.addEventListener("change", () => { this.seed = Math.max(0, Math.floor(+this.seedIn.value) || 0); rerun(); });
+    again.addEventListener("click", () => { this.seed = Math.floor(Math.random() * 2 ** 31); this.seedIn.value = String(this.seed); rerun(); });
+    this.frameIn.addEventListener("input", () => { this.frames = +this.frameIn.value; this.frameLabel.textContent = String(this.frames); rerun(); });
+    this.slider.addEventListener("input", () => { this.t = +this.slider.value; this.scrub.request(); });
+    const offer = () => {
+      const has = Boolean(getDrawing());
+      for (const s of [this.srcA, this.srcB]) s.options[0].disabled = !has;
+      return has;
+    };
+    offer();
+    onDrawing(() => { if (offer() && [this.srcA.value, this.srcB.value].includes(MY_DRAWING)) rerun(); });
   }
 
-  async start() {
-    this.images = {};
-    await Promise.all(Object.values(this.m.maps).map(async (s) => { this.images[s.png] = await loadImage(s.png); }));
-    try {
-      this.runtime = new PageBackend(await loadOrt(this.m), this.m);
-    } catch {
-      this.runtime = null;  // the strip and the GIF still show the path
+  // ---------------------------------------------------------------- computing
+  input(source, slot) {
+    if (source === MY_DRAWING) {
+      const x = getDrawing();
+      if (!x) throw new Error("draw a digit on the Draw & encode tab first");
+      return { x, what: "your drawing" };
     }
-    this.state.runtime = this.runtime ? "browser" : "none";
-    this.state.ready = true;
-    this.root.dataset.ready = "1";
-    const early = this.pendingInfo || window.vaeInterpPending;  // a result that came while this loaded
-    window.vaeInterpPending = null;
-    if (early) await this.set(early);
+    const { images, labels, index } = this.digits;
+    const i = pickTestDigit(images, labels, source, this.seed, slot);
+    return { x: Float32Array.from(images.subarray(i * 784, (i + 1) * 784), (v) => v / 255), what: `test digit #${index[i]} (a ${labels[i]})`, i };
   }
 
-  async decode(model, codes, n) {
+  async run() {
+    const model = this.model, k = this.models[model].z_dim, f = this.frames;
+    const a = this.input(this.srcA.value, 0), b = this.input(this.srcB.value, 1);
+    const x = new Float32Array(2 * 784);
+    x.set(a.x); x.set(b.x, 784);
+    const { mean } = await this.backend.encode(model, x, 2);
+    const za = Array.from(mean.subarray(0, k)), zb = Array.from(mean.subarray(k, 2 * k));
+    const ts = Array.from({ length: f }, (_, i) => i / (f - 1));
+    const codes = [...ts.map((t) => lerp(za, zb, t)), ...ts.map((t) => slerp(za, zb, t))].flat();
+    const strip = await this.backend.decode(model, Float32Array.from(codes), 2 * f);
+    const mapName = k === 2 ? model : this.m.map_model;
+    const paths = await this.mapPaths(model, mapName, za, zb);
+    this.path = { model, z: [za, zb], strip, frames: f, mapName, paths, map: await this.mapFor(mapName, paths) };
     this.state.decodes += 1;
-    return this.runtime.decode(model, Float32Array.from(codes), n);
+    Object.assign(this.state, { model, z: { a: za, b: zb }, picks: [a.i ?? null, b.i ?? null], strip: Array.from(strip) });
+    putDigit(this.ends[0], a.x);
+    putDigit(this.ends[1], b.x);
+    this.endCaps[0].textContent = `A: ${a.what}`;
+    this.endCaps[1].textContent = `B: ${b.what}`;
+    this.mapCaption.textContent = mapName === model
+      ? `${model}'s map of the test digits: blue the linear path, orange the spherical one.`
+      : `${mapName}'s map: where ${mapName} encodes the decoded points of ${model}'s paths (blue linear, orange spherical).`;
+    this.strip.paint();
+    await this.paintT();
   }
 
-  async encode2d(images, n) {
-    // the 2-D map model's posterior means of decoded frames: where the server's map puts them too
-    const { mean } = await this.runtime.encode(this.m.map_model, images, n);
+  // the two paths as points on the map model's plane, PATH_POINTS each
+  async mapPaths(model, mapName, za, zb) {
+    const n = PATH_POINTS, ts = Array.from({ length: n }, (_, i) => i / (n - 1));
+    const lin = ts.map((t) => lerp(za, zb, t)), sph = ts.map((t) => slerp(za, zb, t));
+    if (mapName === model) return [lin, sph];
+    const pts = await this.onMap(model, [...lin, ...sph].flat(), 2 * n);
+    return [pts.slice(0, n), pts.slice(n)];
+  }
+
+  async onMap(model, codes, n) {
+    const imgs = await this.backend.decode(model, Float32Array.from(codes), n);
+    const { mean } = await this.backend.encode(this.m.map_model, imgs, n);
     return Array.from({ length: n }, (_, i) => [mean[2 * i], mean[2 * i + 1]]);
   }
 
-  async set(info) {
-    if (!info || !Array.isArray(info.z_a) || !this.m.models[info.model]) return;
-    if (!this.state.ready) { this.pendingInfo = info; return; }
-    if (!this.runtime) { this.note.textContent = "The in-browser runtime could not load: the strip and the GIF show the path."; return; }
-    if (!this.m.models[info.model].ready) {  // still being exported when the page loaded
-      const m = absolute(await this.server.live_manifest({ wait: info.model }));
-      this.m.models = m.models;
-      if (!this.m.models[info.model].ready) return;
-    }
-    this.info = info;
-    this.panel.style.display = "";
-    this.mapName = this.m.models[info.model].z_dim === 2 && this.m.maps[info.model] ? info.model : this.m.map_model;
-    // the two paths on the map, 25 points each
-    const n = 25, ts = Array.from({ length: n }, (_, i) => i / (n - 1));
-    const lin = ts.map((t) => lerp(info.z_a, info.z_b, t)), sph = ts.map((t) => slerp(info.z_a, info.z_b, t));
-    if (this.mapName === info.model) {
-      this.paths = [lin, sph];
-    } else {
-      const imgs = await this.decode(info.model, [...lin, ...sph].flat(), 2 * n);
-      const pts = await this.encode2d(imgs, 2 * n);
-      this.paths = [pts.slice(0, n), pts.slice(n)];
-    }
-    this.note.textContent = this.mapName === info.model ? "" : `The map is ${this.mapName}'s view of the decoded frames.`;
-    this.refresh();
+  // the map model's test codes, zoomed so a short path is not hidden under its end markers
+  async mapFor(mapName, paths) {
+    const codes = await loadCodes(this.m.models[mapName].codes, 1);
+    const full = new LatentMap(codes.mu, this.digits.labels, `${mapName}: ${codes.n.toLocaleString("en")} test digits`);
+    const pts = paths.flat(), xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+    const span = Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys));
+    if (span > full.lim * 0.8) return full;
+    const lim = Math.max(span * 0.8, 0.5), center = [(Math.max(...xs) + Math.min(...xs)) / 2, (Math.max(...ys) + Math.min(...ys)) / 2];
+    return new LatentMap(codes.mu, this.digits.labels, `${mapName}, zoomed to the path`, lim, center);
   }
 
-  refresh() { this.latest.request(); }
-
-  get busy() { return this.latest.busy; }
-
-  async paint() {
-    const info = this.info, t = this.t;
-    if (!info) return;
-    const zl = lerp(info.z_a, info.z_b, t), zs = slerp(info.z_a, info.z_b, t);
-    const imgs = await this.decode(info.model, [...zl, ...zs], 2);
+  async paintT() {
+    const p = this.path;
+    if (!p) return;
+    const t = this.t, zl = lerp(p.z[0], p.z[1], t), zs = slerp(p.z[0], p.z[1], t);
+    const imgs = await this.backend.decode(p.model, Float32Array.from([...zl, ...zs]), 2);
     putDigit(this.lin, imgs.subarray(0, SIDE * SIDE));
     putDigit(this.sph, imgs.subarray(SIDE * SIDE));
-    const pts = this.mapName === info.model ? [zl, zs] : await this.encode2d(imgs, 2);
-    this.paintMap(pts);
+    this.marks = p.mapName === p.model ? [zl, zs] : await this.onMap(p.model, [...zl, ...zs], 2);
+    this.map.paint();
     this.tLabel.textContent = `t = ${t.toFixed(2)}`;
-    this.state.t = t;
-    this.state.z = { linear: zl, spherical: zs };
+    Object.assign(this.state, { t, at: { linear: zl, spherical: zs, images: Array.from(imgs) } });
   }
 
-  paintMap(points) {
-    const s = this.m.maps[this.mapName], g = this.map.getContext("2d");
-    if (!s || !this.images[s.png]) return;
-    if (this.map.width !== s.width) { this.map.width = s.width; this.map.height = s.height; }
-    g.drawImage(this.images[s.png], 0, 0);
-    const [x0, y0, x1, y1] = s.box;
-    const px = (z) => [Math.min(Math.max(x0 + (z[0] + s.lim) / (2 * s.lim) * (x1 - x0), x0), x1),
-      Math.min(Math.max(y1 - (z[1] + s.lim) / (2 * s.lim) * (y1 - y0), y0), y1)];
+  // ---------------------------------------------------------------- painting
+  stripHeight(w) {
+    const f = this.path?.frames || this.frames, tile = Math.floor((w - LABEL_W) / f);
+    return 2 * tile + 6;
+  }
+
+  paintStrip(g, w) {
+    const p = this.path;
+    if (!p) return;
+    const tile = Math.floor((w - LABEL_W) / p.frames);
+    g.font = font(13, "600"); g.fillStyle = MUTED; g.textAlign = "right"; g.textBaseline = "middle";
+    ["linear", "spherical"].forEach((name, row) => {
+      g.fillText(name, LABEL_W - 8, row * (tile + 6) + tile / 2);
+      for (let i = 0; i < p.frames; i++) drawDigit(g, p.strip, LABEL_W + i * tile, row * (tile + 6), tile - 2, (row * p.frames + i) * SIDE * SIDE);
+    });
+  }
+
+  paintMap(g, w, h) {
+    const p = this.path;
+    if (!p) return;
+    const L = p.map.paint(g, w, h);
+    g.save();
+    g.beginPath(); g.rect(L.x0, L.y0, L.x1 - L.x0, L.y1 - L.y0); g.clip();
     [BLUE, ORANGE].forEach((color, j) => {
-      g.strokeStyle = color; g.lineWidth = 2.4;
+      g.strokeStyle = color; g.lineWidth = 3;
       g.beginPath();
-      this.paths[j].forEach((z, i) => (i ? g.lineTo(...px(z)) : g.moveTo(...px(z))));
+      p.paths[j].forEach((z, i) => (i ? g.lineTo(...p.map.toPx(L, z)) : g.moveTo(...p.map.toPx(L, z))));
       g.stroke();
     });
-    const ends = [this.paths[0][0], this.paths[0][this.paths[0].length - 1]];
-    g.font = "bold 14px sans-serif"; g.fillStyle = "rgb(30, 34, 42)";
-    ends.forEach((z, i) => { const [x, y] = px(z); g.beginPath(); g.arc(x, y, 5, 0, 2 * Math.PI); g.fill(); g.fillText("AB"[i], x + 8, y - 6); });
-    points.forEach((z, j) => {
-      const [x, y] = px(z);
+    g.font = font(15, "700"); g.fillStyle = INK;
+    [p.paths[0][0], p.paths[0][p.paths[0].length - 1]].forEach((z, i) => {
+      const [x, y] = p.map.toPx(L, z);
+      g.beginPath(); g.arc(x, y, 5, 0, 2 * Math.PI); g.fill();
+      g.lineWidth = 3; g.strokeStyle = "#fff"; g.strokeText("AB"[i], x + 9, y - 8); g.fillText("AB"[i], x + 9, y - 8);
+    });
+    (this.marks || []).forEach((z, j) => {
+      const [x, y] = p.map.toPx(L, z);
       g.beginPath(); g.arc(x, y, 7, 0, 2 * Math.PI);
       g.fillStyle = "#fff"; g.fill();
       g.lineWidth = 3; g.strokeStyle = j ? ORANGE : BLUE; g.stroke();
     });
+    g.restore();
+  }
+
+  async start() {
+    const t = await loadSafetensors(this.m.test.url, 0);  // the test digits, their labels and indices
+    this.digits = { images: t.images.data, labels: t.labels.data, index: t.index.data };
+    try {
+      this.backend = new PageBackend(await loadOrt(this.m), this.m);
+    } catch (err) {
+      this.note.textContent = `This view runs in your browser, which cannot run it: ${err.message || err}.`;
+      this.state.runtime = this.root.dataset.runtime = "none";
+      return;
+    }
+    this.state.runtime = this.root.dataset.runtime = "browser";
+    await this.loop.request();
+    this.state.ready = true;
+    this.root.dataset.ready = "1";
   }
 }
 
-export async function mount(element, manifest, server) {
+export async function mount(element, manifest) {
   absolute(manifest);
-  const app = new InterpApp(element, manifest, server);
-  await app.start();
-  return app;
+  const view = new InterpolateView(element, manifest);
+  if (!Object.keys(view.models).length) { element.textContent = "No model is available here."; return view; }
+  await view.start();
+  return view;
 }

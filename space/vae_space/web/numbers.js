@@ -149,3 +149,38 @@ export function mixtureLogPdf2d(mix, x, y) {
   });
   return Math.log(p);
 }
+
+// ------------------------------------------------------------------ paths between codes
+export function lerp(a, b, t) { return Array.from(a, (v, i) => (1 - t) * v + t * b[i]); }
+
+// As vae_space's slerp: exactly a at t = 0 and b at t = 1; linear when the codes are (anti)parallel or one is ~0.
+export function slerp(a, b, t) {
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+  na = Math.sqrt(na); nb = Math.sqrt(nb);
+  const omega = Math.acos(Math.min(1, Math.max(-1, dot / Math.max(na * nb, 1e-12))));
+  const so = Math.sin(omega);
+  if (so < 1e-6 || na < 1e-6 || nb < 1e-6) return lerp(a, b, t);
+  const wa = Math.sin((1 - t) * omega) / so, wb = Math.sin(t * omega) / so;
+  return Array.from(a, (v, i) => wa * v + wb * b[i]);
+}
+
+// ------------------------------------------------------------------ picking test digits
+export const STYLE_SHARE = 0.15;  // "thick"/"thin": from the 15% of the class with the most/least ink (as the server)
+
+// The index of a test digit for a source ("random test digit", "test digit 7", "thick test digit 7", "thin test
+// digit 2"), drawn with a seed; slot separates two picks with the same seed. images: n × 784 bytes; labels: n.
+export function pickTestDigit(images, labels, source, seed, slot = 0) {
+  const n = labels.length, m = /^(thick |thin )?test digit (\d)$/.exec(source);
+  if (source !== "random test digit" && !m) throw new Error(`unknown source ${source}`);
+  let pool = [];
+  for (let i = 0; i < n; i++) if (!m || labels[i] === +m[2]) pool.push(i);
+  if (m && m[1]) {
+    const ink = new Map(pool.map((i) => { let s = 0; for (let p = i * 784; p < (i + 1) * 784; p++) s += images[p]; return [i, s]; }));
+    pool.sort((p, q) => ink.get(p) - ink.get(q) || p - q);
+    const k = Math.max(1, Math.floor(pool.length * STYLE_SHARE));
+    pool = m[1] === "thick " ? pool.slice(-k) : pool.slice(0, k);
+  }
+  const u = rng((seed >>> 0) * 2 + slot);
+  return pool[Math.floor(u() * pool.length)];
+}

@@ -83,11 +83,13 @@ export function cross(g, x, y, color = RED, r = 7) {
 // The test digits' codes (posterior means, n × 2) coloured by digit, with axes and each digit's label at the
 // median of its codes. The background is drawn once per size and kept; overlays are drawn on top.
 export class LatentMap {
-  // lim: the map's half-width in latent units (default: the codes' 99.5th percentile of |z| plus a margin)
-  constructor(mu, labels, title = "", lim = null) {
+  // lim: the map's half-width in latent units (default: the codes' 99.5th percentile of |z| plus a margin);
+  // center: the latent point at the map's centre (a zoomed view)
+  constructor(mu, labels, title = "", lim = null, center = [0, 0]) {
     this.mu = mu;
     this.labels = labels;
     this.title = title;
+    this.center = center;
     const abs = Array.from(mu, Math.abs).sort((a, b) => a - b);
     this.lim = lim ?? Math.max(3, Math.ceil(((abs[Math.floor(0.995 * (abs.length - 1))] ?? 0) + 0.4) * 2) / 2);
     this.bg = null;
@@ -100,10 +102,15 @@ export class LatentMap {
   }
 
   // latent -> canvas (CSS px) and back
-  toPx(L, z) { return [L.x0 + (z[0] + this.lim) / (2 * this.lim) * (L.x1 - L.x0), L.y1 - (z[1] + this.lim) / (2 * this.lim) * (L.y1 - L.y0)]; }
+  toPx(L, z) {
+    const [cx, cy] = this.center;
+    return [L.x0 + (z[0] - cx + this.lim) / (2 * this.lim) * (L.x1 - L.x0), L.y1 - (z[1] - cy + this.lim) / (2 * this.lim) * (L.y1 - L.y0)];
+  }
+
   toZ(L, x, y) {
     if (x < L.x0 || x > L.x1 || y < L.y0 || y > L.y1) return null;
-    return [-this.lim + (x - L.x0) / (L.x1 - L.x0) * 2 * this.lim, -this.lim + (L.y1 - y) / (L.y1 - L.y0) * 2 * this.lim];
+    const [cx, cy] = this.center;
+    return [cx - this.lim + (x - L.x0) / (L.x1 - L.x0) * 2 * this.lim, cy - this.lim + (L.y1 - y) / (L.y1 - L.y0) * 2 * this.lim];
   }
 
   // draw the background (cached per size) and return the layout for overlays
@@ -131,14 +138,22 @@ export class LatentMap {
     g.fillRect(0, 0, L.w, L.h);
     g.strokeStyle = GRID;
     g.lineWidth = 1;
-    const step = this.lim > 4 ? 2 : 1;
+    const step = this.lim > 4 ? 2 : this.lim > 1.5 ? 1 : this.lim > 0.6 ? 0.5 : 0.2;
     g.font = font(); g.fillStyle = MUTED;
-    for (let v = -Math.floor(this.lim / step) * step; v <= this.lim; v += step) {
-      const [px, py] = this.toPx(L, [v, v]);
-      g.beginPath(); g.moveTo(px, L.y0); g.lineTo(px, L.y1); g.moveTo(L.x0, py); g.lineTo(L.x1, py); g.stroke();
-      g.textAlign = "center"; g.textBaseline = "top"; g.fillText(String(v), px, L.y1 + 4);
-      g.textAlign = "right"; g.textBaseline = "middle"; g.fillText(String(v), L.x0 - 5, py);
-    }
+    const label = (v) => String(+v.toFixed(1));
+    this.center.forEach((c, axis) => {
+      for (let v = Math.ceil((c - this.lim) / step) * step; v <= c + this.lim + 1e-9; v += step) {
+        const [px, py] = this.toPx(L, [v, v]);
+        g.beginPath();
+        if (axis === 0) {
+          g.moveTo(px, L.y0); g.lineTo(px, L.y1); g.stroke();
+          g.textAlign = "center"; g.textBaseline = "top"; g.fillText(label(v), px, L.y1 + 4);
+        } else {
+          g.moveTo(L.x0, py); g.lineTo(L.x1, py); g.stroke();
+          g.textAlign = "right"; g.textBaseline = "middle"; g.fillText(label(v), L.x0 - 5, py);
+        }
+      }
+    });
     g.textAlign = "center"; g.textBaseline = "top";
     g.fillText("z₁", (L.x0 + L.x1) / 2, L.y1 + 18);
     g.save(); g.translate(10, (L.y0 + L.y1) / 2); g.rotate(-Math.PI / 2); g.textBaseline = "middle"; g.fillText("z₂", 0, 0); g.restore();
