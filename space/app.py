@@ -103,8 +103,8 @@ JS = """
   }
 }
 """
-# The tabs only Gradio's page has (the app's page at / links to them): (label, id)
-GRADIO_ONLY = [("Interpolate", "interpolate"), ("β comparison", "beta"), ("Generate", "generate")]  # in-page views link to theirs
+# Gradio's tabs that hold more than the app's views (each view links to its tab there): (label, id)
+GRADIO_ONLY = [("Interpolate", "interpolate"), ("β comparison", "beta"), ("Generate", "generate")]
 
 
 def status(engine: Engine):
@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     # hundred, not Gradio's default 10,000 (bench/space_memory.py shows memory flat over 5,000 calls).
     sessions = int(os.environ.get("VAE_SPACE_SESSIONS", 256))
     # "/" is the app's own page (vae_space/page.py); its manifest names the cards' file for its Models view
-    page = lambda: browser.page_html(engine, GRADIO_ONLY, lambda: {"cards": models.cards_url(engine)})  # noqa: E731
+    page = lambda: browser.page_html(engine, GRADIO_ONLY, lambda: {"cards": models.cards_url(engine),  # noqa: E731
+                                                                   "betas": beta.betas_url(engine)})
     # the page's own files (compressed, cached for good) and the page middleware: vae_space/serving.py
     demo.launch(theme=THEME, css=CSS, js=JS, max_file_size="25mb", footer_links=["api", "gradio"],
                 state_session_capacity=sessions,

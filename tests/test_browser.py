@@ -577,3 +577,37 @@ def test_interpolate_in_the_page_encodes_paths_and_takes_my_drawing(browser):
         np.testing.assert_allclose(z["a"], drawn["mean"], atol=1e-5)
         assert "your drawing" in pg.page.inner_text(".vi-ends")
         assert not pg.errors, pg.errors
+
+
+def test_beta_comparison_in_the_page_matches_the_models_and_sweeps_from_the_input(browser):
+    """The app's β view: each β-VAE's code and KL per dimension for the input are torch's; at rest the sweep shows
+    each model's reconstruction; a shift changes the small-β model's picture."""
+    from safetensors.numpy import load_file
+
+    import vae_hub
+    from vae_hub.distributions import kl_per_dim
+
+    digits = load_file(str(ROOT / "space" / "assets" / "test_digits.safetensors"))["images"].astype(np.float32) / 255
+    with Page(browser, path="#beta", ready=".vb-root[data-ready='1']") as pg:
+        s = pg.page.evaluate("() => { const s = window.vaeBetaPage; return {picked: s.picked, results: s.results}; }")
+        assert set(s["results"]) == {"beta-vae-b0.5", "beta-vae-b1", "beta-vae-b2", "beta-vae-b4", "beta-vae-b8"}
+        x = torch.from_numpy(digits[[s["picked"]]])
+        for name in ("beta-vae-b1", "beta-vae-b8"):
+            model = vae_hub.load(name)
+            with torch.inference_mode():
+                post = model.encode(x)
+                kl = kl_per_dim(post, model.prior)[0][0].numpy()
+            np.testing.assert_allclose(s["results"][name]["mean"], post.mean[0], atol=1e-3)
+            np.testing.assert_allclose(s["results"][name]["kl"], kl, atol=1e-3)
+        cells = "(sel) => Array.from(document.querySelectorAll(sel)).map((c) => " \
+                "Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data).filter((_, i) => i % 4 === 0))"
+        recon = np.asarray(pg.page.evaluate(cells, "canvas[aria-label$=': reconstruction']"), np.float32)
+        swept = np.asarray(pg.page.evaluate(cells, "canvas[aria-label$=' swept']"), np.float32)
+        assert recon.shape == swept.shape == (5, 784) and np.abs(recon - swept).max() <= 1, "at rest: the reconstructions"
+        pg.page.evaluate("() => { const s = document.querySelector('.vb-root input[type=range]'); s.value = '2.5'; "
+                         "s.dispatchEvent(new Event('input')); }")
+        pg.page.wait_for_function("() => window.vaeBetaPage.value === 2.5 && !window.vaeBetaPage.app.busy")
+        moved = np.abs(np.asarray(pg.page.evaluate(cells, "canvas[aria-label$=' swept']"), np.float32) - swept).mean(1) / 255
+        assert moved[0] > 0.01, moved
+        assert "≈" in pg.page.inner_text(".vb-rows"), "dimensions named by the factor they carry"
+        assert not pg.errors, pg.errors

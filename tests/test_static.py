@@ -1,7 +1,7 @@
 """The static site (python -m vae_space.static): built from the same engine and modules as the Gradio Space,
 served by a plain static server with no app behind it, used in headless Chromium as a visitor would (a 7 with
-the mouse, a 1 with touch, interpolation, the explorer, samples, a model card), every request staying on the site, and its
-numbers equal to the Gradio Space's API for the same drawing."""
+the mouse, a 1 with touch, interpolation, β comparison, the explorer, samples, a model card), every request
+staying on the site, and its numbers equal to the Gradio Space's API for the same drawing."""
 
 from __future__ import annotations
 
@@ -90,6 +90,10 @@ def test_drawing_in_the_static_site_matches_the_gradio_api(site, browser, tmp_pa
         pg.page.get_by_role("tab", name="Interpolate").click()
         pg.page.wait_for_selector(".vi-root[data-ready='1']", timeout=60_000)
         assert len(pg.page.evaluate("() => window.vaeInterpolate.strip")) == 2 * 10 * 784
+        # β comparison: the five models on one input, swept from its own code
+        pg.page.get_by_role("tab", name="β comparison").click()
+        pg.page.wait_for_selector(".vb-root[data-ready='1']", timeout=60_000)
+        assert len(pg.page.evaluate("() => window.vaeBetaPage.results")) == 5
         # Generate: both sources decoded in the page, and a new seed draws again
         pg.page.get_by_role("tab", name="Generate").click()
         pg.page.wait_for_selector(".vg-root[data-ready='1']", timeout=60_000)

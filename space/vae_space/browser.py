@@ -52,7 +52,7 @@ ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_VERSION}/dist/"
 PAD = 280  # the pad's drawing surface in pixels (≤ preprocess.WORK_SIDE, so both sides see the same pixels)
 PEN = 20  # pen width on it: a digit drawn across most of the pad gets about MNIST's stroke-to-height ratio
 # the styles of the views the page mounts itself
-PAGE_CSS = ("draw.css", "explore.css", "interpolate.css", "generate.css", "models.css")
+PAGE_CSS = ("draw.css", "explore.css", "interpolate.css", "beta.css", "generate.css", "models.css")
 FIRST_VIEW = "draw.js"  # the view the page opens on: its modules are preloaded
 CALL_PREFIX = "vh-call"
 # every server function made by server_fn, by name: what the app's page may call at vh-call/<name>

@@ -34,7 +34,7 @@ from typing import Any
 
 from . import browser, page
 from .engine import Engine
-from .tabs import models
+from .tabs import beta, models
 
 SPACE_FRONT_MATTER = """---
 title: vae-hub
@@ -111,6 +111,7 @@ def build(out: str | Path, weights: str | None = None) -> dict:
         m = browser.manifest(engine)
         m["models"] = {k: v for k, v in m["models"].items() if v["ready"]}
         m["maps"] = {}  # the page draws its maps from the test codes
+        m["betas"] = beta.betas_url(engine)
         written: dict[str, str] = {}
         site = _rewrite(m, out, written)
         site["cards"] = _copy_json(models.cards_url(engine), out, written)

@@ -1,10 +1,12 @@
 """β comparison: the server draws the comparison figure and table (``/compare_betas``); the page then sweeps a
-latent dimension of all five β-VAEs at once (web/beta.js) with their ONNX decoders, from each model's
-posterior mean for the input just compared.
+latent dimension of all five β-VAEs at once (web/sweep.js) with their ONNX decoders, from each model's
+posterior mean for the input just compared. For the app's own page (web/beta.js, which computes the rest in the
+browser): ``betas_url``, each β-VAE's test metrics and factor correlations as one JSON file.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +20,7 @@ from vae_hub.distributions import kl_per_dim
 from vae_hub.variants import VARIANTS
 
 from .. import plots as P
-from ..browser import live_panel
+from ..browser import assets, live_panel
 from ..engine import BETAS, Engine, Factors
 from ..handler import Result, fail, handler
 from ..ui import image, note_box, on_visit, pad_when_drawing, quiet, sketchpad, start_here, wide_hint
@@ -90,6 +92,30 @@ def compare_betas(engine: Engine, source: str, drawing: Any, seed: int = 0) -> C
                                           "recon_nll": round(r["recon_nll"], 3), **_factor_data(r["factors"])}
                                       for b, r in results.items()}}
     return Comparison(P.digit(x[0], 6), figure, table, data)
+
+
+_betas: dict[int, str] = {}
+
+
+def betas_url(engine: Engine) -> str:
+    """What the app's β view needs beyond the graphs, as one JSON file at a content-addressed URL (made once):
+    {"models": {name: {beta, metrics {test_loss, test_recon, test_kl, active}, factors, factor_rho, ...}}}."""
+    if id(engine) in _betas:
+        return _betas[id(engine)]
+    models = {}
+    for b in BETAS:
+        e = engine.models.get(b)
+        if e is None:
+            continue
+        met = {k: v for k, _, v in e.metrics}
+        models[b] = {"beta": VARIANTS[b].beta, "active": e.active,
+                     "metrics": {k: r2(met.get(k)) for k in ("test_loss", "test_recon", "test_kl")},
+                     **_factor_data(engine.factors(e))}
+    data = json.dumps({"models": models, "used": USED, "min_rho": MIN_RHO}, separators=(",", ":"))
+    url = assets().data("betas.json", data.encode())
+    if all(engine.models[b].ready.is_set() for b in models):  # kept once every model's numbers are in
+        _betas[id(engine)] = url
+    return url
 
 
 def _factor_data(f: Factors | None) -> dict:
@@ -194,7 +220,7 @@ def build(engine: Engine, q: dict) -> gr.Tab:
             with gr.Column(scale=5):
                 fig = image(label="Reconstruction, KL per dimension and traversals for each β", elem_id="beta-figure")
                 wide_hint()
-                live_panel(engine, "beta.js", "The β sweep", "vb-root",
+                live_panel(engine, "sweep.js", "The β sweep", "vb-root",
                            css=("draw.css", "explore.css", "interpolate.css"), only=BETAS,
                            wait=BETAS[-1] if BETAS[-1] in engine.models else None, elem_id="beta-live")
                 table = gr.Dataframe(label="Test metrics from each model's card, and this input's numbers",

@@ -11,10 +11,29 @@ import { el } from "./ui.js";
 export const VIEWS = [
   ["draw", "Draw & encode", "./draw.js", "vd-root"],
   ["interpolate", "Interpolate", "./interpolate.js", "vi-root"],
+  ["beta", "β comparison", "./beta.js", "vb-root"],
   ["explore", "Latent explorer", "./explore.js", "vx-root"],
   ["generate", "Generate", "./generate.js", "vg-root"],
   ["models", "Models", "./models.js", "vm-root"],
 ];
+
+// The models still being prepared on the Gradio host (exported, test digits encoded) when the page was made: asked
+// for one at a time (each call waits for its model), the manifest updated as they come. None on the static site.
+let preparing = null;
+function prepared(manifest, server, root) {
+  const waiting = Object.entries(manifest.models).filter(([, s]) => !s.ready && !s.error).map(([n]) => n);
+  if (!waiting.length || !server?.live_manifest) return Promise.resolve();
+  if (!preparing) {
+    preparing = (async () => {
+      for (const name of waiting) {
+        root.textContent = `Preparing ${name}…`;
+        const m = await server.live_manifest({ wait: name });
+        if (m && !m.error) Object.assign(manifest.models, absolute(m, document.baseURI).models);
+      }
+    })();
+  }
+  return preparing;
+}
 
 async function main() {
   const root = document.getElementById("app");
@@ -43,7 +62,9 @@ async function main() {
     if (!location.hash.endsWith(id)) history.replaceState(null, "", `#${id}`);
     if (mounted[id]) return;
     const [, , module] = VIEWS.find(([vid]) => vid === id);
-    mounted[id] = import(module).then((mod) => mod.mount(panels[id].firstChild, structuredClone(manifest), server));
+    // a view that shows many models waits for those the Gradio host was still preparing when the page was made
+    const ready = id === "draw" ? Promise.resolve() : prepared(manifest, server, panels[id].firstChild);
+    mounted[id] = ready.then(() => import(module)).then((mod) => mod.mount(panels[id].firstChild, structuredClone(manifest), server));
     mounted[id].catch((err) => { panels[id].firstChild.textContent = `This view could not start: ${err.message || err}`; });
   };
   for (const [id, label, , cls] of VIEWS) {

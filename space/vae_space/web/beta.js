@@ -1,95 +1,275 @@
-// β comparison, swept in the browser: for the input just compared, a slider moves one latent dimension of
-// every β-VAE at once (each model's most-used, second or third most-used dimension for this input, by KL)
-// and decodes all five side by side with their ONNX decoders. The slider is a shift from the input's own code:
-// at rest (0, marked) each picture is that model's reconstruction of the input.
+// β comparison, in the page: one input (a test digit, or the drawing made on the Draw tab) through the five β-VAEs
+// side by side, computed in the browser: each model's reconstruction, the KL of every latent dimension for this
+// input (sorted: which dimensions each β keeps alive), the three most-used dimensions swept −2.5 … 2.5 and named by
+// the handwriting factor they carry (ρ from the model's evaluation), a |ρ| heat map with its numbers, and a live
+// sweep that starts at the input's own code (shift 0: each picture is the model's reconstruction).
 
 import { PageBackend, loadOrt } from "./backend.js";
-import { absolute } from "./data.js";
-import { SIDE, putDigit } from "./paint.js";
+import { getDrawing, onDrawing } from "./drawing.js";
+import { absolute, fetchBytes, loadSafetensors } from "./data.js";
+import { pickTestDigit } from "./numbers.js";
+import { INK, MUTED, SIDE, Surface, drawDigit, font, putDigit } from "./paint.js";
 import { Latest } from "./schedule.js";
-import { el } from "./ui.js";
+import { el, term } from "./ui.js";
 
+const MY_DRAWING = "my drawing";
+const SOURCES = ["random test digit", ...Array.from({ length: 10 }, (_, d) => `test digit ${d}`),
+  ...["thick", "thin"].flatMap((w) => Array.from({ length: 10 }, (_, d) => `${w} test digit ${d}`))];
+const STEPS = Array.from({ length: 7 }, (_, i) => -2.5 + (5 * i) / 6);
+const SHORT = { thickness: "thick" };
 
-class BetaApp {
-  constructor(root, manifest) {
+// KL(q(z_i|x) || N(0, 1)) of each dimension
+export function klPerDim(mean, logSigma) {
+  return Array.from(mean, (m, i) => 0.5 * (m * m + Math.exp(2 * logSigma[i]) - 1 - 2 * logSigma[i]));
+}
+
+class BetaView {
+  constructor(root, manifest, info) {
     this.m = manifest;
     this.root = root;
-    this.data = null;
-    this.latest = new Latest(() => this.paint(), (err) => { this.note.textContent = `Could not decode: ${err.message || err}`; });
-    this.state = window.vaeBeta = { ready: false, decodes: 0, value: null, app: this, set: (d) => this.set(d) };
+    this.info = info;  // betas.json: each model's β, test metrics and factor correlations
+    this.names = Object.keys(info.models).filter((n) => manifest.models[n]?.ready);
+    this.seed = 0;
+    this.result = null;
+    this.loop = new Latest(() => this.run(), (err) => { this.note.textContent = `Could not compare: ${err.message || err}`; });
+    this.sweepLoop = new Latest(() => this.sweep(), (err) => { this.note.textContent = `Could not decode: ${err.message || err}`; });
+    this.state = window.vaeBetaPage = { ready: false, decodes: 0, value: 0, results: null, app: this };
+    this.build();
+  }
+
+  get busy() { return this.loop.busy || this.sweepLoop.busy; }
+
+  build() {
+    this.src = el("select", { "aria-label": "Input", class: "vd-select" });
+    for (const v of [MY_DRAWING, ...SOURCES]) this.src.append(el("option", { value: v, text: v }));
+    this.src.value = "test digit 7";
+    this.seedIn = el("input", { type: "number", min: "0", step: "1", value: "0", "aria-label": "Seed", class: "vg-seed" });
+    const again = el("button", { type: "button", class: "vd-btn", "data-action": "pick", text: "New pick" });
+    this.inputCanvas = el("canvas", { width: SIDE, height: SIDE, class: "vd-digit", role: "img", "aria-label": "The input" });
+    this.inputCap = el("figcaption");
     this.rank = el("select", { "aria-label": "Which dimension", class: "vd-select" });
     ["most used", "2nd most used", "3rd most used"].forEach((t, i) => this.rank.append(el("option", { value: String(i), text: t })));
-    this.slider = el("input", { type: "range", min: "-3", max: "3", step: "0.05", value: "0", list: "vb-rest",
+    this.slider = el("input", { type: "range", min: "-3", max: "3", step: "0.05", value: "0",
       "aria-label": "Shift of the dimension from the input's own value", class: "vi-slider" });
-    const rest = el("datalist", { id: "vb-rest" }, el("option", { value: "0", label: "the input" }));
     this.value = el("span", { class: "vx-mono" });
-    this.row = el("div", { class: "vb-row" });
-    this.note = el("div", { class: "vd-notice", text: "Press Compare: then sweep a dimension of all five models at once." });
-    root.innerHTML = "";
-    root.append(el("div", { class: "vd-row" }, el("label", {}, "Sweep each model's ", this.rank, " dimension"),
-      el("label", { class: "vi-row" }, "shift −3 ", this.slider, " +3 ", this.value, rest)), this.row, this.note);
-    this.rank.addEventListener("change", () => this.refresh());
-    this.slider.addEventListener("input", () => this.refresh());
+    this.rows = el("div", { class: "vb-rows" });
+    this.trav = el("canvas", { class: "vb-wide", role: "img", "aria-label": "Traversals of each model's three most-used dimensions" });
+    this.travSurface = new Surface(this.trav, (g, w) => this.paintTraversals(g, w), (w) => this.travHeight(w));
+    this.heat = el("canvas", { class: "vb-wide", role: "img", "aria-label": "|ρ| between each dimension and the handwriting factors" });
+    this.heatSurface = new Surface(this.heat, (g, w) => this.paintHeat(g, w), (w) => this.heatHeight(w));
+    this.heatCap = el("figcaption");
+    this.note = el("div", { class: "vd-notice", role: "status" });
+    this.root.innerHTML = "";
+    this.root.append(
+      el("div", { class: "vd-row" }, el("label", {}, "Input ", this.src), el("label", {}, "Seed ", this.seedIn), again),
+      el("div", { class: "vb-top" }, el("figure", { class: "vd-fig vi-digit" }, el("div", { class: "vd-frame" }, this.inputCanvas), this.inputCap),
+        el("div", {},
+          el("p", { class: "vh-note" }, "The same input through five ", term("β-VAEs", "One architecture (10-D code), trained with "
+            + "loss = reconstruction + β·KL. A larger β pays more for every nat of KL, so the model keeps fewer dimensions "
+            + "alive and reconstructs less detail; β = 1 is the plain VAE."), ". Sweep each model's own dimension from the "
+            + "input's code: at shift 0 every picture is that model's reconstruction."),
+          el("div", { class: "vd-row" }, el("label", {}, "Sweep each model's ", this.rank, " dimension"),
+            el("label", { class: "vi-row" }, "shift −3 ", this.slider, " +3 ", this.value)))),
+      this.rows,
+      el("figure", { class: "vd-fig" }, el("h3", { class: "vg-h", text: "The three most-used dimensions of each model, swept −2.5 … 2.5" }), this.trav),
+      el("figure", { class: "vd-fig" }, el("h3", { class: "vg-h", text: "|ρ| between each dimension and the handwriting factors" }), this.heat, this.heatCap),
+      this.note);
+    const rerun = () => this.loop.request();
+    this.src.addEventListener("change", rerun);
+    this.seedIn.addEventListener("change", () => { this.seed = Math.max(0, Math.floor(+this.seedIn.value) || 0); rerun(); });
+    again.addEventListener("click", () => { this.seed = Math.floor(Math.random() * 2 ** 31); this.seedIn.value = String(this.seed); rerun(); });
+    this.rank.addEventListener("change", () => this.sweepLoop.request());
+    this.slider.addEventListener("input", () => this.sweepLoop.request());
+    const offer = () => { this.src.options[0].disabled = !getDrawing(); return !this.src.options[0].disabled; };
+    offer();
+    onDrawing(() => { if (offer() && this.src.value === MY_DRAWING) rerun(); });
+  }
+
+  input() {
+    if (this.src.value === MY_DRAWING) {
+      const x = getDrawing();
+      if (!x) throw new Error("draw a digit on the Draw & encode tab first");
+      return { x, what: "your drawing" };
+    }
+    const { images, labels, index } = this.digits;
+    const i = pickTestDigit(images, labels, this.src.value, this.seed, 0);
+    return { x: Float32Array.from(images.subarray(i * 784, (i + 1) * 784), (v) => v / 255), what: `test digit #${index[i]} (a ${labels[i]})`, i };
+  }
+
+  async run() {
+    const inp = this.input();
+    const results = {};
+    await Promise.all(this.names.map(async (name) => {
+      const { mean, logSigma } = await this.backend.encode(name, inp.x, 1);
+      const kl = klPerDim(mean, logSigma), order = kl.map((_, i) => i).sort((a, b) => kl[b] - kl[a] || a - b);
+      const top = order.slice(0, 3), codes = [Array.from(mean)];
+      for (const d of top) for (const s of STEPS) { const z = Array.from(mean); z[d] = s; codes.push(z); }
+      const imgs = await this.backend.decode(name, Float32Array.from(codes.flat()), codes.length);
+      results[name] = { mean: Array.from(mean), kl, order, top, recon: imgs.subarray(0, 784), trav: imgs.subarray(784) };
+    }));
+    this.result = { input: inp, results, vmax: Math.max(...Object.values(results).map((r) => r.kl[r.order[0]])) };
+    this.state.decodes += 1;
+    this.state.results = Object.fromEntries(Object.entries(results).map(([n, r]) => [n, { mean: r.mean, kl: r.kl, order: r.order,
+      recon: Array.from(r.recon) }]));
+    this.state.picked = inp.i ?? null;
+    putDigit(this.inputCanvas, inp.x);
+    this.inputCap.textContent = inp.what;
+    this.paintRows();
+    this.travSurface.paint();
+    this.heatSurface.paint();
+    this.slider.value = "0";  // a new input starts at rest: its own code
+    await this.sweep();
+  }
+
+  paintRows() {
+    const { results, vmax } = this.result;
+    this.rows.replaceChildren();
+    this.cells = {};
+    for (const name of this.names) {
+      const r = results[name], info = this.info.models[name], used = r.kl.filter((v) => v > this.info.used).length;
+      const recon = el("canvas", { width: SIDE, height: SIDE, class: "vd-digit", role: "img", "aria-label": `${name}: reconstruction` });
+      putDigit(recon, r.recon);
+      const swept = el("canvas", { width: SIDE, height: SIDE, class: "vd-digit", role: "img", "aria-label": `${name} swept` });
+      const cap = el("figcaption");
+      const bars = el("canvas", { class: "vb-bars", role: "img", "aria-label": `${name}: KL per dimension` });
+      const surface = new Surface(bars, (g, w, h) => this.paintBars(g, w, h, r, vmax), () => 96);
+      const met = info.metrics || {};
+      this.rows.append(el("div", { class: "vb-model" },
+        el("div", { class: "vb-label" }, el("strong", { text: `β = ${info.beta}` }),
+          el("span", { text: `this input: KL ${r.kl.reduce((a, b) => a + b, 0).toFixed(1)} nats, ${used} of ${r.kl.length} dims used` }),
+          el("span", { class: "vh-note", text: `test loss ${met.test_loss ?? "–"} · KL ${met.test_kl ?? "–"}` })),
+        el("figure", { class: "vd-fig vb-cell" }, el("div", { class: "vd-frame" }, recon), el("figcaption", { text: "reconstruction" })),
+        el("figure", { class: "vd-fig vb-barfig" }, bars, el("figcaption", { text: "KL per dimension, sorted (nats; one scale for all β)" })),
+        el("figure", { class: "vd-fig vb-cell" }, el("div", { class: "vd-frame" }, swept), cap)));
+      this.cells[name] = { swept, cap };
+      surface.paint();
+    }
+  }
+
+  paintBars(g, w, h, r, vmax) {
+    const n = r.order.length, bw = (w - 8) / n, base = h - 18;
+    g.font = font(12); g.textAlign = "center"; g.textBaseline = "top";
+    r.order.forEach((d, j) => {
+      const v = r.kl[d], bh = (base - 4) * Math.min(1, v / Math.max(vmax, 1e-6));
+      g.fillStyle = v > this.info.used ? "rgb(79, 70, 229)" : "rgb(203, 213, 225)";
+      g.fillRect(4 + j * bw + 2, base - bh, bw - 4, bh);
+      g.fillStyle = MUTED;
+      if (bw >= 22 || j % 2 === 0) g.fillText(`z${d + 1}`, 4 + j * bw + bw / 2, base + 3);
+    });
+  }
+
+  dimName(name, d) {
+    const f = this.info.models[name].dominant_factor?.[d];
+    return f && f.factor ? `z${d + 1} ≈ ${f.factor} (ρ ${f.rho >= 0 ? "+" : "−"}${Math.abs(f.rho).toFixed(2)})` : `z${d + 1}`;
+  }
+
+  // the models' traversals in columns (three on a wide screen, one on a phone), each block 3 rows of 7 tiles
+  travLayout(w) {
+    const cols = w >= 1100 ? 3 : w >= 720 ? 2 : 1, gap = 20, bw = (w - gap * (cols - 1)) / cols;
+    const label = Math.min(170, Math.max(110, bw * 0.32)), tile = Math.max(20, Math.min(56, Math.floor((bw - label) / 7) - 2));
+    return { cols, gap, bw, label, tile, row: tile + 4, block: 3 * (tile + 4) + 26 };
+  }
+
+  travHeight(w) { const L = this.travLayout(w); return Math.ceil(this.names.length / L.cols) * (L.block + 8); }
+
+  paintTraversals(g, w) {
+    if (!this.result) return;
+    const L = this.travLayout(w);
+    this.names.forEach((name, k) => {
+      const r = this.result.results[name], x0 = (k % L.cols) * (L.bw + L.gap), y0 = Math.floor(k / L.cols) * (L.block + 8);
+      g.font = font(14, "600"); g.fillStyle = INK; g.textAlign = "left"; g.textBaseline = "top";
+      g.fillText(`β = ${this.info.models[name].beta}`, x0, y0 + 2);
+      r.top.forEach((d, j) => {
+        const y = y0 + 24 + j * L.row;
+        g.font = font(12); g.fillStyle = MUTED; g.textBaseline = "middle";
+        wrapText(g, this.dimName(name, d), x0, y + L.tile / 2, L.label - 8);
+        for (let s = 0; s < STEPS.length; s++) drawDigit(g, r.trav, x0 + L.label + s * (L.tile + 2), y, L.tile, (j * STEPS.length + s) * 784);
+      });
+    });
+  }
+
+  heatLayout(w) {
+    const perRow = w >= 1100 ? 3 : w >= 560 ? 2 : 1, gap = 18, boxW = Math.min(480, (w - gap * (perRow - 1)) / perRow);
+    const f = Object.values(this.info.models).find((m) => m.factors)?.factors || [];
+    const rowLabel = 34, cellW = (boxW - rowLabel) / Math.max(1, f.length), cellH = 22;
+    return { perRow, gap, boxW, rowLabel, cellW, cellH, factors: f, boxH: 40 + 10 * cellH + 6 };
+  }
+
+  heatHeight(w) {
+    const L = this.heatLayout(w);
+    return L.factors.length ? Math.ceil(this.names.length / L.perRow) * (L.boxH + L.gap) : 30;
+  }
+
+  paintHeat(g, w) {
+    const L = this.heatLayout(w);
+    if (!L.factors.length) { g.font = font(13); g.fillStyle = MUTED; g.fillText("No factor correlations are available here.", 0, 16); return; }
+    this.names.forEach((name, k) => {
+      const info = this.info.models[name], x0 = (k % L.perRow) * (L.boxW + L.gap), y0 = Math.floor(k / L.perRow) * (L.boxH + L.gap);
+      g.font = font(14, "600"); g.fillStyle = INK; g.textAlign = "left"; g.textBaseline = "top";
+      g.fillText(`β = ${info.beta}`, x0, y0);
+      g.font = font(12); g.fillStyle = MUTED; g.textAlign = "center";
+      L.factors.forEach((f, j) => g.fillText(SHORT[f] || f, x0 + L.rowLabel + (j + 0.5) * L.cellW, y0 + 20));
+      (info.factor_rho || []).forEach((row, d) => {
+        const y = y0 + 38 + d * L.cellH;
+        g.textAlign = "right"; g.textBaseline = "middle"; g.fillStyle = MUTED;
+        g.fillText(`z${d + 1}`, x0 + L.rowLabel - 4, y + L.cellH / 2);
+        row.forEach((rho, j) => {
+          const a = Math.min(1, Math.abs(rho)), x = x0 + L.rowLabel + j * L.cellW;
+          g.fillStyle = `rgba(79, 70, 229, ${a.toFixed(3)})`;
+          g.fillRect(x + 1, y + 1, L.cellW - 2, L.cellH - 2);
+          g.fillStyle = a > 0.5 ? "#fff" : INK; g.textAlign = "center";
+          if (L.cellW >= 26) g.fillText(a.toFixed(2).replace(/^0/, ""), x + L.cellW / 2, y + L.cellH / 2);
+        });
+      });
+    });
+    const src = Object.values(this.info.models).find((m) => m.factor_source)?.factor_source;
+    this.heatCap.textContent = `Pearson |ρ| of each dimension's posterior mean with the Morpho-MNIST factors (${src || "test digits"}). `
+      + `A dimension is named after a factor from |ρ| ≥ ${this.info.min_rho}.`;
+  }
+
+  async sweep() {
+    if (!this.result) return;
+    const v = +this.slider.value, rank = +this.rank.value;
+    this.value.textContent = v === 0 ? "0 (the input)" : `${v > 0 ? "+" : "−"}${Math.abs(v).toFixed(2)}`;
+    await Promise.all(this.names.map(async (name) => {
+      const r = this.result.results[name], d = r.order[rank], z = Float32Array.from(r.mean);
+      z[d] += v;
+      putDigit(this.cells[name].swept, await this.backend.decode(name, z));
+      this.cells[name].cap.textContent = `${this.dimName(name, d)} = ${z[d].toFixed(2)}`;
+    }));
+    this.state.value = v;
   }
 
   async start() {
+    const t = await loadSafetensors(this.m.test.url, 0);
+    this.digits = { images: t.images.data, labels: t.labels.data, index: t.index.data };
     try {
-      this.runtime = new PageBackend(await loadOrt(this.m), this.m);
-    } catch {
-      this.runtime = null;
-      this.note.textContent = "The in-browser runtime could not load: the figure above shows three fixed traversals.";
+      this.backend = new PageBackend(await loadOrt(this.m), this.m);
+    } catch (err) {
+      this.note.textContent = `This view runs in your browser, which cannot run it: ${err.message || err}.`;
+      return;
     }
+    await this.loop.request();
     this.state.ready = true;
     this.root.dataset.ready = "1";
-    const early = window.vaeBetaPending;
-    window.vaeBetaPending = null;
-    if (early) this.set(early);
   }
+}
 
-  set(data) {
-    if (!data || !data.models || !this.runtime) return;
-    this.data = data;
-    this.row.innerHTML = "";
-    this.cells = {};
-    for (const [name, r] of Object.entries(data.models)) {
-      if (!this.m.models[name] || !Array.isArray(r.mean)) continue;
-      const c = el("canvas", { width: SIDE, height: SIDE, class: "vd-digit", role: "img", "aria-label": `${name} swept` });
-      const cap = el("figcaption");
-      this.cells[name] = { c, cap };
-      this.row.append(el("figure", { class: "vd-fig vb-cell" }, el("div", { class: "vd-frame" }, c), cap));
-    }
-    this.note.textContent = `Input: ${data.input}. Each model's own dimension, ranked by its KL for this input; `
-      + "at shift 0 each picture is the model's reconstruction of the input.";
-    this.slider.value = "0";  // a new input starts at rest: its own code
-    this.refresh();
-  }
-
-  refresh() { this.latest.request(); }
-
-  get busy() { return this.latest.busy; }
-
-  async paint() {
-    if (!this.data) return;
-    const v = +this.slider.value, rank = +this.rank.value;
-    this.value.textContent = v === 0 ? "0 (the input)" : `${v > 0 ? "+" : "−"}${Math.abs(v).toFixed(2)}`;
-    await Promise.all(Object.entries(this.cells).map(async ([name, cell]) => {
-      const r = this.data.models[name];
-      const dim = r.order[rank];
-      const z = Float32Array.from(r.mean);
-      z[dim] += v;
-      putDigit(cell.c, await this.runtime.decode(name, z));
-      const f = r.dominant_factor && r.dominant_factor[dim];  // the handwriting factor it carries most, if any
-      cell.cap.textContent = `β = ${r.beta} · z${dim + 1}${f && f.factor ? ` ≈ ${f.factor}` : ""} = ${z[dim].toFixed(2)} `
-        + `(KL ${r.kl_per_dim[dim].toFixed(2)})`;
-    }));
-    this.state.decodes += 1;
-    this.state.value = v;
-  }
+// text in at most two lines of maxWidth, centred on y
+function wrapText(g, text, x, y, maxWidth) {
+  if (g.measureText(text).width <= maxWidth) { g.fillText(text, x, y); return; }
+  const cut = text.lastIndexOf(" (");
+  const [a, b] = cut > 0 ? [text.slice(0, cut), text.slice(cut + 1)] : [text, ""];
+  g.fillText(a, x, y - 8, maxWidth);
+  g.fillText(b, x, y + 8, maxWidth);
 }
 
 export async function mount(element, manifest) {
   absolute(manifest);
-  const app = new BetaApp(element, manifest);
-  await app.start();
-  return app;
+  if (!manifest.betas) { element.textContent = "The β-VAEs are not part of this page."; return null; }
+  const info = JSON.parse(new TextDecoder().decode(await fetchBytes(new URL(manifest.betas, document.baseURI).href, -1)));
+  const view = new BetaView(element, manifest, info);
+  if (!view.names.length) { element.textContent = "No β-VAE is available here."; return view; }
+  await view.start();
+  return view;
 }

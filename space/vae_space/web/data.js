@@ -86,5 +86,6 @@ export function absolute(m, base = document.baseURI) {
   for (const s of Object.values(m.models || {})) for (const k of ["encoder", "decoder", "codes", "density_url"]) s[k] = abs(s[k]);
   for (const s of Object.values(m.maps || {})) s.png = abs(s.png);
   if (m.cards) m.cards = abs(m.cards);
+  if (m.betas) m.betas = abs(m.betas);
   return m;
 }
