@@ -611,3 +611,36 @@ def test_beta_comparison_in_the_page_matches_the_models_and_sweeps_from_the_inpu
         assert moved[0] > 0.01, moved
         assert "≈" in pg.page.inner_text(".vb-rows"), "dimensions named by the factor they carry"
         assert not pg.errors, pg.errors
+
+
+SMALLEST = """() => { let min = 99, where = "";
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const e = n.parentElement;
+    if (!n.textContent.trim() || !e || e.closest("[hidden], option, script, style, [popover]")) continue;
+    const r = e.getBoundingClientRect();
+    if (!r.width || !r.height) continue;
+    const px = parseFloat(getComputedStyle(e).fontSize);
+    if (px < min) { min = px; where = n.textContent.trim().slice(0, 40); }
+  }
+  return [min, where]; }"""
+
+
+def test_no_text_on_any_tab_of_the_app_page_is_smaller_than_11px(browser):
+    """Every tab of the app's page, opened as a visitor would, at 1440×900 and on a 390×844 phone: the smallest
+    text shown (canvases draw theirs at paint.TEXT_PX = 12 or more)."""
+    tabs = ["Draw & encode", "Interpolate", "β comparison", "Latent explorer", "Generate", "Models"]
+    ready = {"Interpolate": ".vi-root", "β comparison": ".vb-root", "Latent explorer": ".vx-root", "Generate": ".vg-root",
+             "Models": ".vm-root"}
+    for size in ({"width": 1440, "height": 900}, {"width": 390, "height": 844}):
+        with Page(browser) as pg:
+            pg.page.set_viewport_size(size)
+            found = {}
+            for tab in tabs:
+                pg.page.get_by_role("tab", name=tab).click()
+                if tab in ready:
+                    pg.page.wait_for_selector(f"{ready[tab]}[data-ready='1']", timeout=60_000)
+                found[tab] = pg.page.evaluate(SMALLEST)
+            small = {t: f for t, f in found.items() if f[0] < 11}
+            assert not small, f"{size}: {small}"
+            assert not pg.errors, pg.errors
