@@ -171,7 +171,7 @@ BUNDLED = sorted(p.parent.name for p in bundled_dir().glob("*/config.json") if p
 def test_bundled_set_is_complete():
     assert set(vae_hub.VARIANTS) <= set(BUNDLED)
     size = sum(p.stat().st_size for p in (ROOT / "pretrained").rglob("*") if p.is_file())
-    assert size <= 40 * 2**20
+    assert size <= 45 * 2**20  # the budget of the bundled set
 
 
 @pytest.mark.parametrize("name", BUNDLED)

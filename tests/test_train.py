@@ -109,6 +109,7 @@ def _cli(*args, **kw):
 def test_cli_list_and_unknown_variant():
     r = _cli("--list")
     assert r.returncode == 0 and all(name in r.stdout for name in vae_hub.VARIANTS)
+    assert "iwae-bin" in r.stdout and "not in --variants all" in r.stdout  # bundled, trained apart
     r = _cli("--variants", "vae-z2", "nope")
     assert r.returncode == 2 and "unknown variant(s) nope" in r.stderr and "vae-z20" in r.stderr
 
