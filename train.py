@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from vae_hub import build, density, get_config
+from vae_hub.allocator import keep_freed_memory
 from vae_hub.checks import check_split_sizes, exit_on_failure
 from vae_hub.data import DEFAULT_DATASET, load_split
 from vae_hub.folders import is_complete, read_config
@@ -198,6 +199,7 @@ def output_lock(root: Path) -> Iterator[None]:
 def _worker_start(threads: int, notices: str) -> None:
     global _NOTICES
     _NOTICES = Path(notices)
+    keep_freed_memory()
     torch.set_num_threads(threads)
     sys.stdout.reconfigure(line_buffering=True)  # each epoch's line as it happens, not when the worker exits
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent stops the workers
@@ -342,6 +344,9 @@ def train_one(config, folder: Path, train, test, device: torch.device,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # this process's malloc keeps freed memory: training steps reuse it instead of faulting in pages (set by the
+    # command line, not by fit(), which must not change the allocator of a program that imports vae_hub)
+    keep_freed_memory()
     if args.track_space and not args.track:
         sys.exit("error: --track-space needs --track")
     if args.list:

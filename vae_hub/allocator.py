@@ -7,6 +7,9 @@ at batch 128, and a fault is dear in a virtual machine. Serving blocks below 32 
 1 GiB of freed memory for reuse makes those steps fault-free: conv-vae-bin's 1.3x faster on a 2-core EPYC VM,
 vae-z20's the same within noise (``python bench/allocator.py``). Both settings are needed: either alone makes
 things worse (fixing one threshold switches off glibc's adaptive mmap threshold).
+
+The settings hold for the whole process, so the command lines apply them (``train.py`` and its workers,
+``python -m vae_hub.sweep``), not ``fit()``: a program that imports vae_hub keeps its own allocator.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from pathlib import Path
 import optuna
 import torch
 
+from .allocator import keep_freed_memory
 from .cli import start
 from .data import DEFAULT_DATASET, Split, load_split, shown_dataset
 from .models import VAE
@@ -207,6 +208,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args, command = start("vae_hub.sweep", parse_args, argv)
+    keep_freed_memory()  # a command line: its training steps reuse freed memory (vae_hub.allocator)
     try:
         if args.track_space and not args.track:
             raise ValueError("--track-space needs --track")

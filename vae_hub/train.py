@@ -21,7 +21,6 @@ import safetensors.torch
 import torch
 from tqdm.auto import tqdm
 
-from .allocator import keep_freed_memory
 from .checks import first_nonfinite, nonfinite_message
 from .config import VAEConfig
 from .data import Split, color_table, make_inputs, shown_dataset, split_seed
@@ -357,7 +356,6 @@ def fit(
     images (uint8 "samples", "recons", "inputs"); an exception it raises (e.g. ``optuna.TrialPruned``)
     ends training there, with that epoch's checkpoint kept.
     """
-    keep_freed_memory()  # before the first step's buffers: steps reuse freed memory instead of faulting in pages
     run = _new_run(config, train, test, Path(out_dir), resolve_device(device) if isinstance(device, str) else device)
     probes = _probes(run)
     history, progress, start_epoch, elapsed = _start(run, resume, log)
