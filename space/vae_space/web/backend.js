@@ -57,6 +57,28 @@ export function loadOrt(m) {
   return ortLoading;
 }
 
+// The models a view can run now, and the one it opens on (the host's default when it is among them).
+export function readyModels(m) {
+  const models = Object.fromEntries(Object.entries(m.models).filter(([, s]) => s.ready));
+  return { models, model: m.default_model in models ? m.default_model : Object.keys(models)[0] };
+}
+
+// A view computed in the page: onnxruntime-web and the page backend, then the view's first run; a browser that
+// cannot run it gets one line saying why (view.note) and the view no backend. Marks the view ready (data-ready).
+export async function startView(view, firstRun) {
+  try {
+    view.backend = new PageBackend(await loadOrt(view.m), view.m);
+  } catch (err) {
+    view.note.textContent = `This view runs in your browser, which cannot run it: ${err.message || err}.`;
+    view.state.runtime = view.root.dataset.runtime = "none";
+    return;
+  }
+  view.state.runtime = view.root.dataset.runtime = "browser";
+  await firstRun();
+  view.state.ready = true;
+  view.root.dataset.ready = "1";
+}
+
 // ------------------------------------------------------------------ shared by both backends
 class Backend {
   constructor(manifest) { this.m = manifest; }

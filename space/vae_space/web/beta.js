@@ -4,17 +4,13 @@
 // the handwriting factor they carry (ρ from the model's evaluation), a |ρ| heat map with its numbers, and a live
 // sweep that starts at the input's own code (shift 0: each picture is the model's reconstruction).
 
-import { PageBackend, loadOrt } from "./backend.js";
-import { getDrawing, onDrawing } from "./drawing.js";
-import { absolute, fetchBytes, loadSafetensors } from "./data.js";
-import { pickTestDigit } from "./numbers.js";
+import { startView } from "./backend.js";
+import { absolute, fetchBytes } from "./data.js";
 import { INK, MUTED, SIDE, Surface, drawDigit, font, putDigit } from "./paint.js";
 import { Latest } from "./schedule.js";
+import { loadTestDigits, pickInput, sourceSelect } from "./sources.js";
 import { el, term } from "./ui.js";
 
-const MY_DRAWING = "my drawing";
-const SOURCES = ["random test digit", ...Array.from({ length: 10 }, (_, d) => `test digit ${d}`),
-  ...["thick", "thin"].flatMap((w) => Array.from({ length: 10 }, (_, d) => `${w} test digit ${d}`))];
 const STEPS = Array.from({ length: 7 }, (_, i) => -2.5 + (5 * i) / 6);
 const SHORT = { thickness: "thick" };
 
@@ -40,9 +36,7 @@ class BetaView {
   get busy() { return this.loop.busy || this.sweepLoop.busy; }
 
   build() {
-    this.src = el("select", { "aria-label": "Input", class: "vd-select" });
-    for (const v of [MY_DRAWING, ...SOURCES]) this.src.append(el("option", { value: v, text: v }));
-    this.src.value = "test digit 7";
+    this.src = sourceSelect("Input", "test digit 7", () => this.loop.request());
     this.seedIn = el("input", { type: "number", min: "0", step: "1", value: "0", "aria-label": "Seed", class: "vg-seed" });
     const again = el("button", { type: "button", class: "vd-btn", "data-action": "pick", text: "New pick" });
     this.inputCanvas = el("canvas", { width: SIDE, height: SIDE, class: "vd-digit", role: "img", "aria-label": "The input" });
@@ -80,24 +74,10 @@ class BetaView {
     again.addEventListener("click", () => { this.seed = Math.floor(Math.random() * 2 ** 31); this.seedIn.value = String(this.seed); rerun(); });
     this.rank.addEventListener("change", () => this.sweepLoop.request());
     this.slider.addEventListener("input", () => this.sweepLoop.request());
-    const offer = () => { this.src.options[0].disabled = !getDrawing(); return !this.src.options[0].disabled; };
-    offer();
-    onDrawing(() => { if (offer() && this.src.value === MY_DRAWING) rerun(); });
-  }
-
-  input() {
-    if (this.src.value === MY_DRAWING) {
-      const x = getDrawing();
-      if (!x) throw new Error("draw a digit on the Draw & encode tab first");
-      return { x, what: "your drawing" };
-    }
-    const { images, labels, index } = this.digits;
-    const i = pickTestDigit(images, labels, this.src.value, this.seed, 0);
-    return { x: Float32Array.from(images.subarray(i * 784, (i + 1) * 784), (v) => v / 255), what: `test digit #${index[i]} (a ${labels[i]})`, i };
   }
 
   async run() {
-    const inp = this.input();
+    const inp = pickInput(this.digits, this.src.value, this.seed, 0);
     const results = {};
     await Promise.all(this.names.map(async (name) => {
       const { mean, logSigma } = await this.backend.encode(name, inp.x, 1);
@@ -241,17 +221,8 @@ class BetaView {
   }
 
   async start() {
-    const t = await loadSafetensors(this.m.test.url, 0);
-    this.digits = { images: t.images.data, labels: t.labels.data, index: t.index.data };
-    try {
-      this.backend = new PageBackend(await loadOrt(this.m), this.m);
-    } catch (err) {
-      this.note.textContent = `This view runs in your browser, which cannot run it: ${err.message || err}.`;
-      return;
-    }
-    await this.loop.request();
-    this.state.ready = true;
-    this.root.dataset.ready = "1";
+    this.digits = await loadTestDigits(this.m);
+    await startView(this, () => this.loop.request());
   }
 }
 

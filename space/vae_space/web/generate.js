@@ -3,7 +3,7 @@
 // density.safetensors), each decoded in one batch with the model's ONNX decoder. The same seed gives the same
 // pictures in every browser (numbers.rng); the prior's holes show as blurs on the left that the right avoids.
 
-import { PageBackend, loadOrt } from "./backend.js";
+import { readyModels, startView } from "./backend.js";
 import { absolute, loadSafetensors } from "./data.js";
 import { cholesky, gaussianDraws, rng, sampleMixture } from "./numbers.js";
 import { INK, SIDE, Surface, drawDigit } from "./paint.js";
@@ -32,8 +32,7 @@ class GenerateView {
     this.m = manifest;
     this.root = root;
     this.server = server;
-    this.models = Object.fromEntries(Object.entries(manifest.models).filter(([, s]) => s.ready));
-    this.model = manifest.default_model in this.models ? manifest.default_model : Object.keys(this.models)[0];
+    Object.assign(this, readyModels(manifest));
     this.n = 36;
     this.seed = 1;
     this.images = { prior: null, density: null };
@@ -123,18 +122,7 @@ class GenerateView {
   }
 
   async start() {
-    try {
-      this.backend = new PageBackend(await loadOrt(this.m), this.m);
-    } catch (err) {
-      this.note.textContent = `This view runs in your browser, which cannot run it: ${err.message || err}.`;
-      this.state.runtime = this.root.dataset.runtime = "none";
-      return;
-    }
-    this.state.runtime = this.root.dataset.runtime = "browser";
-    this.refresh();
-    await this.loop.idle;
-    this.state.ready = true;
-    this.root.dataset.ready = "1";
+    await startView(this, () => { this.refresh(); return this.loop.idle; });
   }
 }
 

@@ -3,28 +3,24 @@
 // codes decoded as a strip; both paths on one 2-D map, zoomed to the path when it is short (for models with more
 // dimensions, the 2-D model's encoding of the decoded points); and a scrubber that decodes the point at t.
 
-import { PageBackend, loadOrt } from "./backend.js";
-import { getDrawing, onDrawing } from "./drawing.js";
-import { absolute, loadCodes, loadSafetensors } from "./data.js";
-import { lerp, pickTestDigit, slerp } from "./numbers.js";
+import { readyModels, startView } from "./backend.js";
+import { absolute, loadCodes } from "./data.js";
+import { lerp, slerp } from "./numbers.js";
 import { INK, LatentMap, MUTED, SIDE, Surface, drawDigit, font, putDigit } from "./paint.js";
 import { Latest } from "./schedule.js";
+import { loadTestDigits, pickInput, sourceSelect } from "./sources.js";
 import { el, modelSelect, term } from "./ui.js";
 
 const BLUE = "rgb(37, 99, 235)";
 const ORANGE = "rgb(234, 88, 12)";
 const PATH_POINTS = 25;
 const LABEL_W = 92;  // the strip's row labels ("spherical" at 13 px bold)
-const MY_DRAWING = "my drawing";
-const SOURCES = ["random test digit", ...Array.from({ length: 10 }, (_, d) => `test digit ${d}`),
-  ...["thick", "thin"].flatMap((w) => Array.from({ length: 10 }, (_, d) => `${w} test digit ${d}`))];
 
 class InterpolateView {
   constructor(root, manifest) {
     this.m = manifest;
     this.root = root;
-    this.models = Object.fromEntries(Object.entries(manifest.models).filter(([, s]) => s.ready));
-    this.model = manifest.default_model in this.models ? manifest.default_model : Object.keys(this.models)[0];
+    Object.assign(this, readyModels(manifest));
     this.seed = 0;
     this.frames = 10;
     this.t = 0.5;
@@ -40,14 +36,8 @@ class InterpolateView {
   build() {
     const choice = modelSelect(this.models, this.model);
     this.select = choice.select;
-    const source = (label, value) => {
-      const s = el("select", { "aria-label": label, class: "vd-select" });
-      for (const v of [MY_DRAWING, ...SOURCES]) s.append(el("option", { value: v, text: v }));
-      s.value = value;
-      return s;
-    };
-    this.srcA = source("Endpoint A", "test digit 3");
-    this.srcB = source("Endpoint B", "test digit 8");
+    this.srcA = sourceSelect("Endpoint A", "test digit 3", () => this.loop.request());
+    this.srcB = sourceSelect("Endpoint B", "test digit 8", () => this.loop.request());
     this.seedIn = el("input", { type: "number", min: "0", step: "1", value: "0", "aria-label": "Seed", class: "vg-seed" });
     const again = el("button", { type: "button", class: "vd-btn", "data-action": "pick", text: "New picks" });
     this.frameIn = el("input", { type: "range", min: "3", max: "24", step: "1", value: String(this.frames), "aria-label": "Frames" });
@@ -94,30 +84,12 @@ class InterpolateView {
     again.addEventListener("click", () => { this.seed = Math.floor(Math.random() * 2 ** 31); this.seedIn.value = String(this.seed); rerun(); });
     this.frameIn.addEventListener("input", () => { this.frames = +this.frameIn.value; this.frameLabel.textContent = String(this.frames); rerun(); });
     this.slider.addEventListener("input", () => { this.t = +this.slider.value; this.scrub.request(); });
-    const offer = () => {
-      const has = Boolean(getDrawing());
-      for (const s of [this.srcA, this.srcB]) s.options[0].disabled = !has;
-      return has;
-    };
-    offer();
-    onDrawing(() => { if (offer() && [this.srcA.value, this.srcB.value].includes(MY_DRAWING)) rerun(); });
   }
 
   // ---------------------------------------------------------------- computing
-  input(source, slot) {
-    if (source === MY_DRAWING) {
-      const x = getDrawing();
-      if (!x) throw new Error("draw a digit on the Draw & encode tab first");
-      return { x, what: "your drawing" };
-    }
-    const { images, labels, index } = this.digits;
-    const i = pickTestDigit(images, labels, source, this.seed, slot);
-    return { x: Float32Array.from(images.subarray(i * 784, (i + 1) * 784), (v) => v / 255), what: `test digit #${index[i]} (a ${labels[i]})`, i };
-  }
-
   async run() {
     const model = this.model, k = this.models[model].z_dim, f = this.frames;
-    const a = this.input(this.srcA.value, 0), b = this.input(this.srcB.value, 1);
+    const a = pickInput(this.digits, this.srcA.value, this.seed, 0), b = pickInput(this.digits, this.srcB.value, this.seed, 1);
     const x = new Float32Array(2 * 784);
     x.set(a.x); x.set(b.x, 784);
     const { mean } = await this.backend.encode(model, x, 2);
@@ -225,19 +197,8 @@ class InterpolateView {
   }
 
   async start() {
-    const t = await loadSafetensors(this.m.test.url, 0);  // the test digits, their labels and indices
-    this.digits = { images: t.images.data, labels: t.labels.data, index: t.index.data };
-    try {
-      this.backend = new PageBackend(await loadOrt(this.m), this.m);
-    } catch (err) {
-      this.note.textContent = `This view runs in your browser, which cannot run it: ${err.message || err}.`;
-      this.state.runtime = this.root.dataset.runtime = "none";
-      return;
-    }
-    this.state.runtime = this.root.dataset.runtime = "browser";
-    await this.loop.request();
-    this.state.ready = true;
-    this.root.dataset.ready = "1";
+    this.digits = await loadTestDigits(this.m);
+    await startView(this, () => this.loop.request());
   }
 }
 
