@@ -3,6 +3,7 @@ page at ``/`` (its tabs) and Gradio's page at ``/?ui=gradio`` (every tab).
 
     python bench/space_screenshots.py                  # -> /tmp/space_shots/{desktop,phone}-{app,gradio}-<tab>.png
     python bench/space_screenshots.py shots --weights runs
+    python bench/space_screenshots.py --static         # and the static site: {device}-static-<tab>.png
 
 Starts ``space/app.py`` on 127.0.0.1 (bundled weights unless told), drives Chromium through Playwright
 (headless), opens each tab in turn (the Draw tab gets a 7 drawn on its pad, so its panels show something),
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "space")]
 
 from browser_latency import CHROMIUM, FLAGS  # noqa: E402
 from space_latency import launch  # noqa: E402
@@ -27,7 +28,7 @@ from vae_hub.preprocess import DIGIT_STROKES  # noqa: E402
 VIEWPORTS = {"desktop": (1440, 900), "phone": (390, 844)}
 TABS = {"draw": "Draw & encode", "interpolate": "Interpolate", "beta": "β comparison", "explore": "Latent explorer",
         "generate": "Generate", "models": "Models"}
-PAGES = {"app": ("", ("draw", "explore")), "gradio": ("?ui=gradio", tuple(TABS))}  # page: (query, its tabs)
+PAGES = {"app": ("", tuple(TABS)), "gradio": ("?ui=gradio", tuple(TABS))}  # page: (query, its tabs)
 
 
 def draw_seven(page) -> None:
@@ -68,7 +69,8 @@ def settle(page, timeout_s: float = 120.0) -> None:
     time.sleep(1.5)  # the in-browser panels paint after their model runs
 
 
-def shoot(url: str, out: Path, tabs: tuple[str, ...] = tuple(TABS), devices: tuple[str, ...] = tuple(VIEWPORTS)) -> list[Path]:
+def shoot(url: str, out: Path, tabs: tuple[str, ...] = tuple(TABS), devices: tuple[str, ...] = tuple(VIEWPORTS),
+          pages: dict = PAGES) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -80,7 +82,7 @@ def shoot(url: str, out: Path, tabs: tuple[str, ...] = tuple(TABS), devices: tup
             phone = device == "phone"
             ctx = browser.new_context(viewport={"width": w, "height": h}, device_scale_factor=1, is_mobile=phone,
                                       has_touch=phone)
-            for name, (query, has) in PAGES.items():
+            for name, (query, has) in pages.items():
                 page = ctx.new_page()
                 page.goto(url + query)
                 page.wait_for_selector("#draw-pad[data-ready='1']", timeout=180_000)
@@ -105,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--weights", default=None, help="as for space/app.py (default: the bundled pretrained/)")
     ap.add_argument("--tabs", nargs="+", choices=list(TABS), default=list(TABS), help="only these tabs")
     ap.add_argument("--devices", nargs="+", choices=list(VIEWPORTS), default=list(VIEWPORTS), help="only these")
+    ap.add_argument("--static", action="store_true", help="also the static site (built into a temporary folder)")
     args = ap.parse_args(argv)
     url, proc = launch(args.weights)
     try:
@@ -112,6 +115,19 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+    if args.static:
+        import tempfile
+
+        from first_visit import serve_static
+        from vae_space.static import build
+
+        with tempfile.TemporaryDirectory(prefix="vae-hub-site-") as site:
+            build(site, args.weights)
+            surl, server = serve_static(Path(site))
+            try:
+                shoot(surl, Path(args.out), args.tabs, args.devices, {"static": ("", tuple(TABS))})
+            finally:
+                server.shutdown()
 
 
 if __name__ == "__main__":

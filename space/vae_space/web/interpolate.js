@@ -153,19 +153,27 @@ class InterpolateView {
   }
 
   // ---------------------------------------------------------------- painting
-  stripHeight(w) {
-    const f = this.path?.frames || this.frames, tile = Math.floor((w - LABEL_W) / f);
-    return 2 * tile + 6;
+  // the strip's layout: row labels beside the rows on a wide screen, above them on a phone (the tiles get the width)
+  stripLayout(w) {
+    const f = this.path?.frames || this.frames, above = w < 560;
+    const label = above ? 0 : LABEL_W, head = above ? 20 : 0, tile = Math.floor((w - label) / f);
+    return { f, label, head, tile, row: head + tile + 6 };
   }
+
+  stripHeight(w) { return 2 * this.stripLayout(w).row; }
 
   paintStrip(g, w) {
     const p = this.path;
     if (!p) return;
-    const tile = Math.floor((w - LABEL_W) / p.frames);
-    g.font = font(13, "600"); g.fillStyle = MUTED; g.textAlign = "right"; g.textBaseline = "middle";
+    const L = this.stripLayout(w);
+    g.font = font(13, "600"); g.fillStyle = MUTED;
     ["linear", "spherical"].forEach((name, row) => {
-      g.fillText(name, LABEL_W - 8, row * (tile + 6) + tile / 2);
-      for (let i = 0; i < p.frames; i++) drawDigit(g, p.strip, LABEL_W + i * tile, row * (tile + 6), tile - 2, (row * p.frames + i) * SIDE * SIDE);
+      const y = row * L.row;
+      if (L.head) { g.textAlign = "left"; g.textBaseline = "top"; g.fillText(name, 0, y + 2); }
+      else { g.textAlign = "right"; g.textBaseline = "middle"; g.fillText(name, L.label - 8, y + L.tile / 2); }
+      for (let i = 0; i < p.frames; i++) {
+        drawDigit(g, p.strip, L.label + i * L.tile, y + L.head, L.tile - 2, (row * p.frames + i) * SIDE * SIDE);
+      }
     });
   }
 
