@@ -516,6 +516,18 @@ def test_generate_in_the_page_draws_from_the_prior_and_the_density(browser):
         pg.page.press(".vg-root input[aria-label='Seed']", "Enter")
         pg.page.wait_for_function(idle.replace("{}", str(n)), timeout=30_000)
         assert pg.page.evaluate(state)["z"] == a["z"], "the same seed draws the same codes"
+        # the class-conditional digits: the same styles decoded as each digit, as torch's cvae decodes them
+        cond = pg.page.evaluate("() => window.vaeGenerate.conditional")
+        assert cond["digits"] == list(range(10)) and cond["styles"] == 8
+        cvae = vae_hub.load("cvae")
+        with torch.inference_mode():
+            z = torch.tensor(cond["z"], dtype=torch.float32).view(8, -1).repeat(10, 1)
+            ref = torch.sigmoid(cvae.decode(z, torch.arange(10).repeat_interleave(8))).flatten().numpy()
+        assert np.abs(np.asarray(cond["images"]) - ref).max() < 1e-3
+        n = pg.page.evaluate("() => window.vaeGenerate.decodes")
+        pg.page.select_option(".vg-root select[aria-label='Digit']", "4")
+        pg.page.wait_for_function(idle.replace("{}", str(n)), timeout=30_000)
+        assert pg.page.evaluate("() => window.vaeGenerate.conditional.digits") == [4]
         n = pg.page.evaluate("() => window.vaeGenerate.decodes")
         pg.page.focus(".vg-root input[aria-label='Samples']")
         pg.page.keyboard.press("ArrowRight")

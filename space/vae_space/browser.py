@@ -36,7 +36,7 @@ from vae_hub.data import cache_dir
 from vae_hub.preprocess import DIGIT_STROKES
 
 from .assets import AssetStore
-from .engine import MAP_MODEL, TEST_DIGITS, Engine
+from .engine import MAP_MODEL, TEST_DIGITS, Engine, is_conditional_generator
 from .limits import server_function
 from .page import render
 
@@ -171,6 +171,16 @@ def _prior(engine: Engine, name: str) -> dict | None:
     return {"inv": np.linalg.inv(s).tolist(), "logdet": float(np.linalg.slogdet(s)[1]), "cov": s.tolist()}
 
 
+def conditional_specs(engine: Engine) -> dict:
+    """The class-conditional models the page samples: their graphs (inputs z and y, one-hot), latent size, classes."""
+    out = {}
+    for name, e in engine.models.items():
+        if is_conditional_generator(e.config) and e.ready.is_set() and e.onnx is not None:
+            out[name] = {"z_dim": e.config.z_dim, "n_classes": e.config.n_classes,
+                         "description": e.config.description, **graph_urls(e)}
+    return out
+
+
 def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) -> dict:
     """Where the browser finds each model's graphs and test codes, the maps, the runtime and the test digits.
     Waits for the default model, the map model and ``wait`` to be prepared (exported, test set encoded)."""
@@ -199,7 +209,7 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
             maps[name] = {"png": assets().file(png, "map.png"), "lim": m.lim, "box": list(m.box), "width": m.W,
                           "height": m.H}
     return {"ort": ort_source(), "default_model": default, "map_model": MAP_MODEL,
-            "models": models, "maps": maps, "test": test_urls(engine),
+            "models": models, "conditional": conditional_specs(engine), "maps": maps, "test": test_urls(engine),
             "strokes": {str(d): s for d, s in DIGIT_STROKES.items()}, "pad": PAD, "pen": PEN,
             "force_server": os.environ.get("VAE_SPACE_RUNTIME", "").lower() == "server"}
 

@@ -142,6 +142,11 @@ def is_encoder(c: VAEConfig) -> bool:
     return c.data != "color" and c.latent == "gaussian" and not c.conditional
 
 
+def is_conditional_generator(c: VAEConfig) -> bool:
+    """The class-conditional model: grayscale, Gaussian latent, a label into its decoder (the page samples it)."""
+    return c.data != "color" and c.latent == "gaussian" and c.conditional
+
+
 @dataclass
 class TestDigits:
     images: np.ndarray  # (N, 28, 28) uint8
@@ -225,6 +230,8 @@ class Engine:
                     if name in ("vae-z2", "vae-z2-corr"):
                         self.maps[name] = self._latent_map(e)
                     self._export_onnx(e)
+                elif is_conditional_generator(e.config):  # the page draws its digits: graphs, no test codes
+                    self._export_onnx(e, needs_codes=False)
             except Exception as ex:  # the reason goes to the log: users see no server path or errno
                 e.error = f"could not encode the test digits ({type(ex).__name__})"
                 log.exception("preparing %s failed", name)
@@ -261,7 +268,7 @@ class Engine:
             h.update(v.detach().contiguous().cpu().numpy().tobytes())
         return h.hexdigest()[:20]
 
-    def _export_onnx(self, e: Entry) -> None:
+    def _export_onnx(self, e: Entry, needs_codes: bool = True) -> None:
         """The graphs the browser runs (encoder.onnx, decoder.onnx), exported once per set of weights and
         cached on disk beside the test codes: the bundled folders carry no ONNX copies (size budget). Weights are
         stored as float16 in the graphs (half the download; exact for the float16-stored weights we ship).
@@ -285,7 +292,7 @@ class Engine:
             e.onnx_error = f"could not export to ONNX ({type(ex).__name__})"
             log.exception("ONNX export of %s failed", e.name)
             return
-        if ok and self.codes_path(e).is_file():
+        if ok and (self.codes_path(e).is_file() or not needs_codes):
             e.onnx = {"encoder": folder / ENCODER_FILE, "decoder": folder / DECODER_FILE}
         else:
             e.onnx_error = "runs on the server here: the cache for the browser's files cannot be written"

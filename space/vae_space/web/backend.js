@@ -128,6 +128,16 @@ export class PageBackend extends Backend {
     return Float32Array.from(await this.logits(model, z, n), sigmoid);
   }
 
+  // A class-conditional model's decoder (spec: the manifest's conditional entry): n codes and their labels ->
+  // n × 784 pixel intensities (the label goes in one-hot, as the model was trained).
+  async decodeLabelled(spec, z, labels, n) {
+    const dec = await this.session(spec.decoder);
+    const y = new Float32Array(n * spec.n_classes);
+    labels.forEach((l, i) => { y[i * spec.n_classes + l] = 1; });
+    const out = await dec.run({ z: this.tensor(z, [n, spec.z_dim]), y: this.tensor(y, [n, spec.n_classes]) });
+    return Float32Array.from(out.logits.data, sigmoid);
+  }
+
   async logits(model, z, n = 1) {
     const dec = await this.session(this.spec(model).decoder);
     const out = await dec.run({ z: this.tensor(z, [n, z.length / n]) });

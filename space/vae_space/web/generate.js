@@ -80,14 +80,62 @@ class GenerateView {
     this.select.addEventListener("change", () => { this.model = this.select.value; this.refresh(); });
     const more = this.m.more?.find((t) => t.label === "Generate");
     const extra = more
-      ? el("p", { class: "vh-note" }, "The class-conditional digits (cvae) and what the coloured models' codes control: ",
-        el("a", { href: more.href, text: "on Gradio's page" }), ".")
-      : el("p", { class: "vh-note", text: "The class-conditional digits and the coloured models' codes are on the Gradio Space." });
+      ? el("p", { class: "vh-note" }, "What the coloured models' codes control: ", el("a", { href: more.href, text: "on Gradio's page" }), ".")
+      : el("p", { class: "vh-note", text: "What the coloured models' codes control is shown on the Gradio Space." });
     this.root.innerHTML = "";
     this.root.append(
       el("div", { class: "vd-row" }, choice.box, el("label", {}, "Samples ", this.count, " ", this.countLabel),
         el("label", {}, "Seed ", this.seedIn), again),
-      el("div", { class: "vg-pair" }, this.figs.prior.f, this.figs.density.f), this.note, extra);
+      el("div", { class: "vg-pair" }, this.figs.prior.f, this.figs.density.f), this.note, this.buildConditional(), extra);
+  }
+
+  // The class-conditional model: the same styles (codes from the prior, the seed's) decoded as each digit asked for
+  buildConditional() {
+    const [name, spec] = Object.entries(this.m.conditional || {})[0] || [];
+    if (!name) return null;
+    this.cond = { name, spec, digit: "all", styles: 8, images: null, rows: 0 };
+    const digit = el("select", { "aria-label": "Digit", class: "vd-select" });
+    for (const d of ["all", ...Array.from({ length: spec.n_classes }, (_, i) => String(i))]) digit.append(el("option", { value: d, text: d }));
+    const styles = el("input", { type: "range", min: "1", max: "12", step: "1", value: "8", "aria-label": "Styles" });
+    const canvas = el("canvas", { class: "vg-grid", role: "img", "aria-label": `${name}: digits in the same styles` });
+    this.cond.caption = el("figcaption");
+    this.cond.surface = new Surface(canvas, (g, w) => this.paintConditional(g, w), (w) => this.conditionalHeight(w));
+    digit.addEventListener("change", () => { this.cond.digit = digit.value; this.refresh(); });
+    styles.addEventListener("input", () => { this.cond.styles = +styles.value; this.refresh(); });
+    return el("figure", { class: "vd-fig vg-cond" },
+      el("h3", { class: "vg-h" }, `Digits on demand: ${name} `, term("?", `${spec.description} The label goes into the decoder, `
+        + "so the code holds only the style: each column is one code from the prior, decoded as every digit asked for.")),
+      el("div", { class: "vd-row" }, el("label", {}, "Digit ", digit), el("label", {}, "Styles ", styles)), canvas, this.cond.caption);
+  }
+
+  conditionalHeight(w) {
+    const c = this.cond, tile = Math.floor((w - GAP * (c.styles - 1)) / c.styles);
+    return Math.max(1, c.rows) * (tile + GAP);
+  }
+
+  paintConditional(g, w) {
+    const c = this.cond;
+    if (!c.images) return;
+    const tile = Math.floor((w - GAP * (c.shown - 1)) / c.shown);
+    g.fillStyle = INK;
+    g.fillRect(0, 0, w, c.rows * (tile + GAP));
+    for (let i = 0; i < c.rows * c.shown; i++) {
+      drawDigit(g, c.images, (i % c.shown) * (tile + GAP), Math.floor(i / c.shown) * (tile + GAP), tile, i * SIDE * SIDE);
+    }
+  }
+
+  async runConditional(seed) {
+    const c = this.cond;
+    if (!c) return;
+    const digits = c.digit === "all" ? Array.from({ length: c.spec.n_classes }, (_, i) => i) : [+c.digit];
+    const z = gaussianDraws(c.styles, c.spec.z_dim, rng(seed));  // the same styles in every row
+    const codes = new Float32Array(digits.length * c.styles * c.spec.z_dim), labels = [];
+    digits.forEach((d, r) => { codes.set(z, r * z.length); for (let i = 0; i < c.styles; i++) labels.push(d); });
+    c.images = await this.backend.decodeLabelled(c.spec, codes, labels, labels.length);
+    Object.assign(c, { rows: digits.length, shown: c.styles });
+    this.state.conditional = { digits, styles: c.styles, z: Array.from(z), images: Array.from(c.images) };
+    c.caption.textContent = `${c.styles} styles z ~ N(0, I), seed ${seed}, decoded as ${c.digit === "all" ? "each digit" : `a ${c.digit}`}.`;
+    c.surface.paint();
   }
 
   refresh() { this.loop.request(); }
@@ -118,6 +166,7 @@ class GenerateView {
       ? `${n} codes from the ${mix.weights.length}-component mixture of the training codes, seed ${seed}.`
       : `${model} has no density of its training codes in its folder.`;
     for (const f of Object.values(this.figs)) f.surface.paint();
+    await this.runConditional(seed);
     this.note.textContent = "";
   }
 
