@@ -583,6 +583,20 @@ def test_interpolate_in_the_page_encodes_paths_and_takes_my_drawing(browser):
         pg.page.wait_for_function("() => window.vaeInterpolate.t === 0.25 && !window.vaeInterpolate.app.busy")
         at = pg.page.evaluate("() => window.vaeInterpolate.at")
         np.testing.assert_allclose(at["linear"], 0.75 * np.asarray(s["z"]["a"]) + 0.25 * np.asarray(s["z"]["b"]), atol=1e-6)
+        # latent arithmetic and style transfer, in the page, as torch computes them
+        pg.page.wait_for_function("() => window.vaeInterpolate.style && !window.vaeInterpolate.app.more.busy")
+        ar, st = pg.page.evaluate("() => [window.vaeInterpolate.arithmetic, window.vaeInterpolate.style]")
+        with torch.inference_mode():
+            res = torch.tensor(ar["z"][0]) - torch.tensor(ar["z"][1]) + torch.tensor(ar["z"][2])
+            np.testing.assert_allclose(ar["result"], res, atol=1e-5)
+            ref = torch.sigmoid(model.decode(res[None].float())).flatten().numpy()
+            assert np.abs(np.asarray(ar["image"]) - ref).max() < 1e-3
+            cvae = vae_hub.load("cvae")
+            x7, y7 = torch.from_numpy(digits[[st["index"]]]), torch.tensor([st["label"]])
+            code = cvae.encode(x7, y7).mean
+            np.testing.assert_allclose(st["code"], code[0], atol=1e-3)
+            ref = torch.sigmoid(cvae.decode(code.repeat(10, 1), torch.arange(10))).flatten().numpy()
+        assert st["label"] == 7 and np.abs(np.asarray(st["images"]) - ref).max() < 1e-3
         pg.page.select_option(".vi-root select[aria-label='Endpoint A']", "my drawing")
         pg.page.wait_for_function(f"() => window.vaeInterpolate.decodes > {n} && !window.vaeInterpolate.app.busy")
         z = pg.page.evaluate("() => window.vaeInterpolate.z")

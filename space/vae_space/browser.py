@@ -175,9 +175,11 @@ def conditional_specs(engine: Engine) -> dict:
     """The class-conditional models the page samples: their graphs (inputs z and y, one-hot), latent size, classes."""
     out = {}
     for name, e in engine.models.items():
-        if is_conditional_generator(e.config) and e.ready.is_set() and e.onnx is not None:
-            out[name] = {"z_dim": e.config.z_dim, "n_classes": e.config.n_classes,
-                         "description": e.config.description, **graph_urls(e)}
+        if is_conditional_generator(e.config):
+            ready = e.ready.is_set() and e.onnx is not None and not e.error
+            out[name] = {"ready": ready, "z_dim": e.config.z_dim, "n_classes": e.config.n_classes,
+                         "description": e.config.description, "error": e.error or e.onnx_error or None,
+                         **(graph_urls(e) if ready else {})}
     return out
 
 
@@ -186,7 +188,7 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
     Waits for the default model, the map model and ``wait`` to be prepared (exported, test set encoded)."""
     encoders = engine.available("encoder")
     default = engine.default_encoder()
-    for name in {default, MAP_MODEL, wait} & set(encoders):
+    for name in {default, MAP_MODEL, wait} & set(engine.models):
         engine.models[name].ready.wait(timeout)
     models = {}
     for name in encoders:

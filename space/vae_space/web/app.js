@@ -21,14 +21,19 @@ export const VIEWS = [
 // for one at a time (each call waits for its model), the manifest updated as they come. None on the static site.
 let preparing = null;
 function prepared(manifest, server, root) {
-  const waiting = Object.entries(manifest.models).filter(([, s]) => !s.ready && !s.error).map(([n]) => n);
+  const waiting = [...Object.entries(manifest.models), ...Object.entries(manifest.conditional || {})]
+    .filter(([, s]) => !s.ready && !s.error).map(([n]) => n);
   if (!waiting.length || !server?.live_manifest) return Promise.resolve();
   if (!preparing) {
     preparing = (async () => {
       for (const name of waiting) {
         root.textContent = `Preparing ${name}…`;
         const m = await server.live_manifest({ wait: name });
-        if (m && !m.error) Object.assign(manifest.models, absolute(m, document.baseURI).models);
+        if (m && !m.error) {
+          absolute(m, document.baseURI);
+          Object.assign(manifest.models, m.models);
+          Object.assign(manifest.conditional || {}, m.conditional);
+        }
       }
     })();
   }

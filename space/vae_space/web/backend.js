@@ -94,6 +94,12 @@ class Backend {
 }
 
 // ------------------------------------------------------------------ in the page
+function oneHot(labels, k) {
+  const y = new Float32Array(labels.length * k);
+  labels.forEach((l, i) => { y[i * k + l] = 1; });
+  return y;
+}
+
 const sessions = new Map();  // graph URL -> InferenceSession (promise), shared by every view
 
 export class PageBackend extends Backend {
@@ -128,12 +134,18 @@ export class PageBackend extends Backend {
     return Float32Array.from(await this.logits(model, z, n), sigmoid);
   }
 
+  // A class-conditional model's encoder: n inputs and their labels -> posterior means (n × z_dim)
+  async encodeLabelled(spec, x, labels, n) {
+    const enc = await this.session(spec.encoder);
+    const out = await enc.run({ x: this.tensor(x, [n, 1, SIDE, SIDE]), y: this.tensor(oneHot(labels, spec.n_classes), [n, spec.n_classes]) });
+    return out.mean.data;
+  }
+
   // A class-conditional model's decoder (spec: the manifest's conditional entry): n codes and their labels ->
   // n × 784 pixel intensities (the label goes in one-hot, as the model was trained).
   async decodeLabelled(spec, z, labels, n) {
     const dec = await this.session(spec.decoder);
-    const y = new Float32Array(n * spec.n_classes);
-    labels.forEach((l, i) => { y[i * spec.n_classes + l] = 1; });
+    const y = oneHot(labels, spec.n_classes);
     const out = await dec.run({ z: this.tensor(z, [n, spec.z_dim]), y: this.tensor(y, [n, spec.n_classes]) });
     return Float32Array.from(out.logits.data, sigmoid);
   }

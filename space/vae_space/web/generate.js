@@ -91,7 +91,7 @@ class GenerateView {
 
   // The class-conditional model: the same styles (codes from the prior, the seed's) decoded as each digit asked for
   buildConditional() {
-    const [name, spec] = Object.entries(this.m.conditional || {})[0] || [];
+    const [name, spec] = Object.entries(this.m.conditional || {}).find(([, s]) => s.ready) || [];
     if (!name) return null;
     this.cond = { name, spec, digit: "all", styles: 8, images: null, rows: 0 };
     const digit = el("select", { "aria-label": "Digit", class: "vd-select" });

@@ -8,7 +8,7 @@ import { absolute, loadCodes } from "./data.js";
 import { lerp, slerp } from "./numbers.js";
 import { INK, LatentMap, MUTED, SIDE, Surface, drawDigit, font, putDigit } from "./paint.js";
 import { Latest } from "./schedule.js";
-import { loadTestDigits, pickInput, sourceSelect } from "./sources.js";
+import { SOURCES, loadTestDigits, pickInput, sourceSelect } from "./sources.js";
 import { el, modelSelect, term } from "./ui.js";
 
 const BLUE = "rgb(37, 99, 235)";
@@ -73,10 +73,10 @@ class InterpolateView {
           el("div", { class: "vd-pair" }, fig(this.lin, el("figcaption", { text: "linear at t" })),
             fig(this.sph, el("figcaption", { text: "spherical at t" }))),
           this.note,
-          more ? el("p", { class: "vh-note" }, "Latent arithmetic and style transfer with the class-conditional model: ",
-            el("a", { href: more.href, text: "on Gradio's page" }), ".")
-            : el("p", { class: "vh-note", text: "Latent arithmetic and style transfer are on the Gradio Space." })),
-        el("figure", { class: "vd-fig" }, this.mapCanvas, this.mapCaption)));
+          more ? el("p", { class: "vh-note" }, "The strip as a picture and an animated GIF to download: ",
+            el("a", { href: more.href, text: "on Gradio's page" }), ".") : null),
+        el("figure", { class: "vd-fig" }, this.mapCanvas, this.mapCaption)),
+      this.buildMore());
     const rerun = () => this.loop.request();
     for (const s of [this.select, this.srcA, this.srcB]) s.addEventListener("change", rerun);
     this.select.addEventListener("change", () => { this.model = this.select.value; });
@@ -84,6 +84,65 @@ class InterpolateView {
     again.addEventListener("click", () => { this.seed = Math.floor(Math.random() * 2 ** 31); this.seedIn.value = String(this.seed); rerun(); });
     this.frameIn.addEventListener("input", () => { this.frames = +this.frameIn.value; this.frameLabel.textContent = String(this.frames); rerun(); });
     this.slider.addEventListener("input", () => { this.t = +this.slider.value; this.scrub.request(); });
+  }
+
+  // Latent arithmetic (z(A) − z(B) + z(C), with the chosen model) and style transfer with the class-conditional model
+  buildMore() {
+    const rerun = () => this.more.request();
+    this.more = new Latest(() => this.runMore(), (err) => { this.moreNote.textContent = `Could not compute: ${err.message || err}`; });
+    this.arith = [["A", "thick test digit 7"], ["B", "thin test digit 7"], ["C", "thin test digit 2"]]
+      .map(([slot, v]) => sourceSelect(`Arithmetic ${slot}`, v, rerun));
+    this.arithRow = el("div", { class: "vi-arith" });
+    const style = Object.entries(this.m.conditional || {}).find(([, s]) => s.ready);
+    this.styleSpec = style ? { name: style[0], ...style[1] } : null;
+    // the label comes with a test digit of a chosen class: not "my drawing", not a random one
+    this.styleSrc = el("select", { "aria-label": "Style input", class: "vd-select" });
+    for (const v of SOURCES.filter((v) => v !== "random test digit")) this.styleSrc.append(el("option", { value: v, text: v }));
+    this.styleSrc.value = "thick test digit 7";
+    this.styleRow = el("div", { class: "vi-style" });
+    this.moreNote = el("div", { class: "vd-notice", role: "status" });
+    for (const s of this.arith) s.addEventListener("change", rerun);
+    this.styleSrc.addEventListener("change", rerun);
+    this.select.addEventListener("change", rerun);
+    return el("div", { class: "vi-more" },
+      el("h3", { class: "vg-h" }, "Latent arithmetic: decode z(A) − z(B) + z(C) ", term("?", "A thick 7 minus a thin 7 is "
+        + "roughly \"thickness\"; added to a thin 2 it should give a bold 2. Unconditional models do not hold style apart "
+        + "from the digit's identity, so the 7's shape often comes along: compare with the style transfer below.")),
+      el("div", { class: "vd-row" }, ...this.arith.map((s, i) => el("label", {}, `${"ABC"[i]} `, s))), this.arithRow,
+      this.styleSpec ? el("h3", { class: "vg-h" }, `Style transfer with ${this.styleSpec.name} `, term("?", "The class-conditional "
+        + "model is given the label, so its code holds only the style. Encode a test digit with its own label, then decode "
+        + "the same code with every label: stroke weight and slant carry over.")) : null,
+      this.styleSpec ? el("div", { class: "vd-row" }, el("label", {}, "Input ", this.styleSrc)) : null,
+      this.styleSpec ? this.styleRow : null, this.moreNote);
+  }
+
+  async runMore() {
+    const model = this.model, k = this.models[model].z_dim;
+    const picks = this.arith.map((s, i) => pickInput(this.digits, s.value, this.seed, 2 + i));
+    const x = new Float32Array(3 * 784);
+    picks.forEach((p, i) => x.set(p.x, i * 784));
+    const { mean } = await this.backend.encode(model, x, 3);
+    const z = [0, 1, 2].map((i) => Array.from(mean.subarray(i * k, (i + 1) * k)));
+    const result = z[0].map((v, j) => v - z[1][j] + z[2][j]);
+    const imgs = await this.backend.decode(model, Float32Array.from([...z.flat(), ...result]), 4);
+    const tile = (v, off, label) => {
+      const c = el("canvas", { width: SIDE, height: SIDE, class: "vd-digit", role: "img", "aria-label": label });
+      putDigit(c, v, off);
+      return el("figure", { class: "vd-fig vi-tile" }, el("div", { class: "vd-frame" }, c), el("figcaption", { text: label }));
+    };
+    this.arithRow.replaceChildren(tile(imgs, 0, "A"), el("span", { class: "vi-op", text: "−" }), tile(imgs, 784, "B"),
+      el("span", { class: "vi-op", text: "+" }), tile(imgs, 1568, "C"), el("span", { class: "vi-op", text: "=" }),
+      tile(imgs, 2352, "A − B + C"));
+    this.state.arithmetic = { model, z, result, image: Array.from(imgs.subarray(2352)) };
+    if (!this.styleSpec) return;
+    const p = pickInput(this.digits, this.styleSrc.value, this.seed, 5), label = this.digits.labels[p.i];
+    const code = await this.backend.encodeLabelled(this.styleSpec, p.x, [label], 1);
+    const n = this.styleSpec.n_classes, codes = new Float32Array(n * code.length);
+    for (let d = 0; d < n; d++) codes.set(code, d * code.length);
+    const out = await this.backend.decodeLabelled(this.styleSpec, codes, Array.from({ length: n }, (_, d) => d), n);
+    this.styleRow.replaceChildren(tile(p.x, 0, `input (a ${label})`),
+      ...Array.from({ length: n }, (_, d) => tile(out, d * 784, `as a ${d}`)));
+    this.state.style = { index: p.i, label, code: Array.from(code), images: Array.from(out) };
   }
 
   // ---------------------------------------------------------------- computing
@@ -206,7 +265,7 @@ class InterpolateView {
 
   async start() {
     this.digits = await loadTestDigits(this.m);
-    await startView(this, () => this.loop.request());
+    await startView(this, () => Promise.all([this.loop.request(), this.more.request()]));
   }
 }
 
