@@ -289,6 +289,18 @@ def _stat(path: Path) -> tuple[int, int]:
     return st.st_mtime_ns, st.st_size
 
 
+def chosen_encoding(accept: str) -> str | None:
+    """The coding a body made on the fly travels in: brotli, else gzip, as an Accept-Encoding header allows; None
+    for neither."""
+    accepted = _accepted(accept)
+    return "br" if "br" in accepted else "gzip" if "gzip" in accepted else None
+
+
+def compress(data: bytes, enc: str, level: int = 5) -> bytes:
+    """A body made on the fly (a page, an answer), compressed fast: brotli at quality ``level``, gzip at level + 1."""
+    return brotli.compress(data, quality=level) if enc == "br" else gzip.compress(data, level + 1)
+
+
 def _accepted(header: str) -> set[str]:
     """The codings an Accept-Encoding header allows (those not given q=0)."""
     out = set()

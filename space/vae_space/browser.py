@@ -15,7 +15,6 @@ offline); without it, the page loads the same pinned version from a public CDN w
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
@@ -24,7 +23,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import brotli
 import gradio as gr
 import numpy as np
 import safetensors.numpy
@@ -35,7 +33,7 @@ from starlette.routing import Route
 from vae_hub.data import cache_dir
 from vae_hub.preprocess import DIGIT_STROKES
 
-from .assets import AssetStore
+from .assets import AssetStore, chosen_encoding, compress
 from .engine import MAP_MODEL, TEST_DIGITS, Engine, is_conditional_generator
 from .limits import server_function
 from .page import render
@@ -253,13 +251,23 @@ def page_html(engine: Engine, more: Iterable[tuple[str, str]] = (), extra: Calla
     return render(urls["app.js"], css, preload, footer, page_manifest(engine, more, extra() if extra else None))
 
 
-def _page_manifest_call(engine: Engine) -> Callable:
+def manifest_call(engine: Engine, wait: str | None = None, keep: set[str] | None = None,
+                  module: str | None = None) -> Callable:
+    """The ``live_manifest`` server function: the manifest, once the model the page asks for (``{"wait": name}``,
+    else ``wait``) is prepared; ``keep``: only these models, ready; ``module``: the URL of the panel's module too.
+    At most 4 at once: each may wait for a model."""
+
     def live_manifest(data: Any = None) -> dict:
         asked = data.get("wait") if isinstance(data, dict) and isinstance(data.get("wait"), str) else None
         try:
-            return manifest(engine, asked if asked in engine.models else None)
+            m = manifest(engine, asked if asked in engine.models else wait)
         except Exception as e:  # the page shows it; the server keeps going
             return {"error": f"{type(e).__name__}: {str(e)[:160]}"}
+        if keep is not None:
+            m["models"] = {k: v for k, v in m["models"].items() if k in keep and v["ready"]}
+        if module is not None:
+            m["module_js"] = web_urls()[module]
+        return m
 
     return server_function("live_manifest", live_manifest, 4, 30.0)
 
@@ -267,7 +275,7 @@ def _page_manifest_call(engine: Engine) -> Callable:
 def call_route(engine: Engine) -> Route:
     """``POST vh-call/<name>`` with a JSON body: the server function ``name`` (``PAGE_CALLS``) answers, as a
     Gradio panel's would. The body's size is bounded by ``limits.MIDDLEWARE`` before it gets here."""
-    calls = {"live_manifest": _page_manifest_call(engine)}
+    calls = {"live_manifest": manifest_call(engine)}
 
     async def respond(request: Request) -> Response:
         name = request.path_params["name"]
@@ -286,13 +294,10 @@ def call_route(engine: Engine) -> Route:
 def _compressed(response: Response, accept: str) -> Response:
     """An answer of more than a kilobyte, brotli- or gzip-compressed as the browser accepts (the pad's fallback
     answers several a second on a first visit, beside the runtime's download)."""
-    body = response.body
-    codings = {c.split(";")[0].strip() for c in accept.lower().split(",")}
-    if len(body) < 1024 or "content-encoding" in response.headers or not codings & {"br", "gzip"}:
+    enc = chosen_encoding(accept)
+    if len(response.body) < 1024 or "content-encoding" in response.headers or enc is None:
         return response
-    enc = "br" if "br" in codings else "gzip"
-    data = brotli.compress(body, quality=4) if enc == "br" else gzip.compress(body, 5)
-    return Response(data, status_code=response.status_code, media_type=response.media_type,
+    return Response(compress(response.body, enc, 4), status_code=response.status_code, media_type=response.media_type,
                     headers={"content-encoding": enc, "vary": "Accept-Encoding"})
 
 
@@ -322,20 +327,7 @@ def live_panel(engine: Engine, module: str, what: str, root_class: str, css: Ite
                **kw: Any) -> gr.HTML:
     """A gr.HTML that runs ``web/<module>`` in the page on the manifest (``server.live_manifest``), with the
     given server functions as its fallbacks. ``only``: the models it needs; ``wait``: one to wait for."""
-    keep = set(only) if only is not None else None
-
-    def live_manifest(data: Any = None) -> dict:
-        asked = data.get("wait") if isinstance(data, dict) and isinstance(data.get("wait"), str) else None
-        try:
-            m = manifest(engine, asked if asked in engine.models else wait)
-        except Exception as e:  # the page shows it; the server keeps going
-            return {"error": f"{type(e).__name__}: {str(e)[:160]}"}
-        if keep is not None:
-            m["models"] = {k: v for k, v in m["models"].items() if k in keep and v["ready"]}
-        m["module_js"] = web_urls()[module]
-        return m
-
-    manifest_fn = server_function("live_manifest", live_manifest, 4, 30.0)  # 4 at once: each may wait for a model
+    manifest_fn = manifest_call(engine, wait, set(only) if only is not None else None, module)
     return gr.HTML("", html_template=f"<div class='vh-root {root_class}'>Loading {what.lower()}…</div>",
                    css_template="".join((WEB / c).read_text() for c in css), js_on_load=_MOUNT.replace("WHAT", json.dumps(what)),
                    server_functions=[manifest_fn, *server_functions], apply_default_css=False, **kw)

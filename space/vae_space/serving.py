@@ -14,12 +14,11 @@ downloads nothing twice:
   version) is answered 404 with one short line, instead of Gradio's HTTP 500 and a logged traceback.
 
 ``app_kwargs(...)`` gives what ``demo.launch(app_kwargs=...)`` passes to FastAPI: the asset route (``assets.py``)
-and this middleware. Imports: the standard library, anyio, brotli, starlette, and ``assets``.
+and this middleware. Imports: the standard library, anyio, starlette, and ``assets``.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import re
@@ -27,12 +26,11 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import brotli
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .assets import IMMUTABLE, AssetStore, _accepted
+from .assets import IMMUTABLE, AssetStore, chosen_encoding, compress
 
 log = logging.getLogger("vae_space")
 
@@ -97,7 +95,7 @@ class PageMiddleware:
         headers = [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-cache"),
                    (b"vary", b"Accept-Encoding")]
         if enc is not None:
-            data = brotli.compress(data, quality=5) if enc == "br" else gzip.compress(data, 6)
+            data = compress(data, enc)
             headers.append((b"content-encoding", enc.encode()))
         headers.append((b"content-length", str(len(data)).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -123,7 +121,7 @@ class PageMiddleware:
             if html and "content-encoding" not in headers and start["status"] == 200:
                 data = data.replace(b"</head>", self._head() + b"</head>", 1)
                 if enc is not None:
-                    data = brotli.compress(data, quality=5) if enc == "br" else gzip.compress(data, 6)
+                    data = compress(data, enc)
                     headers["content-encoding"] = enc
                     headers.add_vary_header("Accept-Encoding")
                 headers["content-length"] = str(len(data))
@@ -140,8 +138,7 @@ def _wants_gradio(query: bytes) -> bool:
 
 
 def _encoding(scope: Scope) -> str | None:
-    accepted = _accepted(Headers(scope=scope).get("accept-encoding", ""))
-    return "br" if "br" in accepted else "gzip" if "gzip" in accepted else None
+    return chosen_encoding(Headers(scope=scope).get("accept-encoding", ""))
 
 
 def _with_headers(send: Send, extra: dict[str, str]) -> Send:
