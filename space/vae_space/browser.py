@@ -106,9 +106,7 @@ def density_spec(d: Any) -> dict:
 
 def density_url(d: Any) -> str:
     """A model's density of the training codes as safetensors (weights (K,), means (K, d), covariances (K, d, d);
-    float32, as ``density.safetensors`` holds them) at a content-addressed URL (made once per density)."""
-    if id(d) in _density_urls:
-        return _density_urls[id(d)]
+    float32, as ``density.safetensors`` holds them) at a content-addressed URL."""
     comp = d.component_distribution
 
     def f32(t: Any) -> np.ndarray:
@@ -116,10 +114,7 @@ def density_url(d: Any) -> str:
 
     data = safetensors.numpy.save({"weights": f32(d.mixture_distribution.probs), "means": f32(comp.loc),
                                    "covariances": f32(comp.covariance_matrix)})
-    return _density_urls.setdefault(id(d), assets().data("density.safetensors", data))
-
-
-_density_urls: dict[int, str] = {}  # id of a loaded model's density -> its URL (the densities live as long as the app)
+    return assets().data("density.safetensors", data)
 
 
 def graph_urls(e: Any) -> dict[str, str]:
@@ -198,7 +193,8 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
         if ready:
             spec.update(**graph_urls(e), codes=codes_url(engine, name))
         if e.model.code_density is not None:
-            spec["density_url"] = density_url(e.model.code_density)  # fetched when samples are drawn from it
+            # fetched when samples are drawn from it; made once per model
+            spec["density_url"] = engine.cached(("density-url", name), lambda d=e.model.code_density: density_url(d))
             if e.config.z_dim == 2:  # a few numbers: the map draws from it
                 spec["density"] = density_spec(e.model.code_density)
         models[name] = spec

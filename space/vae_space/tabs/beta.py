@@ -94,14 +94,16 @@ def compare_betas(engine: Engine, source: str, drawing: Any, seed: int = 0) -> C
     return Comparison(P.digit(x[0], 6), figure, table, data)
 
 
-_betas: dict[int, str] = {}
-
-
 def betas_url(engine: Engine) -> str:
-    """What the app's β view needs beyond the graphs, as one JSON file at a content-addressed URL (made once):
+    """What the app's β view needs beyond the graphs, as one JSON file at a content-addressed URL (kept once every
+    β-VAE is prepared, so its active units are in):
     {"models": {name: {beta, metrics {test_loss, test_recon, test_kl, active}, factors, factor_rho, ...}}}."""
-    if id(engine) in _betas:
-        return _betas[id(engine)]
+    if all(engine.models[b].ready.is_set() for b in BETAS if b in engine.models):
+        return engine.cached("betas-url", lambda: _betas_json(engine))
+    return _betas_json(engine)
+
+
+def _betas_json(engine: Engine) -> str:
     models = {}
     for b in BETAS:
         e = engine.models.get(b)
@@ -112,10 +114,7 @@ def betas_url(engine: Engine) -> str:
                      "metrics": {k: r2(met.get(k)) for k in ("test_loss", "test_recon", "test_kl")},
                      **_factor_data(engine.factors(e))}
     data = json.dumps({"models": models, "used": USED, "min_rho": MIN_RHO}, separators=(",", ":"))
-    url = assets().data("betas.json", data.encode())
-    if all(engine.models[b].ready.is_set() for b in models):  # kept once every model's numbers are in
-        _betas[id(engine)] = url
-    return url
+    return assets().data("betas.json", data.encode())
 
 
 def _factor_data(f: Factors | None) -> dict:

@@ -82,22 +82,20 @@ def figures(folder: Path | None) -> list[dict]:
 # The card's markdown as HTML for the app's page: tables on, raw HTML in a card escaped (a card is a file of the
 # weights folder, and on the Hub anyone's)
 _MD = MarkdownIt("commonmark", {"html": False}).enable("table")
-_cards: dict[int, str] = {}
 
 
 def cards_url(engine: Engine) -> str:
     """Every variant's card for the app's page, as one JSON file at a content-addressed URL (made once):
     {variant: {description, loaded, missing, html, metrics [[name, value]], figures, repo, loaded_from}}."""
-    if id(engine) not in _cards:
-        out = {}
-        for v, c in VARIANTS.items():
-            card = model_card(engine, v)
-            e = engine.models.get(v)
-            out[v] = {"description": c.description, "loaded": e is not None, "missing": engine.missing.get(v),
-                      "html": _MD.render(card.card), "metrics": card.metrics.values.tolist(),
-                      "figures": figures(e.folder) if e else [], "repo": _repo(engine, v)}
-        _cards[id(engine)] = assets().data("cards.json", json.dumps(out, separators=(",", ":")).encode())
-    return _cards[id(engine)]
+    return engine.cached("cards-url", lambda: assets().data("cards.json", json.dumps(
+        {v: _card_data(engine, v) for v in VARIANTS}, separators=(",", ":")).encode()))
+
+
+def _card_data(engine: Engine, variant: str) -> dict:
+    card, e = model_card(engine, variant), engine.models.get(variant)
+    return {"description": VARIANTS[variant].description, "loaded": e is not None, "missing": engine.missing.get(variant),
+            "html": _MD.render(card.card), "metrics": card.metrics.values.tolist(),
+            "figures": figures(e.folder) if e else [], "repo": _repo(engine, variant)}
 
 
 def _repo(engine: Engine, variant: str) -> str:
