@@ -181,6 +181,6 @@ export function pickTestDigit(images, labels, source, seed, slot = 0) {
     const k = Math.max(1, Math.floor(pool.length * STYLE_SHARE));
     pool = m[1] === "thick " ? pool.slice(-k) : pool.slice(0, k);
   }
-  const u = rng((seed >>> 0) * 2 + slot);
+  const u = rng((seed >>> 0) ^ Math.imul(slot + 1, 0x9e3779b1));  // slots apart for every seed (not seed·2 + slot)
   return pool[Math.floor(u() * pool.length)];
 }
