@@ -597,6 +597,16 @@ def test_interpolate_in_the_page_encodes_paths_and_takes_my_drawing(browser):
             np.testing.assert_allclose(st["code"], code[0], atol=1e-3)
             ref = torch.sigmoid(cvae.decode(code.repeat(10, 1), torch.arange(10))).flatten().numpy()
         assert st["label"] == 7 and np.abs(np.asarray(st["images"]) - ref).max() < 1e-3
+        # another model: the paths and the arithmetic are computed with it (the choice is read before either runs)
+        n = pg.page.evaluate("() => window.vaeInterpolate.decodes")
+        pg.page.select_option(".vi-root select[aria-label='Model']", "vae-z2")
+        pg.page.wait_for_function(f"() => window.vaeInterpolate.decodes > {n} && !window.vaeInterpolate.app.busy "
+                                  "&& !window.vaeInterpolate.app.more.busy")
+        s2 = pg.page.evaluate("() => window.vaeInterpolate")
+        assert s2["model"] == "vae-z2" and len(s2["z"]["a"]) == 2
+        assert s2["arithmetic"]["model"] == "vae-z2" and len(s2["arithmetic"]["result"]) == 2
+        pg.page.select_option(".vi-root select[aria-label='Model']", "vae-z20")
+        n = pg.page.evaluate("() => window.vaeInterpolate.decodes")
         pg.page.select_option(".vi-root select[aria-label='Endpoint A']", "my drawing")
         pg.page.wait_for_function(f"() => window.vaeInterpolate.decodes > {n} && !window.vaeInterpolate.app.busy")
         z = pg.page.evaluate("() => window.vaeInterpolate.z")

@@ -9,7 +9,7 @@ import { absolute, fetchBytes } from "./data.js";
 import { INK, MUTED, SIDE, Surface, drawDigit, font, putDigit } from "./paint.js";
 import { Latest } from "./schedule.js";
 import { loadTestDigits, pickInput, sourceSelect } from "./sources.js";
-import { el, term } from "./ui.js";
+import { el, seedControl, term } from "./ui.js";
 
 const STEPS = Array.from({ length: 7 }, (_, i) => -2.5 + (5 * i) / 6);
 const SHORT = { thickness: "thick" };
@@ -37,8 +37,7 @@ class BetaView {
 
   build() {
     this.src = sourceSelect("Input", "test digit 7", () => this.loop.request());
-    this.seedIn = el("input", { type: "number", min: "0", step: "1", value: "0", "aria-label": "Seed", class: "vg-seed" });
-    const again = el("button", { type: "button", class: "vd-btn", "data-action": "pick", text: "New pick" });
+    const seed = seedControl(this.seed, (v) => { this.seed = v; this.loop.request(); }, "New pick", "pick");
     this.inputCanvas = el("canvas", { width: SIDE, height: SIDE, class: "vd-digit", role: "img", "aria-label": "The input" });
     this.inputCap = el("figcaption");
     this.rank = el("select", { "aria-label": "Which dimension", class: "vd-select" });
@@ -55,7 +54,7 @@ class BetaView {
     this.note = el("div", { class: "vd-notice", role: "status" });
     this.root.innerHTML = "";
     this.root.append(
-      el("div", { class: "vd-row" }, el("label", {}, "Input ", this.src), el("label", {}, "Seed ", this.seedIn), again),
+      el("div", { class: "vd-row" }, el("label", {}, "Input ", this.src), ...seed),
       el("div", { class: "vb-top" }, el("figure", { class: "vd-fig vi-digit" }, el("div", { class: "vd-frame" }, this.inputCanvas), this.inputCap),
         el("div", {},
           el("p", { class: "vh-note" }, "The same input through five ", term("β-VAEs", "One architecture (10-D code), trained with "
@@ -70,8 +69,6 @@ class BetaView {
       this.note);
     const rerun = () => this.loop.request();
     this.src.addEventListener("change", rerun);
-    this.seedIn.addEventListener("change", () => { this.seed = Math.max(0, Math.floor(+this.seedIn.value) || 0); rerun(); });
-    again.addEventListener("click", () => { this.seed = Math.floor(Math.random() * 2 ** 31); this.seedIn.value = String(this.seed); rerun(); });
     this.rank.addEventListener("change", () => this.sweepLoop.request());
     this.slider.addEventListener("input", () => this.sweepLoop.request());
   }

@@ -8,7 +8,7 @@ import { absolute, loadSafetensors } from "./data.js";
 import { cholesky, gaussianDraws, rng, sampleMixture } from "./numbers.js";
 import { INK, SIDE, Surface, drawDigit } from "./paint.js";
 import { Latest } from "./schedule.js";
-import { el, modelSelect, term } from "./ui.js";
+import { el, modelSelect, seedControl, term } from "./ui.js";
 
 const GAP = 2;
 
@@ -49,9 +49,7 @@ class GenerateView {
     this.select = choice.select;
     this.count = el("input", { type: "range", min: "4", max: "100", step: "1", value: String(this.n), "aria-label": "Samples" });
     this.countLabel = el("span", { class: "vx-mono", text: String(this.n) });
-    this.seedIn = el("input", { type: "number", min: "0", max: "4294967295", step: "1", value: String(this.seed),
-      "aria-label": "Seed", class: "vg-seed" });
-    const again = el("button", { type: "button", class: "vd-btn", "data-action": "sample", text: "New samples" });
+    const seed = seedControl(this.seed, (v) => { this.seed = v; this.refresh(); });
     this.note = el("div", { class: "vd-notice", role: "status" });
     const fig = (source, title, about) => {
       const canvas = el("canvas", { class: "vg-grid", role: "img", "aria-label": `Samples ${title}` });
@@ -71,12 +69,6 @@ class GenerateView {
         + "of components was chosen on held-out codes."),
     };
     this.count.addEventListener("input", () => { this.n = +this.count.value; this.countLabel.textContent = String(this.n); this.refresh(); });
-    this.seedIn.addEventListener("change", () => { this.seed = Math.max(0, Math.floor(+this.seedIn.value) || 0); this.refresh(); });
-    again.addEventListener("click", () => {
-      this.seed = Math.floor(Math.random() * 2 ** 32);
-      this.seedIn.value = String(this.seed);
-      this.refresh();
-    });
     this.select.addEventListener("change", () => { this.model = this.select.value; this.refresh(); });
     const more = this.m.more?.find((t) => t.label === "Generate");
     const extra = more
@@ -85,7 +77,7 @@ class GenerateView {
     this.root.innerHTML = "";
     this.root.append(
       el("div", { class: "vd-row" }, choice.box, el("label", {}, "Samples ", this.count, " ", this.countLabel),
-        el("label", {}, "Seed ", this.seedIn), again),
+        ...seed),
       el("div", { class: "vg-pair" }, this.figs.prior.f, this.figs.density.f), this.note, this.buildConditional(), extra);
   }
 

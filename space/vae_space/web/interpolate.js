@@ -9,7 +9,7 @@ import { lerp, slerp } from "./numbers.js";
 import { INK, LatentMap, MUTED, SIDE, Surface, drawDigit, font, putDigit } from "./paint.js";
 import { Latest } from "./schedule.js";
 import { SOURCES, loadTestDigits, pickInput, sourceSelect } from "./sources.js";
-import { el, modelSelect, term } from "./ui.js";
+import { el, modelSelect, seedControl, term } from "./ui.js";
 
 const BLUE = "rgb(37, 99, 235)";
 const ORANGE = "rgb(234, 88, 12)";
@@ -38,8 +38,9 @@ class InterpolateView {
     this.select = choice.select;
     this.srcA = sourceSelect("Endpoint A", "test digit 3", () => this.loop.request());
     this.srcB = sourceSelect("Endpoint B", "test digit 8", () => this.loop.request());
-    this.seedIn = el("input", { type: "number", min: "0", step: "1", value: "0", "aria-label": "Seed", class: "vg-seed" });
-    const again = el("button", { type: "button", class: "vd-btn", "data-action": "pick", text: "New picks" });
+    // the model and the seed feed both the paths and the arithmetic below: set first, then both run again
+    const both = () => { this.loop.request(); this.more.request(); };
+    const seed = seedControl(this.seed, (v) => { this.seed = v; both(); }, "New picks", "pick");
     this.frameIn = el("input", { type: "range", min: "3", max: "24", step: "1", value: String(this.frames), "aria-label": "Frames" });
     this.frameLabel = el("span", { class: "vx-mono", text: String(this.frames) });
     this.slider = el("input", { type: "range", min: "0", max: "1", step: "0.01", value: String(this.t), "aria-label": "t: from A (0) to B (1)", class: "vi-slider" });
@@ -60,7 +61,7 @@ class InterpolateView {
     this.root.innerHTML = "";
     this.root.append(
       el("div", { class: "vd-row" }, choice.box, el("label", {}, "A ", this.srcA), el("label", {}, "B ", this.srcB),
-        el("label", {}, "Seed ", this.seedIn), again, el("label", {}, "Frames ", this.frameIn, " ", this.frameLabel)),
+        ...seed, el("label", {}, "Frames ", this.frameIn, " ", this.frameLabel)),
       el("div", { class: "vi-ends" }, fig(this.ends[0], this.endCaps[0]), fig(this.ends[1], this.endCaps[1]),
         el("p", { class: "vh-note" }, "Two ways from A's code to B's: ", term("linear", "(1 − t)·z_A + t·z_B: a straight line "
           + "between the codes. Its middle passes closer to the origin than either end, where a Gaussian prior puts "
@@ -78,10 +79,8 @@ class InterpolateView {
         el("figure", { class: "vd-fig" }, this.mapCanvas, this.mapCaption)),
       this.buildMore());
     const rerun = () => this.loop.request();
-    for (const s of [this.select, this.srcA, this.srcB]) s.addEventListener("change", rerun);
-    this.select.addEventListener("change", () => { this.model = this.select.value; });
-    this.seedIn.addEventListener("change", () => { this.seed = Math.max(0, Math.floor(+this.seedIn.value) || 0); rerun(); });
-    again.addEventListener("click", () => { this.seed = Math.floor(Math.random() * 2 ** 31); this.seedIn.value = String(this.seed); rerun(); });
+    for (const s of [this.srcA, this.srcB]) s.addEventListener("change", rerun);
+    this.select.addEventListener("change", () => { this.model = this.select.value; both(); });
     this.frameIn.addEventListener("input", () => { this.frames = +this.frameIn.value; this.frameLabel.textContent = String(this.frames); rerun(); });
     this.slider.addEventListener("input", () => { this.t = +this.slider.value; this.scrub.request(); });
   }
@@ -103,7 +102,6 @@ class InterpolateView {
     this.moreNote = el("div", { class: "vd-notice", role: "status" });
     for (const s of this.arith) s.addEventListener("change", rerun);
     this.styleSrc.addEventListener("change", rerun);
-    this.select.addEventListener("change", rerun);
     return el("div", { class: "vi-more" },
       el("h3", { class: "vg-h" }, "Latent arithmetic: decode z(A) − z(B) + z(C) ", term("?", "A thick 7 minus a thin 7 is "
         + "roughly \"thickness\"; added to a thin 2 it should give a bold 2. Unconditional models do not hold style apart "

@@ -44,3 +44,18 @@ export function modelSelect(models, chosen, label = "Model") {
   show();
   return { select, about, box: el("div", { class: "vh-model" }, el("label", {}, `${label} `, select), about) };
 }
+
+// A seed: a number field (Enter or leaving it applies it) and a button that draws a new one at random;
+// onChange(seed) runs on either. Returns the elements to lay out: [the labelled field, the button].
+export function seedControl(value, onChange, button = "New samples", action = "sample") {
+  const input = el("input", { type: "number", min: "0", max: "4294967295", step: "1", value: String(value),
+    "aria-label": "Seed", class: "vg-seed" });
+  const again = el("button", { type: "button", class: "vd-btn", "data-action": action, text: button });
+  input.addEventListener("change", () => onChange(Math.max(0, Math.floor(+input.value) || 0)));
+  again.addEventListener("click", () => {
+    const seed = Math.floor(Math.random() * 2 ** 31);
+    input.value = String(seed);
+    onChange(seed);
+  });
+  return [el("label", {}, "Seed ", input), again];
+}
