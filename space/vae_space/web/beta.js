@@ -6,6 +6,7 @@
 
 import { startView } from "./backend.js";
 import { absolute, fetchBytes } from "./data.js";
+import { klPerDim } from "./numbers.js";
 import { INK, MUTED, SIDE, Surface, drawDigit, font, putDigit } from "./paint.js";
 import { Latest } from "./schedule.js";
 import { loadTestDigits, pickInput, sourceSelect } from "./sources.js";
@@ -13,11 +14,6 @@ import { el, seedControl, term } from "./ui.js";
 
 const STEPS = Array.from({ length: 7 }, (_, i) => -2.5 + (5 * i) / 6);
 const SHORT = { thickness: "thick" };
-
-// KL(q(z_i|x) || N(0, 1)) of each dimension
-export function klPerDim(mean, logSigma) {
-  return Array.from(mean, (m, i) => 0.5 * (m * m + Math.exp(2 * logSigma[i]) - 1 - 2 * logSigma[i]));
-}
 
 class BetaView {
   constructor(root, manifest, info) {

@@ -12,14 +12,15 @@ export function reconNll(x, logits) {
   return s;
 }
 
+// KL(q(z_i|x) ‖ N(0, 1)) of each dimension of N(μ, diag σ²)
+export function klPerDim(mean, logSigma) {
+  return Array.from(mean, (m, i) => 0.5 * (m * m + Math.exp(2 * logSigma[i]) - 1 - 2 * logSigma[i]));
+}
+
 // KL(N(μ, diag σ²) ‖ prior), exact: to N(0, I) when prior is null, else to N(0, Σ) given Σ⁻¹ (inv) and log|Σ|.
 export function klGaussian(mean, logSigma, prior = null) {
   const k = mean.length;
-  if (!prior) {
-    let kl = 0;
-    for (let i = 0; i < k; i++) kl += 0.5 * (mean[i] ** 2 + Math.exp(2 * logSigma[i]) - 1 - 2 * logSigma[i]);
-    return kl;
-  }
+  if (!prior) return klPerDim(mean, logSigma).reduce((a, b) => a + b, 0);
   let tr = 0, quad = 0, logdetQ = 0;
   for (let i = 0; i < k; i++) {
     tr += prior.inv[i][i] * Math.exp(2 * logSigma[i]);
