@@ -39,17 +39,24 @@ def model_card(engine: Engine, variant: str) -> Card:
     download = (f"**Download:** [`{repo}`](https://huggingface.co/{repo}) on the Hugging Face Hub\n\n"
                 f"```python\nimport vae_hub\nmodel = vae_hub.load(\"{repo}\")\n```")
     e = engine.models.get(variant)
-    if e is None:
-        return Card(f"### {variant}\n\n⚠️ Not available in this app: {engine.missing.get(variant, 'not loaded')}.\n\n"
-                    f"{VARIANTS[variant].description}", pd.DataFrame(columns=["metric", "value"]), "", download)
-    if e.folder is not None and src.kind != "hub":
+    if e is not None and e.folder is not None and src.kind != "hub":
         download += f"\n\nLoaded here from `{src.shown(e.folder)}`."
+    body, df = _card_text(engine, variant)
+    return Card(body, df, figures_html(e.folder) if e else "", download)
+
+
+def _card_text(engine: Engine, variant: str) -> tuple[str, pd.DataFrame]:
+    """The card's markdown without its figures and metrics sections, and its metrics as a table (the Gradio tab's
+    and the app page's)."""
+    e = engine.models.get(variant)
+    if e is None:
+        return (f"### {variant}\n\n⚠️ Not available in this app: {engine.missing.get(variant, 'not loaded')}.\n\n"
+                f"{VARIANTS[variant].description}", pd.DataFrame(columns=["metric", "value"]))
     body = _strip_front_matter(e.card) or (f"### {variant}\n\n{e.config.description}\n\n_(No model card: its README.md "
                                            "is missing, not UTF-8 or over 1 MB.)_")
-    body = body.split("\n## Figures", 1)[0].strip()  # figures go to the gallery, where they render
+    body = body.split("\n## Figures", 1)[0].strip()  # figures go under the card, where they render
     body = _drop_section(body, "## Test metrics")  # shown once, in the metrics table beside the card
-    df = pd.DataFrame([[name, round(v, 3)] for _, name, v in e.metrics], columns=["metric", "value"])
-    return Card(body, df, figures_html(e.folder), download)
+    return body, pd.DataFrame([[name, round(v, 3)] for _, name, v in e.metrics], columns=["metric", "value"])
 
 
 def figures_html(folder: Path | None) -> str:
@@ -92,9 +99,9 @@ def cards_url(engine: Engine) -> str:
 
 
 def _card_data(engine: Engine, variant: str) -> dict:
-    card, e = model_card(engine, variant), engine.models.get(variant)
+    (body, df), e = _card_text(engine, variant), engine.models.get(variant)
     return {"description": VARIANTS[variant].description, "loaded": e is not None, "missing": engine.missing.get(variant),
-            "html": _MD.render(card.card), "metrics": card.metrics.values.tolist(),
+            "html": _MD.render(body), "metrics": df.values.tolist(),
             "figures": figures(e.folder) if e else [], "repo": _repo(engine, variant)}
 
 
