@@ -126,3 +126,32 @@ def test_touch_draws_a_one_on_a_phone(site, browser):
         assert not pg.errors, pg.errors
     finally:
         pg.close()
+
+
+def test_graph_weights_in_byte_planes_come_back_exact_in_the_page(tmp_path):
+    """static.planes splits a graph's float16 weights into byte planes (smaller zstd copies); the page's unplane
+    (web/data.js) puts every byte back, whatever the offset of the weights in the file."""
+    import onnx
+    from onnx import TensorProto, helper
+    from vae_space.static import PLANES_MAGIC, planes
+
+    rng = np.random.default_rng(0)
+    weights = [helper.make_tensor(f"w{i}", TensorProto.FLOAT16, [n], rng.normal(size=n).astype(np.float16).view(np.uint16),
+                                  raw=False) for i, n in enumerate((3000, 2049))]
+    for w in weights:  # as torch.onnx.export writes them: raw bytes
+        w.raw_data = np.asarray(w.int32_data, np.uint16).astype("<u2").tobytes()
+        del w.int32_data[:]
+    graph = helper.make_graph([helper.make_node("Add", ["w0", "w0"], ["y"])], "g", [],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [3000])], weights)
+    data = helper.make_model(graph).SerializeToString()
+    split = planes(data)
+    assert split.startswith(PLANES_MAGIC) and len(split) == len(data) + 8 + 16 and split != data
+    assert planes(b"not a graph") == b"not a graph"
+    (tmp_path / "in.bin").write_bytes(split)
+    src, dst = str(tmp_path / "in.bin"), str(tmp_path / "out.bin")
+    script = ("import { unplane } from './vae_space/web/data.js'; import { readFileSync, writeFileSync } from 'fs';"
+              f"writeFileSync({dst!r}, unplane(new Uint8Array(readFileSync({src!r}))));")
+    r = subprocess.run(["node", "--input-type=module", "-e", script], cwd=ROOT / "space", capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert onnx.load_from_string(data).graph.initializer[1].raw_data == weights[1].raw_data

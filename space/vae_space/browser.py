@@ -136,13 +136,21 @@ def ort_source() -> dict:
 
 
 def test_urls(engine: Engine) -> dict:
-    """The test digits (images, labels, indices: about 0.5 MB compressed, fetched when the pictures are needed)
-    and their labels and indices alone (a few kB, which the numbers need first)."""
+    """The test digits: all of them in one file (images, labels, indices: about 0.5 MB compressed), their labels and
+    indices alone (a few kB, which the numbers need first), and their pictures a class a file (``shards``: the
+    digits labelled c, in the file's order; the Draw view's neighbour tiles need only their classes)."""
     store = assets()
     small = safetensors.numpy.save({"labels": engine.test.labels.astype(np.uint8),
                                     "index": engine.test.index.astype(np.int32)})
     return {"url": store.file(TEST_DIGITS), "labels": store.data("test_labels.safetensors", small),
-            "n": len(engine.test.labels)}
+            "shards": engine.cached(("test-shards",), lambda: _shards(engine)), "n": len(engine.test.labels)}
+
+
+def _shards(engine: Engine) -> list[str]:
+    images, labels = engine.test.images, engine.test.labels
+    return [assets().data(f"test_digits_{c}.safetensors",
+                          safetensors.numpy.save({"images": np.ascontiguousarray(images[labels == c])}))
+            for c in range(10)]
 
 
 def codes_url(engine: Engine, name: str) -> str:

@@ -8,7 +8,7 @@
 //
 // The views never touch onnxruntime or the server directly.
 
-import { fetchBytes, loadCodes } from "./data.js";
+import { fetchBytes, isPacked, loadCodes } from "./data.js";
 import { elboParts, nearest, searchsorted, sigmoid } from "./numbers.js";
 
 export const SIDE = 28;
@@ -27,13 +27,13 @@ function loadScript(src, integrity) {
 
 // onnxruntime-web, loaded once per page from the manifest's source (the host's copy, or the pinned CDN copy with
 // subresource integrity). Its WebAssembly binary, the largest download, is asked for at once beside the script;
-// a gzip copy (the static build's) is unpacked here and handed over as bytes.
+// a packed copy (the static build's) is unpacked here and handed over as bytes.
 let ortLoading = null;
 export function loadOrt(m) {
   if (m.force_server) return Promise.reject(new Error("the in-browser runtime is switched off here"));
   if (typeof WebAssembly !== "object") return Promise.reject(new Error("this browser has no WebAssembly"));
   if (!ortLoading) {
-    const packed = m.ort.wasm.endsWith(".gz");
+    const packed = isPacked(m.ort.wasm);
     const binary = packed ? fetchBytes(m.ort.wasm, 0) : null;
     // read to the end (into the cache) without keeping the 14 MB here
     if (!packed && m.ort.source === "local") fetchBytes(m.ort.wasm, 0).catch(() => {});
@@ -108,11 +108,13 @@ export class PageBackend extends Backend {
     this.ort = ort;
     this.kind = "browser";
     this.labels = null;  // {labels, index} of the test digits, set by the view once loaded
+    this.arrived = new Set();  // the models whose extras are in
   }
 
-  session(url) {
+  // A graph's session, compiled once per page; rank: its download's place in the queue (data.js).
+  session(url, rank = 0) {
     if (!sessions.has(url)) {
-      const s = fetchBytes(url, 0).then((buf) => this.ort.InferenceSession.create(new Uint8Array(buf), { executionProviders: ["wasm"] }));
+      const s = fetchBytes(url, rank).then((buf) => this.ort.InferenceSession.create(new Uint8Array(buf), { executionProviders: ["wasm"] }));
       s.catch(() => sessions.delete(url));
       sessions.set(url, s);
     }
@@ -156,14 +158,22 @@ export class PageBackend extends Backend {
     return out.logits.data;
   }
 
-  // Compile a model's graphs and fetch what analyse needs, so its first use is as fast as the rest.
+  // Compile a model's two graphs (all a reconstruction needs) now, so its first use is as fast as the rest.
   async prepare(model) {
-    const spec = this.spec(model), map = this.m.models[this.mapName(model)];
-    await Promise.all([this.session(spec.encoder), this.session(spec.decoder), this.loadCodes(model),
-      map?.ready ? this.session(map.encoder) : null]);
+    const spec = this.spec(model);
+    await Promise.all([this.session(spec.encoder), this.session(spec.decoder)]);
   }
 
-  loadCodes(model) { return loadCodes(this.spec(model).codes, 0); }
+  // What analyse needs beyond the model's graphs: its test codes (percentile, neighbours) and the map model's
+  // encoder, fetched after the graphs. Until they are in, analyse answers without them (``partial``).
+  extras(model) {
+    const map = this.m.models[this.mapName(model)];
+    const job = Promise.all([this.loadCodes(model), map?.ready ? this.session(map.encoder, 1) : null]);
+    job.then(() => this.arrived.add(model), () => {});
+    return job;
+  }
+
+  loadCodes(model) { return loadCodes(this.spec(model).codes, 1); }
 
   // One drawing through a model: what the Draw view paints (the same fields /encode_array answers).
   async analyse(model, x) {
@@ -171,22 +181,26 @@ export class PageBackend extends Backend {
     const { mean, logSigma } = await this.encode(model, x);
     const logits = await this.logits(model, mean);
     const n = elboParts(x, logits, mean, logSigma, spec.prior);
+    const r = {
+      model, mean: Array.from(mean), sigma: Array.from(logSigma, Math.exp), recon: Float32Array.from(logits, sigmoid),
+      recon_nll: n.recon_nll, kl: n.kl, elbo: n.elbo, elbo_percentile: null, elbo_median: null, n_test: null,
+      neighbours: [], map: null, partial: !this.arrived.has(model),
+    };
+    if (r.partial) { this.extras(model); return r; }  // the reconstruction now; the rest once it is in
     const codes = await this.loadCodes(model);
     const sorted = codes.elboSorted;
     const labels = this.labels;
-    const neighbours = nearest(codes.mu, codes.n, mean, N_NEIGHBOURS).map((nb) => ({
+    r.neighbours = nearest(codes.mu, codes.n, mean, N_NEIGHBOURS).map((nb) => ({
       ...nb, label: labels ? labels.labels[nb.i] : null, test_index: labels ? labels.index[nb.i] : null }));
+    r.elbo_percentile = 100 * searchsorted(sorted, n.elbo) / sorted.length;
+    r.elbo_median = sorted[Math.floor(sorted.length / 2)];
+    r.n_test = sorted.length;
     const mapName = this.mapName(model);
-    let map = null;
     if (this.m.models[mapName]?.ready) {
       const ms = mapName === model ? { mean, logSigma } : await this.encode(mapName, x);
-      map = { model: mapName, mean: Array.from(ms.mean), sigma: Array.from(ms.logSigma, Math.exp) };
+      r.map = { model: mapName, mean: Array.from(ms.mean), sigma: Array.from(ms.logSigma, Math.exp) };
     }
-    return {
-      model, mean: Array.from(mean), sigma: Array.from(logSigma, Math.exp), recon: Float32Array.from(logits, sigmoid),
-      recon_nll: n.recon_nll, kl: n.kl, elbo: n.elbo, elbo_percentile: 100 * searchsorted(sorted, n.elbo) / sorted.length,
-      elbo_median: sorted[Math.floor(sorted.length / 2)], n_test: sorted.length, neighbours, map,
-    };
+    return r;
   }
 }
 
@@ -241,4 +255,6 @@ export class ServerBackend extends Backend {
   }
 
   async prepare() {}
+
+  extras() { return Promise.resolve(); }
 }

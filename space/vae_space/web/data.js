@@ -1,8 +1,10 @@
 // The files the views need (graphs, test codes, labels and digits, map pictures), each fetched once per page,
 // whichever view asks first, the large ones two at a time in the order the open view needs them.
 //
-// Every URL in the manifest is content-addressed, so the browser's cache keeps it for good. A URL ending in ".gz"
-// is a gzip copy (the static build's, for hosts that do not compress): it is unpacked here, in a stream.
+// Every URL in the manifest is content-addressed, so the browser's cache keeps it for good. The static build packs
+// files for hosts that do not compress: a URL ending in ".gz" is a gzip copy, unpacked here in a stream by the
+// browser's own DecompressionStream; one ending in ".zst" a zstd copy (smaller still: the runtime's binary is 2.4 MB
+// against gzip's 3.5), unpacked by the decoder module the manifest names (fzstd), loaded with the first one.
 
 import { parseSafetensors } from "./safetensors.js";
 
@@ -27,11 +29,39 @@ export function bulk(rank, job) {
   });
 }
 
-// A response's bytes, unpacked when the URL names a gzip copy.
+let zstdModule = null, zstd = null;  // the decoder's URL (from the manifest), and the module once loaded
+
+// Whether a URL names a packed copy, which fetchBytes unpacks.
+export const isPacked = (url) => /\.(gz|zst)$/.test(url.split("?")[0]);
+
+// A response's bytes, unpacked when the URL names a packed copy.
 export async function bodyOf(response, url) {
-  if (!response.ok) throw new Error(`${url.split("/").pop()}: HTTP ${response.status}`);
-  if (!url.split("?")[0].endsWith(".gz")) return response.arrayBuffer();
-  return new Response(response.body.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer();
+  const name = url.split("?")[0];
+  if (!response.ok) throw new Error(`${name.split("/").pop()}: HTTP ${response.status}`);
+  if (name.endsWith(".gz")) return new Response(response.body.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer();
+  if (!name.endsWith(".zst")) return response.arrayBuffer();
+  if (!zstdModule) throw new Error(`${name.split("/").pop()}: the manifest names no zstd decoder`);
+  zstd ??= import(zstdModule);
+  zstd.catch(() => { zstd = null; });
+  const [packed, { decompress }] = await Promise.all([response.arrayBuffer(), zstd]);
+  return unplane(decompress(new Uint8Array(packed))).buffer;
+}
+
+// A graph whose float16 weights the static build split into byte planes (static.py ``planes``: "VHBP", a count,
+// then offset and length of each span, uint32 little-endian, then the graph) put back as it was; other bytes are
+// returned as they are (in a buffer of their own).
+export function unplane(bytes) {
+  const own = (b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice());
+  if (bytes.length < 8 || String.fromCharCode(...bytes.subarray(0, 4)) !== "VHBP") return own(bytes);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = view.getUint32(4, true), start = 8 + 8 * n;
+  const out = bytes.slice(start);
+  for (let s = 0; s < n; s++) {
+    const off = view.getUint32(8 + 8 * s, true), len = view.getUint32(12 + 8 * s, true), half = len / 2;
+    const src = bytes.subarray(start + off, start + off + len);
+    for (let i = 0; i < half; i++) { out[off + 2 * i] = src[i]; out[off + 2 * i + 1] = src[half + i]; }
+  }
+  return out;
 }
 
 // A file's bytes, fetched once per page. rank: its place among the large downloads (0: the open view's model,
@@ -82,11 +112,15 @@ export function loadImage(url) {
 export function absolute(m, base = document.baseURI) {
   const abs = (u) => (u ? new URL(u, base).href : u);
   if (m.ort && m.ort.source === "local") for (const k of ["script", "mjs", "wasm"]) m.ort[k] = abs(m.ort[k]);
-  if (m.test) for (const k of ["url", "labels"]) m.test[k] = abs(m.test[k]);
+  if (m.test) {
+    for (const k of ["url", "labels"]) m.test[k] = abs(m.test[k]);
+    if (m.test.shards) m.test.shards = m.test.shards.map(abs);
+  }
   for (const s of Object.values(m.models || {})) for (const k of ["encoder", "decoder", "codes", "density_url"]) s[k] = abs(s[k]);
   for (const s of Object.values(m.maps || {})) s.png = abs(s.png);
   for (const s of Object.values(m.conditional || {})) for (const k of ["encoder", "decoder"]) s[k] = abs(s[k]);
   if (m.cards) m.cards = abs(m.cards);
+  if (m.zstd) zstdModule = m.zstd = abs(m.zstd);
   if (m.betas) m.betas = abs(m.betas);
   return m;
 }

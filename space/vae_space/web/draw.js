@@ -17,6 +17,7 @@
 import { setDrawing } from "./drawing.js";
 import { PageBackend, ServerBackend, loadOrt } from "./backend.js";
 import { absolute, fetchBytes, loadCodes, loadSafetensors } from "./data.js";
+import { testPictures } from "./sources.js";
 import { normals } from "./numbers.js";
 import { Pad } from "./pad.js";
 import { BLUE, CLASS_RGB, INK, LIGHT_BLUE, LatentMap, MUTED, RED, SIDE, Surface, drawDigit, font, putDigit, rgb } from "./paint.js";
@@ -33,7 +34,8 @@ class DrawView {
     this.scheduled = false;
     this.pending = null;  // timestamp of the oldest pointer event not yet painted
     this.labels = null;  // the test digits' labels and indices in the MNIST test split
-    this.images = null;  // and their pictures (the neighbour tiles), fetched last
+    this.images = null;  // and their pictures (the neighbour tiles), fetched last, a class at a time
+    this.classes = new Set();  // the classes whose pictures are in
     this.maps = {};  // map model -> LatentMap, drawn from its test codes
     this.last = null;
     this.state = window.vaeDraw = {
@@ -137,7 +139,9 @@ class DrawView {
   }
 
   async update() {
-    if (!this.state.live) return;  // the first update once the pad is live picks the drawing up
+    // the first update once the pad is live, or once the page can compute (the static site), picks the drawing up
+    if (!this.state.live) return;
+    if (!this.backend) { if (this.pad.strokes.length && !this.state.ready) this.hint(WAITING); return; }
     if (this.busy) { this.dirty = true; return; }
     const t0 = this.pending, inStroke = this.pad.inStroke;
     this.pending = null;
@@ -166,6 +170,8 @@ class DrawView {
     this.state.serverRequests = this.serverBackend ? this.serverBackend.requests : 0;
     if (!res || model !== this.model) return;  // the model changed meanwhile: the next update paints
     this.paint(x, res, backend);
+    if (res.partial) this.completeLater(model, backend);
+    if (!inStroke) this.loadImages(res.neighbours);  // mid-stroke neighbours come and go: their pictures wait
     this.state.firstRuntime ??= backend.kind;
     if (!inStroke) this.measureLater(x);
     const t1 = performance.now();
@@ -173,6 +179,16 @@ class DrawView {
     if (inStroke) this.state.strokeUpdates += 1;
     if (t0 !== null) this.state.paints.push({ t_event: t0, t_painted: t1, in_stroke: inStroke });
     await this.flowTask;  // one graph run at a time: the diagram's decode finishes before the next update
+  }
+
+  // A partial answer (the model's test codes or the map's encoder still on their way): once they are in, the
+  // drawing is analysed again.
+  completeLater(model, backend) {
+    this.completing ??= new Set();
+    if (this.completing.has(model)) return;
+    this.completing.add(model);
+    backend.extras(model).then(() => this.request(performance.now()), (err) => this.fail(err))
+      .finally(() => this.completing.delete(model));
   }
 
   // The drawing's thickness and slant come from the Gradio host (vae_hub.morpho) once a stroke ends; never waited for.
@@ -212,7 +228,8 @@ class DrawView {
     if (this.page) {
       try {
         await this.spec(name);
-        await this.page.prepare(name);  // fetch and compile its graphs now, not on the next stroke
+        // fetch and compile its graphs and extras now, not on the next stroke
+        await Promise.all([this.page.prepare(name), this.page.extras(name)]);
         await this.warmUp(this.page, name);
       } catch (err) { return this.fail(err); }
     }
@@ -276,7 +293,7 @@ class DrawView {
     const data = {
       model: r.model, mean: r.mean.map((v) => +v.toFixed(4)), sigma: r.sigma.map((v) => +v.toFixed(4)),
       recon_nll: +r.recon_nll.toFixed(3), kl: +r.kl.toFixed(3), elbo: +r.elbo.toFixed(3),
-      elbo_percentile: +r.elbo_percentile.toFixed(2), knn_label: labels.length ? vote(labels)[0] : null,
+      elbo_percentile: r.elbo_percentile === null ? null : +r.elbo_percentile.toFixed(2), knn_label: labels.length ? vote(labels)[0] : null,
       neighbours: r.neighbours.map((n) => ({ test_index: n.test_index ?? null, label: n.label, distance: +n.distance.toFixed(4) })),
       map_model: r.map ? r.map.model : null, runtime: backend.kind,
     };
@@ -301,8 +318,9 @@ class DrawView {
       ` = ${r.kl.toFixed(1)} `, nats(), ".", el("br"),
       el("b", { text: "Likelihood score: " }), "its ",
       term("ELBO", "Evidence lower bound = −(reconstruction + KL): a lower bound on log p(x), how likely the model finds the input."),
-      ` of ${r.elbo.toFixed(1)} `, nats(), " is higher than ", el("b", { text: `${pct.toFixed(0)}%` }),
-      ` of the ${r.n_test.toLocaleString("en")} test digits' (median ${r.elbo_median.toFixed(1)}). `,
+      ` of ${r.elbo.toFixed(1)} `, nats(), ...(pct === null ? [" (how it compares with the test digits' is on its way). "]
+        : [" is higher than ", el("b", { text: `${pct.toFixed(0)}%` }),
+          ` of the ${r.n_test.toLocaleString("en")} test digits' (median ${r.elbo_median.toFixed(1)}). `]),
       term("Not a digit detector", "A high score does not mean \"a good digit\": likelihood models rate simple images "
         + "highly (Nalisnick et al., 2019), and the preprocessing scales any mark to fill a 20×20 box, so a dot becomes a "
         + "filled disc and a straight line scores like a crisp 1. Use it to compare drawings, not to judge one."),
@@ -435,7 +453,7 @@ class DrawView {
     const left = (w - cols * tile - (cols - 1) * gap) / 2;  // centred in the width it gets
     list.forEach((n, j) => {
       const x = left + (j % cols) * (tile + gap), y = 4 + Math.floor(j / cols) * (tile + 26);
-      if (this.images) drawDigit(g, this.images, x, y, tile, n.i * SIDE * SIDE, 255);
+      if (this.images && this.classes.has(n.label)) drawDigit(g, this.images, x, y, tile, n.i * SIDE * SIDE, 255);
       else { g.fillStyle = "rgb(226, 232, 240)"; g.fillRect(x, y, tile, tile); }  // the pictures are on their way
       g.fillStyle = n.label !== null && n.label !== undefined ? rgb(CLASS_RGB[n.label]) : INK;
       g.font = font(12, "700"); g.textAlign = "center"; g.textBaseline = "top";
@@ -451,24 +469,29 @@ class DrawView {
     this.labelsTask = loadSafetensors(this.m.test.labels, -1).then((t) => { this.labels = { labels: t.labels.data, index: t.index.data }; });
     this.labelsTask.catch((err) => console.warn("vae-hub draw: labels", err));
     this.loadMap(this.mapName(this.model));
-    if (this.backend) this.goLive();
+    // no server (the static site): the pad takes strokes at once, answered as soon as the runtime is in
+    if (this.backend || this.canCompute()) this.goLive();
     const page = await this.preparePage();
     if (page) {
       this.page = this.backend = page;
-      if (!this.state.live) this.goLive();
+      this.goLive();
     } else if (!this.backend) {
-      this.hint("");  // the note says why; the pad still draws
+      this.state.live = false;  // nothing will answer: the pad still draws, and the note says why
+      delete this.pad.element.dataset.live;
+      this.hint("");
     }
     this.state.runtime = this.pad.element.dataset.runtime = this.backend ? this.backend.kind : "none";
     this.state.ready = true;
     this.state.modelReady = this.model;
     this.pad.element.dataset.ready = "1";
     this.state.readyAt = performance.now();
-    this.loadImages();
   }
 
+  canCompute() { return !this.m.force_server && typeof WebAssembly === "object"; }
+
   goLive() {
-    this.state.runtime = this.pad.element.dataset.runtime = this.backend.kind;
+    this.state.runtime = this.pad.element.dataset.runtime = this.backend ? this.backend.kind : "loading";
+    if (this.state.live) { if (this.pad.strokes.length) this.request(performance.now()); return; }
     this.state.live = true;
     this.state.liveAt = performance.now();
     this.pad.element.dataset.live = "1";
@@ -492,7 +515,11 @@ class DrawView {
       for (let model = null; model !== this.model;) {  // the visitor may pick another model meanwhile
         model = this.model;
         await this.spec(model);
-        await Promise.all([page.prepare(model), this.labelsTask]);
+        await page.prepare(model);  // its two graphs: all a reconstruction needs
+        // no server answering meanwhile (the static site): the page answers now, and the percentile, neighbours
+        // and map follow once its extras are in; on the Gradio host the server answers until then
+        if (!this.backend) { this.page = this.backend = page; this.goLive(); }
+        await Promise.all([page.extras(model), this.labelsTask]);
         page.labels = this.labels;
         await this.warmUp(page, model);
       }
@@ -506,7 +533,7 @@ class DrawView {
 
   prefetch(model) {
     const spec = this.m.models[model];
-    if (spec?.ready) for (const u of [spec.encoder, spec.decoder, spec.codes]) fetchBytes(u, 0).catch(() => {});
+    if (spec?.ready) for (const [u, rank] of [[spec.encoder, 0], [spec.decoder, 0], [spec.codes, 1]]) fetchBytes(u, rank).catch(() => {});
   }
 
   // The first runs of the preprocessing and of each graph are compiled on first use (50-100 ms): do them now, on
@@ -519,16 +546,22 @@ class DrawView {
     }
   }
 
-  async loadImages() {
+  // The neighbours' pictures: the classes they belong to (about 55 kB each), after everything the numbers need.
+  async loadImages(neighbours) {
+    const want = [...new Set(neighbours.map((n) => n.label))].filter((c) => c !== null && c !== undefined && !this.classes.has(c));
+    if (!want.length) return;
     try {
-      const t = await loadSafetensors(this.m.test.url, 3);
-      this.images = t.images.data;
+      const set = await testPictures(this.m, want, 3);
+      for (const c of want) this.classes.add(c);
+      this.images = set.images;
       this.nnSurface.paint();
     } catch (err) {
       console.warn("vae-hub draw: test digits", err);
     }
   }
 }
+
+const WAITING = "Your drawing is encoded as soon as the in-browser runtime is in (a 2.4 MB download, once)…";
 
 // The most common label and how many times it appears (ties: the smaller digit, as the server's argmax).
 function vote(labels) {
