@@ -157,20 +157,20 @@ export class ColourSection {
     this.body.hidden = true;
     const section = el("section", { class: "vk", "aria-label": "Colour: what do the codes control?" }, head, intro,
       el("div", { class: "vd-row" }, choice.box, el("label", {}, "Test digit (seed) ", this.seedInput), again), this.note, this.body);
-    // fetched and computed once the section is (nearly) in view, or used
-    if (typeof IntersectionObserver === "function") {
-      const seen = new IntersectionObserver((entries) => {
-        if (entries.some((e) => e.isIntersecting)) { seen.disconnect(); this.want(); }
-      });
-      seen.observe(section);
-    } else this.wanted = true;
     return section;
   }
 
-  // The view's backend once the runtime is loaded (null: this browser cannot run it).
+  // The view's backend once the runtime is loaded and the view's samples are painted (null: this browser cannot
+  // run it). Only then is "in view" watched: before the samples above it have their height, the section is in view.
   attach(backend) {
     this.backend = backend;
     if (!backend && this.note) this.note.textContent = "The colour sweeps run in your browser, which cannot run them.";
+    if (!backend || !this.model) return;
+    if (typeof IntersectionObserver !== "function") { this.want(); return; }
+    const seen = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) { seen.disconnect(); this.want(); }
+    });
+    seen.observe(this.element);
     if (this.wanted) this.want();
   }
 
