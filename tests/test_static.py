@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
+import os
 import subprocess
 import sys
 import threading
@@ -25,7 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
-    r = subprocess.run([sys.executable, "-m", "vae_space.static", str(out)], capture_output=True, text=True, cwd=ROOT)
+    # this checkout's packages first (an editable install elsewhere must not build the site)
+    path = os.pathsep.join([str(ROOT), str(ROOT / "space"), os.environ.get("PYTHONPATH", "")])
+    r = subprocess.run([sys.executable, "-m", "vae_space.static", str(out)], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": path})
     assert r.returncode == 0, r.stderr[-2000:]
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
     handler.log_message = lambda *a: None
@@ -38,7 +43,11 @@ def site(tmp_path_factory):
 def test_the_site_is_complete_and_small(site):
     out, _ = site
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    assert size <= 40 * 2**20, f"{size / 2**20:.1f} MiB"
+    # the colour section's graphs (three models, fetched only when it is in view) apart: the rest keeps its budget
+    colour = json.loads((out / "manifest.json").read_text())["colour"]["models"]
+    extra = sum((out / f).stat().st_size for f in {s[k] for s in colour.values() for k in ("encoder", "decoder", "digits")})
+    assert extra <= 6 * 2**20, f"colour section {extra / 2**20:.1f} MiB"
+    assert size - extra <= 40 * 2**20, f"{(size - extra) / 2**20:.1f} MiB besides the colour section"
     assert (out / "index.html").is_file() and (out / "manifest.json").is_file() and (out / "web" / "app.js").is_file()
     assert "sdk: static" in (out / "README.md").read_text()
     # no path of the build machine anywhere in what is served
@@ -123,6 +132,89 @@ def test_touch_draws_a_one_on_a_phone(site, browser):
         pg.draw_touch(DIGIT_STROKES[1])
         pg.settle()
         assert pg.state("updates") >= 2 and _classify(pg.recon()) == 1
+        assert not pg.errors, pg.errors
+    finally:
+        pg.close()
+
+
+def _colour_state(pg: Page) -> dict:
+    return pg.page.evaluate("() => { const s = window.vaeColour; return { model: s.model, seed: s.seed, rows: s.rows }; }")
+
+
+def _colour_choose(pg: Page, selector: str, value: str, action: str) -> None:
+    """Change a control of the colour section and wait for its sweeps to be painted again."""
+    runs = pg.page.evaluate("() => window.vaeColour.runs")
+    getattr(pg.page, action)(selector, value)
+    if action == "fill":
+        pg.page.press(selector, "Enter")
+    pg.page.wait_for_function("(n) => window.vaeColour.runs > n && !window.vaeColour.app.busy", arg=runs, timeout=60_000)
+
+
+def test_colour_codes_in_the_static_site_match_the_gradio_handler(site, browser):
+    """The Generate view's colour section: nothing downloaded until it is in view; then the sweeps painted, the table
+    filled, and every measure equal to Gradio's /color_codes (the handler itself) for the same model and seed."""
+    from vae_space.engine import COLOR_MODELS, Engine
+    from vae_space.tabs.generate import color_codes
+
+    _, url = site
+    pg = _page(browser, url)
+    try:
+        pg.page.get_by_role("tab", name="Generate").click()
+        pg.page.wait_for_selector(".vg-root[data-ready='1']", timeout=60_000)
+        assert not [u for u in pg.requests if "colour_digits" in u], "fetched before the section was in view"
+        pg.page.locator(".vk").scroll_into_view_if_needed()
+        pg.page.wait_for_selector(".vk[data-ready='1']", timeout=60_000)
+        engine = Engine.start(variants=COLOR_MODELS, background=False)
+        try:
+            for model, seed in [("color-vae", 0), ("color-gumbel", 5), ("color-joint", 17)]:
+                if pg.page.evaluate("() => window.vaeColour.model") != model:
+                    _colour_choose(pg, ".vk select", model, "select_option")
+                if pg.page.evaluate("() => window.vaeColour.seed") != seed:
+                    _colour_choose(pg, ".vk input[type='number']", str(seed), "fill")
+                page = _colour_state(pg)
+                assert (page["model"], page["seed"]) == (model, seed)
+                want = color_codes(engine, model, seed).table
+                assert [r["name"] for r in page["rows"]] == list(want["variable"]), model
+                np.testing.assert_allclose([r["colour"] for r in page["rows"]], want["colour change"], atol=1e-3)
+                np.testing.assert_allclose([r["shape"] for r in page["rows"]], want["shape change"], atol=1e-3)
+                assert [r["controls"] for r in page["rows"]] == list(want["controls"]), model
+                # the table shows the same, and every sweep is painted
+                cells = pg.page.locator(".vk-table tbody tr").all_inner_texts()
+                assert len(cells) == len(want) and all(v in c for v, c in zip(want["controls"], cells))
+                lit = pg.page.evaluate("""() => Array.from(document.querySelectorAll('.vk canvas'), (c) => {
+                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i] + d[i + 1] + d[i + 2]; return s; })""")
+                assert len(lit) == len(want) + 1 and all(v > 0 for v in lit), lit
+        finally:
+            engine.shutdown()
+        # the explanations are on the page, not in a hover
+        about = pg.page.inner_text(".vk-about")
+        assert "Colour change" in about and "Shape change" in about and "Above 0.12" in about and "Above 0.08" in about
+        assert all(u.startswith(url) for u in pg.requests), "a request left the site"
+        assert not pg.errors, pg.errors
+    finally:
+        pg.close()
+
+
+def test_the_colour_table_fits_a_phone(site, browser):
+    """At 390 px the table's four columns fit (the verdict on screen) and no header breaks inside a word."""
+    _, url = site
+    pg = _page(browser, url, has_touch=True, is_mobile=True, device_scale_factor=3)
+    try:
+        pg.page.set_viewport_size({"width": 390, "height": 844})
+        pg.page.get_by_role("tab", name="Generate").click()
+        pg.page.wait_for_selector(".vg-root[data-ready='1']", timeout=60_000)
+        pg.page.locator(".vk").scroll_into_view_if_needed()
+        pg.page.wait_for_selector(".vk[data-ready='1']", timeout=60_000)
+        box = pg.page.locator(".vk-table").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+        assert pg.page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        # each header's words whole: no line of it is a piece of a word
+        lines = pg.page.evaluate("""() => Array.from(document.querySelectorAll('.vk-table thead th'), (th) => {
+            const r = document.createRange(), words = th.textContent.split(' ');
+            return words.map((w, i) => { const t = th.firstChild, at = th.textContent.indexOf(w);
+              r.setStart(t, at); r.setEnd(t, at + w.length); return r.getClientRects().length; }); })""")
+        assert all(n == 1 for header in lines for n in header), lines
         assert not pg.errors, pg.errors
     finally:
         pg.close()

@@ -34,7 +34,7 @@ from vae_hub.data import cache_dir
 from vae_hub.preprocess import DIGIT_STROKES
 
 from .assets import AssetStore, chosen_encoding, compress
-from .engine import MAP_MODEL, TEST_DIGITS, Engine, is_conditional_generator
+from .engine import MAP_MODEL, TEST_DIGITS, Engine, is_colour, is_conditional_generator
 from .limits import server_function
 from .page import render
 
@@ -184,6 +184,48 @@ def conditional_specs(engine: Engine) -> dict:
     return out
 
 
+COLOUR_POOL = 64  # the coloured test digits the page's colour section offers: /color_codes's seeds 0-63
+
+
+def colour_digits_url(engine: Engine, color_seed: int) -> str:
+    """The coloured test digits of /color_codes's seeds 0 … COLOUR_POOL-1, as safetensors: ``images`` (N, 28, 28)
+    uint8 (the grey digits) and ``colours`` (N, 3) float32 (the stroke colour the colour models' test split gave
+    each), so the page's input is exactly the server's (grey / 255 × colour, in float32) without a port of the
+    colouring; ``labels`` (N,) uint8 and ``digit`` (N,) int32, the digit's position in the Space's sample. 50 kB."""
+    from .tabs.generate import color_digit
+
+    def make() -> str:
+        i = np.array([color_digit(engine, s) for s in range(COLOUR_POOL)])
+        data = {"images": np.ascontiguousarray(engine.test.images[i]),
+                "colours": np.ascontiguousarray(engine.test.colours(i, color_seed).numpy(), np.float32),
+                "labels": engine.test.labels[i].astype(np.uint8), "digit": i.astype(np.int32)}
+        return assets().data("colour_digits.safetensors", safetensors.numpy.save(data))
+
+    return engine.cached(("colour-digits", color_seed), make)
+
+
+def colour_specs(engine: Engine) -> dict:
+    """The colour section of the Generate view: each coloured-MNIST model's graphs and latent layout (the
+    decoder's z is the continuous dimensions, then one one-hot block of k_cat per categorical variable; the
+    encoder gives ``mean`` and ``log_sigma`` for the first, ``logits`` (n_cat, k_cat) log-probabilities for the
+    second), the sweeps and thresholds of /color_codes, and its test digits (fetched when the section is used)."""
+    from .tabs import generate as G
+
+    out = {}
+    for name, e in engine.models.items():
+        c = e.config
+        if not is_colour(c):
+            continue
+        ready = e.ready.is_set() and e.onnx is not None and not e.error
+        out[name] = {"ready": ready, "description": c.description, "latent": c.latent, "z_dim": c.z_dim,
+                     "n_cat": c.n_cat, "k_cat": c.k_cat, "latent_size": c.latent_size,
+                     "values": G.color_values(c.k_cat), "error": e.error or e.onnx_error or None,
+                     **(graph_urls(e) | {"digits": colour_digits_url(engine, c.color_seed)} if ready else {})}
+    return {"models": out, "default": "color-vae", "n_digits": COLOUR_POOL,
+            "sweep": {"range": G.SWEEP, "steps": G.SWEEP_STEPS, "top_dims": G.TOP_DIMS},
+            "thresholds": {"colour": G.COLOR_CHANGE, "shape": G.SHAPE_CHANGE}}
+
+
 def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) -> dict:
     """Where the browser finds each model's graphs and test codes, the maps, the runtime and the test digits.
     Waits for the default model, the map model and ``wait`` to be prepared (exported, test set encoded)."""
@@ -213,7 +255,8 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
             maps[name] = {"png": assets().file(png, "map.png"), "lim": m.lim, "box": list(m.box), "width": m.W,
                           "height": m.H}
     return {"ort": ort_source(), "default_model": default, "map_model": MAP_MODEL,
-            "models": models, "conditional": conditional_specs(engine), "maps": maps, "test": test_urls(engine),
+            "models": models, "conditional": conditional_specs(engine), "colour": colour_specs(engine), "maps": maps,
+            "test": test_urls(engine),
             "strokes": {str(d): s for d, s in DIGIT_STROKES.items()}, "pad": PAD, "pen": PEN,
             "force_server": os.environ.get("VAE_SPACE_RUNTIME", "").lower() == "server"}
 

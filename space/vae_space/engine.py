@@ -147,6 +147,11 @@ def is_conditional_generator(c: VAEConfig) -> bool:
     return c.data != "color" and c.latent == "gaussian" and c.conditional
 
 
+def is_colour(c: VAEConfig) -> bool:
+    """The coloured-MNIST models (continuous, categorical or joint codes): the page sweeps their codes."""
+    return c.data == "color"
+
+
 @dataclass
 class TestDigits:
     images: np.ndarray  # (N, 28, 28) uint8
@@ -162,11 +167,14 @@ class TestDigits:
         t = safetensors.torch.load_file(str(path))
         return cls(t["images"].reshape(-1, 28, 28).numpy(), t["labels"].long().numpy(), t["index"].long().numpy())
 
+    def colours(self, i: np.ndarray | list[int], seed: int) -> torch.Tensor:
+        """(len(i), 3) the stroke colours the colour models' test split gave these digits (by MNIST test index)."""
+        table = color_table(10000, split_seed(seed, "test"))
+        return table[torch.from_numpy(self.index[np.asarray(i)])]
+
     def colored(self, i: np.ndarray | list[int], seed: int) -> torch.Tensor:
         """The digits as the colour models saw the test split: strokes times a per-index colour."""
-        table = color_table(10000, split_seed(seed, "test"))
-        i = np.asarray(i)
-        return self.x[i] * table[torch.from_numpy(self.index[i])][:, :, None, None]
+        return self.x[np.asarray(i)] * self.colours(i, seed)[:, :, None, None]
 
 
 class Engine:
@@ -230,7 +238,8 @@ class Engine:
                     if name in ("vae-z2", "vae-z2-corr"):
                         self.maps[name] = self._latent_map(e)
                     self._export_onnx(e)
-                elif is_conditional_generator(e.config):  # the page draws its digits: graphs, no test codes
+                elif is_conditional_generator(e.config) or is_colour(e.config):
+                    # the page draws their digits (cvae) or sweeps their codes (colour): graphs, no test codes
                     self._export_onnx(e, needs_codes=False)
             except Exception as ex:  # the reason goes to the log: users see no server path or errno
                 e.error = f"could not encode the test digits ({type(ex).__name__})"
@@ -398,7 +407,7 @@ class Engine:
             "encoder": lambda c: is_encoder(c),
             "map2d": lambda c: is_encoder(c) and c.z_dim == 2,
             "beta": lambda c: c.variant in BETAS,
-            "color": lambda c: c.data == "color",
+            "color": is_colour,
             "any": lambda c: True,
         }[group]
         return [n for n, e in self.models.items() if ok(e.config)]

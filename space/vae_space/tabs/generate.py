@@ -23,6 +23,9 @@ from .shared import prior_codes
 
 COLOR_CHANGE, SHAPE_CHANGE = 0.12, 0.08  # thresholds of color_shape_change for the "controls" column
 DIGITS = ["all"] + [str(d) for d in range(10)]
+# the colour sweeps: the TOP_DIMS continuous dimensions with the most KL, each from -SWEEP to SWEEP in SWEEP_STEPS;
+# each categorical variable set to up to MAX_VALUES of its values (the page's colour section reads these too)
+SWEEP, SWEEP_STEPS, TOP_DIMS, MAX_VALUES = 2.5, 9, 4, 13
 
 
 @dataclass
@@ -80,21 +83,20 @@ def color_codes(engine: Engine, model: str = "color-vae", seed: int = 0) -> Colo
     e = engine.need(model, "color")
     seed = seed_of(seed)
     c = e.config
-    i = int(np.random.default_rng(seed).integers(len(engine.test.labels)))
-    x = engine.test.colored([i], c.color_seed)
+    x = engine.test.colored([color_digit(engine, seed)], c.color_seed)
     post = e.model.encode(x)
     base = post.mode[0]
     rows: dict[str, torch.Tensor] = {}
     kinds: list[str] = []
     if c.z_dim:
         kl_d = kl_per_dim(post, e.model.prior)[0][0]
-        for dim in kl_d.argsort(descending=True)[: min(4, c.z_dim)].tolist():
-            z = base.repeat(9, 1)
-            z[:, dim] = torch.linspace(-2.5, 2.5, 9)
+        for dim in kl_d.argsort(descending=True)[: min(TOP_DIMS, c.z_dim)].tolist():
+            z = base.repeat(SWEEP_STEPS, 1)
+            z[:, dim] = torch.linspace(-SWEEP, SWEEP, SWEEP_STEPS)
             rows[f"z{dim + 1}"] = z
             kinds.append(f"continuous (KL {float(kl_d[dim]):.1f})")
-    cats = np.unique(np.linspace(0, c.k_cat - 1, min(c.k_cat, 13)).round().astype(int)) if c.n_cat else []
-    for v in range(c.n_cat):  # up to 13 evenly spaced categories of each variable
+    cats = np.asarray(color_values(c.k_cat))
+    for v in range(c.n_cat):  # up to MAX_VALUES evenly spaced categories of each variable
         start = c.z_dim + v * c.k_cat
         z = base.repeat(len(cats), 1)
         z[:, start:start + c.k_cat] = 0
@@ -117,6 +119,18 @@ def color_codes(engine: Engine, model: str = "color-vae", seed: int = 0) -> Colo
     # the verdict beside the name: on a phone the table's right-hand columns are off-screen
     df = pd.DataFrame(table, columns=["variable", "controls", "colour change", "shape change", "kind"])
     return ColorCodes(P.vstack([head, strip]), df)
+
+
+def color_digit(engine: Engine, seed: int) -> int:
+    """The test digit (its position in the Space's sample) that seed ``seed`` shows in /color_codes."""
+    return int(np.random.default_rng(seed).integers(len(engine.test.labels)))
+
+
+def color_values(k_cat: int) -> list[int]:
+    """The values a categorical variable of k_cat categories is set to: up to MAX_VALUES, evenly spaced."""
+    if not k_cat:
+        return []
+    return np.unique(np.linspace(0, k_cat - 1, min(k_cat, MAX_VALUES)).round().astype(int)).tolist()
 
 
 COLOR_TABLE_NOTE = (

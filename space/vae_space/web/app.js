@@ -21,7 +21,8 @@ export const VIEWS = [
 // for one at a time (each call waits for its model), the manifest updated as they come. None on the static site.
 let preparing = null;
 function prepared(manifest, server, root) {
-  const waiting = [...Object.entries(manifest.models), ...Object.entries(manifest.conditional || {})]
+  const waiting = [...Object.entries(manifest.models), ...Object.entries(manifest.conditional || {}),
+    ...Object.entries(manifest.colour?.models || {})]
     .filter(([, s]) => !s.ready && !s.error).map(([n]) => n);
   if (!waiting.length || !server?.live_manifest) return Promise.resolve();
   if (!preparing) {
@@ -33,6 +34,7 @@ function prepared(manifest, server, root) {
           absolute(m, document.baseURI);
           Object.assign(manifest.models, m.models);
           Object.assign(manifest.conditional || {}, m.conditional);
+          if (manifest.colour && m.colour) Object.assign(manifest.colour.models, m.colour.models);
         }
       }
     })();

@@ -119,6 +119,7 @@ export function absolute(m, base = document.baseURI) {
   for (const s of Object.values(m.models || {})) for (const k of ["encoder", "decoder", "codes", "density_url"]) s[k] = abs(s[k]);
   for (const s of Object.values(m.maps || {})) s.png = abs(s.png);
   for (const s of Object.values(m.conditional || {})) for (const k of ["encoder", "decoder"]) s[k] = abs(s[k]);
+  for (const s of Object.values(m.colour?.models || {})) for (const k of ["encoder", "decoder", "digits"]) s[k] = abs(s[k]);
   if (m.cards) m.cards = abs(m.cards);
   if (m.zstd) zstdModule = m.zstd = abs(m.zstd);
   if (m.betas) m.betas = abs(m.betas);

@@ -2,8 +2,10 @@
 // Cholesky factor) and, side by side, from the density of its training digits' codes (the Gaussian mixture of
 // density.safetensors), each decoded in one batch with the model's ONNX decoder. The same seed gives the same
 // pictures in every browser (numbers.rng); the prior's holes show as blurs on the left that the right avoids.
+// Below, the class-conditional model's digits on demand, and the colour models' codes swept (colour.js).
 
 import { readyModels, startView } from "./backend.js";
+import { ColourSection } from "./colour.js";
 import { absolute, loadSafetensors } from "./data.js";
 import { cholesky, gaussianDraws, rng, sampleMixture } from "./numbers.js";
 import { INK, SIDE, Surface, drawDigit } from "./paint.js";
@@ -70,15 +72,13 @@ class GenerateView {
     };
     this.count.addEventListener("input", () => { this.n = +this.count.value; this.countLabel.textContent = String(this.n); this.refresh(); });
     this.select.addEventListener("change", () => { this.model = this.select.value; this.refresh(); });
-    const more = this.m.more?.find((t) => t.label === "Generate");
-    const extra = more
-      ? el("p", { class: "vh-note" }, "What the coloured models' codes control: ", el("a", { href: more.href, text: "on Gradio's page" }), ".")
-      : el("p", { class: "vh-note", text: "What the coloured models' codes control is shown on the Gradio Space." });
+    this.colour = new ColourSection(this.m);  // downloads nothing until it is in view
     this.root.innerHTML = "";
     this.root.append(
       el("div", { class: "vd-row" }, choice.box, el("label", {}, "Samples ", this.count, " ", this.countLabel),
         ...seed),
-      el("div", { class: "vg-pair" }, this.figs.prior.f, this.figs.density.f), this.note, this.buildConditional(), extra);
+      el("div", { class: "vg-pair" }, this.figs.prior.f, this.figs.density.f), this.note, this.buildConditional(),
+      this.colour.element);
   }
 
   // The class-conditional model: the same styles (codes from the prior, the seed's) decoded as each digit asked for
@@ -164,6 +164,7 @@ class GenerateView {
 
   async start() {
     await startView(this, () => { this.refresh(); return this.loop.idle; });
+    this.colour.attach(this.backend || null);
   }
 }
 

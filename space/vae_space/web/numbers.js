@@ -185,3 +185,59 @@ export function pickTestDigit(images, labels, source, seed, slot = 0) {
   const u = rng((seed >>> 0) ^ Math.imul(slot + 1, 0x9e3779b1));  // slots apart for every seed (not seed·2 + slot)
   return pool[Math.floor(u() * pool.length)];
 }
+
+// ------------------------------------------------------------------ colour sweeps
+// What a sweep of a colour model's variable changes, as vae_space.tabs.generate.color_shape_change measures it
+// (the Python/JS parity is tests/test_colour_parity.py). imgs: S frames of 3 × 784 intensities (planar RGB,
+// row-major), S ≥ 2. Returns { colour, shape }:
+// - shape: each frame's stroke whatever its colour (its brightest channel) scaled to peak 1, so brightness does
+//   not count; its standard deviation over the frames (n − 1, as torch.std), averaged over the pixels that are ink
+//   (> 0.3) in some frame;
+// - colour: each frame's chromaticity (its intensity²-weighted mean colour over its brightest channel), and the
+//   mean distance of the frames' chromaticities from their average.
+// The scaled strokes are rounded to float32 as torch computes them, so a pixel at the ink threshold counts alike.
+export function colourShapeChange(imgs, S) {
+  const P = 784, f = Math.fround;
+  const norm = new Float32Array(S * P), chroma = new Float64Array(S * 3);
+  for (let s = 0; s < S; s++) {
+    const o = s * 3 * P, inten = new Float32Array(P);
+    let peak = 0;
+    for (let p = 0; p < P; p++) {
+      inten[p] = Math.max(imgs[o + p], imgs[o + P + p], imgs[o + 2 * P + p]);
+      peak = Math.max(peak, inten[p]);
+    }
+    peak = Math.max(peak, f(1e-3));
+    const rgb = [0, 0, 0];
+    let wsum = 0;
+    for (let p = 0; p < P; p++) {
+      norm[s * P + p] = f(inten[p] / peak);
+      const w = inten[p] * inten[p];  // bright stroke pixels, not the faint background
+      wsum += w;
+      for (let c = 0; c < 3; c++) rgb[c] += imgs[o + c * P + p] * w;
+    }
+    for (let c = 0; c < 3; c++) rgb[c] /= Math.max(wsum, 1e-6);
+    const top = Math.max(...rgb, 1e-3);
+    for (let c = 0; c < 3; c++) chroma[s * 3 + c] = rgb[c] / top;
+  }
+  let spread = 0, inked = 0;
+  for (let p = 0; p < P; p++) {
+    let ink = false, mean = 0;
+    for (let s = 0; s < S; s++) { ink ||= norm[s * P + p] > 0.3; mean += norm[s * P + p]; }
+    if (!ink) continue;
+    mean /= S;
+    let v = 0;
+    for (let s = 0; s < S; s++) v += (norm[s * P + p] - mean) ** 2;
+    spread += Math.sqrt(v / (S - 1));
+    inked += 1;
+  }
+  const avg = [0, 1, 2].map((c) => { let m = 0; for (let s = 0; s < S; s++) m += chroma[s * 3 + c]; return m / S; });
+  let colour = 0;
+  for (let s = 0; s < S; s++) colour += Math.hypot(...[0, 1, 2].map((c) => chroma[s * 3 + c] - avg[c]));
+  return { colour: colour / S, shape: inked ? spread / inked : 0 };
+}
+
+// The "controls" verdict of a sweep's measures (thresholds: { colour, shape }, the manifest's).
+export function controls({ colour, shape }, thresholds) {
+  const c = colour > thresholds.colour, s = shape > thresholds.shape;
+  return c && s ? "colour and shape" : c ? "colour" : s ? "shape" : "little";
+}

@@ -72,6 +72,19 @@ export function drawDigit(g, v, x, y, size, offset = 0, scale = 1) {
   g.drawImage(scratch, x, y, size, size);
 }
 
+// A coloured digit (3 × 784 values in [0, 1], planar RGB, from offset) drawn as a size × size tile at (x, y), pixelated.
+export function drawColourDigit(g, v, x, y, size, offset = 0) {
+  scratch.width = scratch.height = SIDE;
+  const sg = scratch.getContext("2d"), im = sg.createImageData(SIDE, SIDE), P = SIDE * SIDE;
+  for (let i = 0; i < P; i++) {
+    for (let c = 0; c < 3; c++) im.data[4 * i + c] = Math.round(255 * Math.min(1, Math.max(0, v[offset + c * P + i])));
+    im.data[4 * i + 3] = 255;
+  }
+  sg.putImageData(im, 0, 0);
+  g.imageSmoothingEnabled = false;
+  g.drawImage(scratch, x, y, size, size);
+}
+
 export function cross(g, x, y, color = RED, r = 7) {
   for (const [w, c] of [[5, "#fff"], [2.2, color]]) {
     g.lineWidth = w; g.strokeStyle = c;
