@@ -34,7 +34,7 @@ from vae_hub.data import cache_dir
 from vae_hub.preprocess import DIGIT_STROKES
 
 from .assets import AssetStore, chosen_encoding, compress
-from .engine import MAP_MODEL, TEST_DIGITS, Engine, is_colour, is_conditional_generator
+from .engine import MAP_MODEL, Engine, is_colour, is_conditional_generator
 from .limits import server_function
 from .page import render
 
@@ -136,13 +136,12 @@ def ort_source() -> dict:
 
 
 def test_urls(engine: Engine) -> dict:
-    """The test digits: all of them in one file (images, labels, indices: about 0.5 MB compressed), their labels and
-    indices alone (a few kB, which the numbers need first), and their pictures a class a file (``shards``: the
-    digits labelled c, in the file's order; the Draw view's neighbour tiles need only their classes)."""
-    store = assets()
+    """The test digits: their labels and indices (a few kB, which the numbers need first), and their pictures a class
+    a file (``shards``: the digits labelled c, in the labels' order, about 55 kB each compressed; the Draw view's
+    neighbour tiles need only their classes, the views that pick digits all ten)."""
     small = safetensors.numpy.save({"labels": engine.test.labels.astype(np.uint8),
                                     "index": engine.test.index.astype(np.int32)})
-    return {"url": store.file(TEST_DIGITS), "labels": store.data("test_labels.safetensors", small),
+    return {"labels": assets().data("test_labels.safetensors", small),
             "shards": engine.cached(("test-shards",), lambda: _shards(engine)), "n": len(engine.test.labels)}
 
 
@@ -204,6 +203,27 @@ def colour_digits_url(engine: Engine, color_seed: int) -> str:
     return engine.cached(("colour-digits", color_seed), make)
 
 
+def colour_codes_url(engine: Engine, name: str) -> str:
+    """A colour model's encoder outputs for the COLOUR_POOL coloured test digits (``mean``, ``log_sigma`` and/or
+    ``logits``, float32, as its encoder.onnx gives them): the page sweeps around these codes, so it needs the
+    decoder alone (an encoder graph is 0.8 MB; these are a few kB)."""
+    import onnxruntime
+
+    e = engine.models[name]
+
+    def make() -> str:
+        from .tabs.generate import color_digit
+
+        i = np.array([color_digit(engine, s) for s in range(COLOUR_POOL)])
+        x = engine.test.colored(i, e.config.color_seed).numpy().astype(np.float32)
+        sess = onnxruntime.InferenceSession(str(e.onnx["encoder"]), providers=["CPUExecutionProvider"])
+        out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x})))
+        data = {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}
+        return assets().data("colour_codes.safetensors", safetensors.numpy.save(data))
+
+    return engine.cached(("colour-codes", name), make)
+
+
 def colour_specs(engine: Engine) -> dict:
     """The colour section of the Generate view: each coloured-MNIST model's graphs and latent layout (the
     decoder's z is the continuous dimensions, then one one-hot block of k_cat per categorical variable; the
@@ -220,7 +240,8 @@ def colour_specs(engine: Engine) -> dict:
         out[name] = {"ready": ready, "description": c.description, "latent": c.latent, "z_dim": c.z_dim,
                      "n_cat": c.n_cat, "k_cat": c.k_cat, "latent_size": c.latent_size,
                      "values": G.color_values(c.k_cat), "error": e.error or e.onnx_error or None,
-                     **(graph_urls(e) | {"digits": colour_digits_url(engine, c.color_seed)} if ready else {})}
+                     **({"decoder": graph_urls(e)["decoder"], "codes": colour_codes_url(engine, name),
+                         "digits": colour_digits_url(engine, c.color_seed)} if ready else {})}
     return {"models": out, "default": "color-vae", "n_digits": COLOUR_POOL,
             "sweep": {"range": G.SWEEP, "steps": G.SWEEP_STEPS, "top_dims": G.TOP_DIMS},
             "thresholds": {"colour": G.COLOR_CHANGE, "shape": G.SHAPE_CHANGE}}

@@ -152,13 +152,6 @@ export class PageBackend extends Backend {
     return Float32Array.from(out.logits.data, sigmoid);
   }
 
-  // A colour model's encoder (spec: the manifest's colour entry): n RGB inputs (n × 3 × 784, planar) -> whichever
-  // parts its code has: mean and logSigma (n × z_dim), logits (n × n_cat × k_cat, log-probabilities)
-  async encodeColour(spec, x, n = 1) {
-    const out = await (await this.session(spec.encoder)).run({ x: this.tensor(x, [n, 3, SIDE, SIDE]) });
-    return { mean: out.mean?.data ?? null, logSigma: out.log_sigma?.data ?? null, logits: out.logits?.data ?? null };
-  }
-
   // A colour model's decoder: n codes (n × latent_size) -> n × 3 × 784 intensities
   async decodeColour(spec, z, n = 1) {
     const out = await (await this.session(spec.decoder)).run({ z: this.tensor(z, [n, spec.latent_size]) });

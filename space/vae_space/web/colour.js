@@ -187,11 +187,21 @@ export class ColourSection {
     return { x, label: t.labels.data[seed], digit: t.digit.data[seed] };
   }
 
+  // The digit's encoding (the manifest's codes: its encoder's outputs for every digit of the pool, made by the host)
+  async codes(spec, seed) {
+    const t = await loadSafetensors(spec.codes, -1), row = (name) => {
+      if (!t[name]) return null;
+      const w = t[name].data.length / t[name].shape[0];
+      return t[name].data.subarray(seed * w, (seed + 1) * w);
+    };
+    return { mean: row("mean"), logSigma: row("log_sigma"), logits: row("logits") };
+  }
+
   async run() {
     const model = this.model, seed = this.seed, spec = this.models[model], b = this.backend;
     this.note.textContent = `Sweeping ${model}'s codes…`;
     const d = await this.digit(spec, seed);
-    const enc = await b.encodeColour(spec, d.x, 1);
+    const enc = await this.codes(spec, seed);
     const z = modeCode(spec, enc);
     const rows = sweeps(spec, this.c.sweep, z, enc.mean, enc.logSigma);
     const n = rows.reduce((s, r) => s + r.S, 0), L = spec.latent_size, all = new Float32Array((n + 1) * L);

@@ -113,13 +113,13 @@ export function absolute(m, base = document.baseURI) {
   const abs = (u) => (u ? new URL(u, base).href : u);
   if (m.ort && m.ort.source === "local") for (const k of ["script", "mjs", "wasm"]) m.ort[k] = abs(m.ort[k]);
   if (m.test) {
-    for (const k of ["url", "labels"]) m.test[k] = abs(m.test[k]);
+    m.test.labels = abs(m.test.labels);
     if (m.test.shards) m.test.shards = m.test.shards.map(abs);
   }
   for (const s of Object.values(m.models || {})) for (const k of ["encoder", "decoder", "codes", "density_url"]) s[k] = abs(s[k]);
   for (const s of Object.values(m.maps || {})) s.png = abs(s.png);
   for (const s of Object.values(m.conditional || {})) for (const k of ["encoder", "decoder"]) s[k] = abs(s[k]);
-  for (const s of Object.values(m.colour?.models || {})) for (const k of ["encoder", "decoder", "digits"]) s[k] = abs(s[k]);
+  for (const s of Object.values(m.colour?.models || {})) for (const k of ["decoder", "codes", "digits"]) s[k] = abs(s[k]);
   if (m.cards) m.cards = abs(m.cards);
   if (m.zstd) zstdModule = m.zstd = abs(m.zstd);
   if (m.betas) m.betas = abs(m.betas);
