@@ -3,7 +3,7 @@ at the project's Hub stand-in (tests/hub_server.py, with CORS headers) on anothe
 
 - ``?model=testns/vae-hub-vae-z3`` (pushed by ``train.py --push-only`` with its ONNX graphs; the site bundles only
   vae-z2): the page fetches config.json and both graphs from the resolve URLs, encodes the 4,000 test digits itself,
-  opens Draw & encode on it; its codes of the test digits and of a drawn 7 equal the Python model's within 1e-3,
+  opens Draw & encode (and Interpolate) on it; its codes of the test digits and of a drawn 7 equal the Python model's within 1e-3,
   the ELBOs within 0.01 nat, and the drawing gets a percentile, neighbours and the map;
 - the Models tab's field: a repo pushed without ONNX graphs, one whose encoder.onnx is over the cap (refused by its
   Content-Length, never downloaded), one with the graphs swapped, a class-conditional one, a missing one, a malformed
@@ -37,6 +37,10 @@ from vae_hub.onnx import export_onnx
 from .conftest import ROOT
 from .hub_server import FakeHub, Repo
 
+sys.path.insert(0, str(ROOT / "space"))  # vae_space from this checkout, not an installed copy's
+# the subprocesses too: an editable install elsewhere must not stand in for this checkout's vae_hub and vae_space
+PYTHONPATH = os.pathsep.join([str(ROOT), str(ROOT / "space")])
+
 NS = "testns"
 GOOD, NO_ONNX = f"{NS}/vae-hub-vae-z3", f"{NS}/vae-hub-vae-z2"
 BIG, SWAPPED, COND = f"{NS}/vae-hub-big", f"{NS}/vae-hub-swapped", f"{NS}/vae-hub-cvae"
@@ -66,7 +70,7 @@ def repos(hub, tmp_path_factory) -> dict[str, Path]:
     graphs = export_onnx(vae_hub.load(z3), z3)
     env = {k: v for k, v in os.environ.items() if k not in ("VAE_HUB_NAMESPACE", "HF_HUB_CACHE")}
     env.update(HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HOME=str(tmp / "hf"), HF_TOKEN="dummy-token",
-               HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_TELEMETRY="1", PYTHONPATH=str(ROOT))
+               HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_TELEMETRY="1", PYTHONPATH=PYTHONPATH)
     r = subprocess.run([sys.executable, "train.py", "--push-only", str(tmp / "push"), "--push-to-hub", NS], cwd=ROOT,
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -93,7 +97,8 @@ def site(hub, tmp_path_factory):
     (tmp / "weights" / "vae-z2").symlink_to(ROOT / "pretrained" / "vae-z2")
     out = tmp / "out"
     r = subprocess.run([sys.executable, "-m", "vae_space.static", str(out), "--weights", str(tmp / "weights")],
-                       cwd=ROOT / "space", env={**os.environ, "HF_ENDPOINT": hub.url}, capture_output=True, text=True,
+                       cwd=ROOT / "space", env={**os.environ, "HF_ENDPOINT": hub.url, "PYTHONPATH": PYTHONPATH},
+                       capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
@@ -144,8 +149,10 @@ class Page:
 
 def _reference(folder: Path) -> tuple[vae_hub.VAE, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The Python model, the test digits, their posterior means and deterministic ELBOs (as the Space's engine)."""
+    import vae_space
     from vae_space.engine import TestDigits
 
+    assert Path(vae_space.__file__).is_relative_to(ROOT) and Path(vae_hub.__file__).is_relative_to(ROOT)
     model = vae_hub.load(folder)
     x = TestDigits.load().x
     with torch.inference_mode():
@@ -192,6 +199,10 @@ def test_a_model_by_its_id_runs_in_the_page_with_the_python_models_codes(repos, 
         assert last["map_model"] == "vae-z2", "a 3-D model's drawing is placed on the 2-D model's map"
         p.wait_for_timeout(300)
         p.screenshot(path=str(SCREENSHOTS / "hub-draw.png"), full_page=True)
+        # the other views open on it too
+        p.get_by_role("tab", name="Interpolate").click()
+        p.wait_for_selector(".vi-root[data-ready='1']", timeout=60_000)
+        assert p.evaluate("() => [window.vaeInterpolate.model, window.vaeInterpolate.strip.length]") == [GOOD, 2 * 10 * 784]
         assert not pg.left_alone(site, hub.url), "a request left the site and the Hub"
         assert not pg.errors, pg.errors
     calls = {(m, path) for m, path, _ in hub.requests[n_before:]}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import subprocess
 import sys
 import threading
@@ -25,7 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
-    r = subprocess.run([sys.executable, "-m", "vae_space.static", str(out)], capture_output=True, text=True, cwd=ROOT)
+    # this checkout's vae_hub and vae_space, not those of an editable install of another checkout
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "space")])}
+    r = subprocess.run([sys.executable, "-m", "vae_space.static", str(out)], capture_output=True, text=True, cwd=ROOT, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
     handler.log_message = lambda *a: None

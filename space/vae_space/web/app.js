@@ -49,9 +49,13 @@ function prepared(manifest, server, root) {
 // the line above the tabs). A failure is that one line: the page goes on with its own models.
 async function chooseModel(manifest, wanted, line) {
   if (!wanted) return;
-  if (manifest.models[wanted]?.ready) { manifest.default_model = wanted; return; }
+  if (wanted in manifest.models) { manifest.default_model = wanted; return; }  // Draw waits for one still being prepared
   line.hidden = false;
   try {
+    if (!wanted.includes("/")) {
+      throw new Error(`this page has no model ${JSON.stringify(wanted.slice(0, 60))} (it has ${Object.keys(manifest.models).join(", ")}); `
+        + "a model from the Hub is NAMESPACE/NAME.");
+    }
     const { name, spec } = await loadHubModel(manifest, wanted, (p) => { line.textContent = progressLine(wanted, p); });
     manifest.models[name] = spec;
     manifest.default_model = name;

@@ -37,6 +37,7 @@ const EXAMPLE = "vae-hub/vae-hub-vae-z2";
 const CONFIG_FIELDS = ["variant", "backbone", "latent", "z_dim", "in_channels", "data", "conditional"];
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/;
 const PX = SIDE * SIDE;
+const ANSWER_MS = 30_000;  // a Hub that does not answer a HEAD or config.json in this time is reported, not waited for
 
 export class HubModelError extends Error {
   constructor(message) { super(message); this.name = "HubModelError"; }
@@ -175,11 +176,13 @@ export function checkShapes(repo, { mean, logSigma, logits }, n, k) {
 // ------------------------------------------------------------------ in the page
 // A GET or HEAD of one of the repo's files. A network failure (no connection, or a host without CORS headers) and,
 // unless raw, an error status become one line.
-async function request(hub, repo, file, method = "GET", raw = false) {
+// timeout: milliseconds for the whole answer (none for the graphs, which a slow connection takes a while to bring).
+async function request(hub, repo, file, method = "GET", raw = false, timeout = null) {
   let r;
   try {
-    r = await fetch(resolveUrl(hub, repo, file), { method });
+    r = await fetch(resolveUrl(hub, repo, file), { method, signal: timeout ? AbortSignal.timeout(timeout) : undefined });
   } catch (err) {
+    if (err.name === "TimeoutError") fail(`The Hub at ${hub} did not answer for ${repo}/${file} within ${timeout / 1000} s: try again later.`);
     fail(`Could not reach the Hub at ${hub} for ${repo}/${file} (${err.message || err}): no connection, or the host sends no CORS headers.`);
   }
   if (!r.ok && !raw) fail(httpProblem(r.status, r.headers.get("x-error-code"), repo, file));
@@ -189,8 +192,8 @@ async function request(hub, repo, file, method = "GET", raw = false) {
 const lengthOf = (r) => (r.headers.get("content-length") === null ? null : Number(r.headers.get("content-length")));
 
 // A file's bytes, refused by its Content-Length before reading, and stopped once more than cap bytes came.
-async function download(hub, repo, file, cap, onBytes = () => {}) {
-  const r = await request(hub, repo, file);
+async function download(hub, repo, file, cap, onBytes = () => {}, timeout = null) {
+  const r = await request(hub, repo, file, "GET", false, timeout);
   checkSize(lengthOf(r), cap, repo, file);
   const reader = r.body.getReader(), parts = [];
   let got = 0;
@@ -256,7 +259,7 @@ async function load(m, hub, repo, onProgress) {
   const ortJob = loadOrt(m);  // the runtime downloads meanwhile
   ortJob.catch(() => {});
   onProgress({ step: "config" });
-  const raw = await download(hub, repo, "config.json", MAX_CONFIG_BYTES);
+  const raw = await download(hub, repo, "config.json", MAX_CONFIG_BYTES, undefined, ANSWER_MS);
   let config;
   try {
     config = JSON.parse(new TextDecoder().decode(raw));
@@ -267,7 +270,7 @@ async function load(m, hub, repo, onProgress) {
   const prior = priorOf(c.priorCov, repo);
   // both graphs' presence and sizes before either download
   const heads = await Promise.all(["encoder.onnx", "decoder.onnx"].map(async (file) => {
-    const r = await request(hub, repo, file, "HEAD", true);
+    const r = await request(hub, repo, file, "HEAD", true, ANSWER_MS);
     return { file, status: r.status, code: r.headers.get("x-error-code"), length: lengthOf(r) };
   }));
   const absent = heads.filter((h) => h.status === 404 || h.code === "EntryNotFound").map((h) => h.file);
