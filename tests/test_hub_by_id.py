@@ -259,9 +259,10 @@ def test_a_bad_model_param_is_one_line_and_the_page_opens_on_its_own_model(repos
     with Page(browser, f"{site}?model={NO_ONNX}") as pg:
         p = pg.page
         text = p.inner_text(".vh-hub-status")
-        assert text.startswith(f"Could not load ?model={NO_ONNX}: {NO_ONNX} has no encoder.onnx or decoder.onnx"), text
+        assert text.startswith(f"Not loaded: {NO_ONNX} has no encoder.onnx or decoder.onnx"), text
         assert p.evaluate("() => window.vaeDraw.model") == "vae-z2"
         p.select_option(".vd-root select[aria-label='Start from an example']", "7")
         pg.settle()
         assert p.evaluate("() => window.vaeDraw.last.model") == "vae-z2"
+        p.screenshot(path=str(SCREENSHOTS / "hub-param-error.png"))
         assert not pg.unexpected_errors(), pg.errors

@@ -66,7 +66,7 @@ test("the Hub's failures as one line each", () => {
   assert.match(httpProblem(404, null, "ns/m", "config.json"), /^No public model repo/);
   assert.match(httpProblem(403, "GatedRepo", "ns/m", "config.json"), /gated or private: this page has no Hub token/);
   assert.match(httpProblem(404, "EntryNotFound", "ns/m", "config.json"), /ns\/m has no config.json: expected a model folder/);
-  assert.match(httpProblem(404, "EntryNotFound", "ns/m", "encoder.onnx"), /has no encoder.onnx: this page runs a model's ONNX graphs/);
+  assert.match(httpProblem(404, "EntryNotFound", "ns/m", "encoder.onnx"), /has no encoder.onnx, the graphs this page runs/);
   assert.match(httpProblem(429, null, "ns/m", "config.json"), /HTTP 429/);
   assert.match(httpProblem(500, null, "ns/m", "decoder.onnx"), /ns\/m\/decoder.onnx: the Hub answered HTTP 500/);
   const msg = missingGraphs("ns/m", ["encoder.onnx", "decoder.onnx"]);

@@ -53,8 +53,8 @@ async function chooseModel(manifest, wanted, line) {
   line.hidden = false;
   try {
     if (!wanted.includes("/")) {
-      throw new Error(`this page has no model ${JSON.stringify(wanted.slice(0, 60))} (it has ${Object.keys(manifest.models).join(", ")}); `
-        + "a model from the Hub is NAMESPACE/NAME.");
+      throw new Error(`this page has no model ${JSON.stringify(wanted.slice(0, 60))} (it has ${Object.keys(manifest.models).join(", ")}), `
+        + "and a model from the Hub is NAMESPACE/NAME.");
     }
     const { name, spec } = await loadHubModel(manifest, wanted, (p) => { line.textContent = progressLine(wanted, p); });
     manifest.models[name] = spec;
@@ -62,7 +62,7 @@ async function chooseModel(manifest, wanted, line) {
     line.textContent = progressLine(name, { step: "done" });
   } catch (err) {
     line.classList.add("vh-hub-error");
-    line.textContent = `Could not load ?model=${wanted.slice(0, 100)}: ${err.message || err}`;
+    line.textContent = `Not loaded: ${err.message || err}`;
     console.warn("vae-hub: ?model=", err);
   }
 }

@@ -148,9 +148,8 @@ export function httpProblem(status, code, repo, file) {
 }
 
 export function missingGraphs(repo, files) {
-  return `${repo} has no ${files.join(" or ")}: this page runs a model's ONNX graphs. `
-    + "Export them with `python -m vae_hub.onnx FOLDER` and push again (`python train.py --push-only FOLDER --push-to-hub NAMESPACE`; "
-    + "train.py writes them for every model it trains).";
+  return `${repo} has no ${files.join(" or ")}, the graphs this page runs: export them with “python -m vae_hub.onnx FOLDER”, `
+    + "then push again with “python train.py --push-only FOLDER --push-to-hub NAMESPACE”.";
 }
 
 // The graphs' inputs and outputs, as vae_hub/onnx.py names them, or a HubModelError saying what is expected.
