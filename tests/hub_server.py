@@ -12,6 +12,10 @@ model repos, so those run their real HTTP code against it (``HF_ENDPOINT=FakeHub
     HEAD, GET /{ns}/{name}/resolve/{rev}/{path}          a file, with X-Repo-Commit, ETag, Content-Length
     POST /api/validate-yaml                              README.md front matter must be a YAML mapping
     GET  /api/agent-harnesses                            (fetched by the client's user-agent code) empty
+    OPTIONS (any path)                                   a CORS preflight: 204, GET and HEAD from any origin
+
+Every answer carries CORS headers (``Access-Control-Allow-Origin: *``, the Hub's headers exposed to scripts), as the
+Hub sends them, so a page on another origin (the static site's ``?model=NAMESPACE/NAME``) can read the files.
 
 Files are kept as git blobs in memory (ETag and oid: the git blob SHA-1, as the Hub gives for regular files);
 each commit is a full snapshot, so a commit hash resolves as well as ``main``. Errors carry the Hub's
@@ -24,7 +28,9 @@ transfers (preupload never answers "lfs", so hf_xet uploads nothing; a commit wi
 no ``X-Xet-Hash`` header, so downloads are plain HTTP), authentication and permissions (a write needs some
 ``Authorization: Bearer`` header, whose value is not checked; nothing is private or gated), branches, tags
 and pull requests (only ``main`` is a ref; ``create_pr`` gets 400), ``parentCommit`` checks, ``.gitignore``
-rules, tree pagination, redirects, Range requests, dataset and Space repos, and persistence.
+rules, tree pagination, redirects, Range requests, dataset and Space repos, and persistence. For the browser: the
+real Hub redirects a resolve URL of an LFS or Xet file to its CDN or the cas bridge, whose own CORS headers the page
+then depends on; here every file is answered directly.
 """
 
 from __future__ import annotations
@@ -41,6 +47,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yaml
 
 REPO = r"(?P<repo>[\w.-]+/[\w.-]+)"
+# what a script on another origin may do and read (the Hub's own CORS answer names these too)
+CORS = {"Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "Content-Length, ETag, X-Repo-Commit, X-Error-Code, X-Error-Message"}
+PREFLIGHT = {"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS", "Access-Control-Allow-Headers": "*",
+             "Access-Control-Max-Age": "600"}
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -206,6 +217,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve("POST")
 
+    def do_OPTIONS(self) -> None:  # a CORS preflight: nothing to route, nothing recorded as a call of the API
+        self.owner.requests.append(("OPTIONS", urlsplit(self.path).path, 204))
+        self.send_response(204)
+        for k, v in {**CORS, **PREFLIGHT, "Content-Length": "0"}.items():
+            self.send_header(k, v)
+        self.end_headers()
+
     def _route(self, method: str, path: str, query: dict, raw: bytes):
         hub, m = self.owner, None
 
@@ -250,7 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
             body, headers = json.dumps(body).encode(), {"Content-Type": "application/json", **headers}
         self.owner.requests.append((method, url.path, status))
         self.send_response(status)
-        for k, v in {**headers, "Content-Length": str(len(body))}.items():
+        for k, v in {**headers, **CORS, "Content-Length": str(len(body))}.items():
             self.send_header(k, v)
         self.end_headers()
         if method != "HEAD":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import json
 import os
 import subprocess
 import sys
@@ -27,10 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
-    # this checkout's packages first (an editable install elsewhere must not build the site)
-    path = os.pathsep.join([str(ROOT), str(ROOT / "space"), os.environ.get("PYTHONPATH", "")])
-    r = subprocess.run([sys.executable, "-m", "vae_space.static", str(out)], capture_output=True, text=True, cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": path})
+    # this checkout's vae_hub and vae_space, not those of an editable install of another checkout
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "space")])}
+    r = subprocess.run([sys.executable, "-m", "vae_space.static", str(out)], capture_output=True, text=True, cwd=ROOT, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
     handler.log_message = lambda *a: None

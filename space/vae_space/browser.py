@@ -47,6 +47,7 @@ ORT_FILES = (ORT_SCRIPT, "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.w
 # sha384 of dist/ort.wasm.min.js of that version (tests check it against the npm package)
 ORT_INTEGRITY = "sha384-Bw6URI+Gvoadw0do7/QrSHUC9D1vCYYK5OSqChFyhyV5mzPL4oe2rOAFljAnS8Sq"
 ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_VERSION}/dist/"
+HUB = "https://huggingface.co"  # where the page fetches a model by its repo id (web/hubmodel.js); HF_ENDPOINT overrides it
 PAD = 280  # the pad's drawing surface in pixels (≤ preprocess.WORK_SIDE, so both sides see the same pixels)
 PEN = 20  # pen width on it: a digit drawn across most of the pad gets about MNIST's stroke-to-height ratio
 # the styles of the views the page mounts itself
@@ -247,6 +248,12 @@ def colour_specs(engine: Engine) -> dict:
             "thresholds": {"colour": G.COLOR_CHANGE, "shape": G.SHAPE_CHANGE}}
 
 
+def hub_endpoint() -> str:
+    """The Hub the page loads models from by id: huggingface_hub's own override (``HF_ENDPOINT``, e.g. a mirror, or
+    the tests' stand-in), else the Hugging Face Hub."""
+    return (os.environ.get("HF_ENDPOINT") or HUB).rstrip("/")
+
+
 def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) -> dict:
     """Where the browser finds each model's graphs and test codes, the maps, the runtime and the test digits.
     Waits for the default model, the map model and ``wait`` to be prepared (exported, test set encoded)."""
@@ -278,7 +285,7 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
     return {"ort": ort_source(), "default_model": default, "map_model": MAP_MODEL,
             "models": models, "conditional": conditional_specs(engine), "colour": colour_specs(engine), "maps": maps,
             "test": test_urls(engine),
-            "strokes": {str(d): s for d, s in DIGIT_STROKES.items()}, "pad": PAD, "pen": PEN,
+            "strokes": {str(d): s for d, s in DIGIT_STROKES.items()}, "pad": PAD, "pen": PEN, "hub": hub_endpoint(),
             "force_server": os.environ.get("VAE_SPACE_RUNTIME", "").lower() == "server"}
 
 

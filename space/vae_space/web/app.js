@@ -2,9 +2,14 @@
 // manifest is inline (the Gradio Space's page at /) or manifest.json beside the page (the static site). On the
 // static site no server is behind the views: everything is computed in the visitor's browser. On the Gradio Space
 // the server answers while the runtime downloads (vh-call/<name>), and the tabs only Gradio's page has are links.
+//
+// ?model=NAME opens the views on that model: a bundled one, or NAMESPACE/NAME of a model repo on the Hugging Face
+// Hub, loaded into the page before the views mount (hubmodel.js); a model loaded later (the Models tab's field)
+// is added to the views already open (their addModel) and to those still to open.
 
 import { httpServer } from "./backend.js";
 import { absolute } from "./data.js";
+import { loadHubModel, progressLine } from "./hubmodel.js";
 import { el } from "./ui.js";
 
 // [id, tab label, module, root class, css]
@@ -42,6 +47,28 @@ function prepared(manifest, server, root) {
   return preparing;
 }
 
+// ?model=: a bundled model becomes the default; a Hub repo id is loaded first (its progress, then the outcome, on
+// the line above the tabs). A failure is that one line: the page goes on with its own models.
+async function chooseModel(manifest, wanted, line) {
+  if (!wanted) return;
+  if (wanted in manifest.models) { manifest.default_model = wanted; return; }  // Draw waits for one still being prepared
+  line.hidden = false;
+  try {
+    if (!wanted.includes("/")) {
+      throw new Error(`this page has no model ${JSON.stringify(wanted.slice(0, 60))} (it has ${Object.keys(manifest.models).join(", ")}), `
+        + "and a model from the Hub is NAMESPACE/NAME.");
+    }
+    const { name, spec } = await loadHubModel(manifest, wanted, (p) => { line.textContent = progressLine(wanted, p); });
+    manifest.models[name] = spec;
+    manifest.default_model = name;
+    line.textContent = progressLine(name, { step: "done" });
+  } catch (err) {
+    line.classList.add("vh-hub-error");
+    line.textContent = `Not loaded: ${err.message || err}`;
+    console.warn("vae-hub: ?model=", err);
+  }
+}
+
 async function main() {
   const root = document.getElementById("app");
   const base = new URL("manifest.json", document.baseURI).href;
@@ -61,6 +88,8 @@ async function main() {
   const server = manifest.calls ? httpServer(manifest.calls) : null;
   const bar = el("div", { class: "vh-tabs", role: "tablist" });
   const panels = {}, mounted = {};
+  const line = el("div", { class: "vh-hub-status", role: "status", hidden: true });
+  const chosen = chooseModel(manifest, new URLSearchParams(location.search).get("model"), line);
   const open = async (id) => {
     for (const [vid] of VIEWS) {
       panels[vid].hidden = vid !== id;
@@ -70,7 +99,7 @@ async function main() {
     if (mounted[id]) return;
     const [, , module] = VIEWS.find(([vid]) => vid === id);
     // a view that shows many models waits for those the Gradio host was still preparing when the page was made
-    const ready = id === "draw" ? Promise.resolve() : prepared(manifest, server, panels[id].firstChild);
+    const ready = chosen.then(() => (id === "draw" ? null : prepared(manifest, server, panels[id].firstChild)));
     mounted[id] = ready.then(() => import(module)).then((mod) => mod.mount(panels[id].firstChild, structuredClone(manifest), server));
     mounted[id].catch((err) => { panels[id].firstChild.textContent = `This view could not start: ${err.message || err}`; });
   };
@@ -84,7 +113,18 @@ async function main() {
     if (VIEWS.some(([, l]) => l === label)) continue;  // in the page (its view links to the rest of Gradio's tab)
     bar.append(el("a", { class: "vh-tab", href, title: "Opens the full Gradio page on this tab", text: `${label} ↗` }));
   }
-  root.append(bar, ...Object.values(panels));
+  root.append(line, bar, ...Object.values(panels));
+  // a model loaded by the Models tab (hubmodel.js): in the views to come, in those open, and opened in Draw if asked
+  window.addEventListener("vh-model", (ev) => {
+    const { name, spec, show } = ev.detail;
+    manifest.models[name] = spec;
+    for (const job of Object.values(mounted)) job.then((view) => view?.addModel?.(name, spec)).catch(() => {});
+    if (show) {
+      manifest.default_model = name;
+      open("draw");
+      mounted.draw.then((view) => view?.setModel?.(name)).catch(() => {});
+    }
+  });
   const first = location.hash.slice(1);
   open(VIEWS.some(([id]) => id === first) ? first : VIEWS[0][0]);
 }

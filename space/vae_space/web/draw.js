@@ -218,6 +218,12 @@ class DrawView {
       + `slant ${Math.abs(h.slant) < 0.5 ? "0" : (h.slant > 0 ? "+" : "−") + Math.abs(h.slant).toFixed(0)}° (+: the top leans right)` : "";
   }
 
+  // A model loaded from the Hub after the view opened (app.js): one more choice.
+  addModel(name, spec) {
+    this.m.models[name] = spec;
+    this.choice.add(name, spec);
+  }
+
   async setModel(name) {
     if (!this.m.models[name]) return;
     this.model = this.state.model = name;
@@ -464,7 +470,8 @@ class DrawView {
   // ---------------------------------------------------------------- start-up
   async start() {
     // live at once: through the server where there is one, in the page as soon as the runtime and the model are in
-    this.serverBackend = this.server?.encode_array ? new ServerBackend(this.server, this.m) : null;
+    // a model loaded from the Hub runs in the page only: the host's server does not have it
+    this.serverBackend = this.server?.encode_array && !this.m.models[this.model]?.hub ? new ServerBackend(this.server, this.m) : null;
     this.backend = this.serverBackend;
     this.labelsTask = loadSafetensors(this.m.test.labels, -1).then((t) => { this.labels = { labels: t.labels.data, index: t.index.data }; });
     this.labelsTask.catch((err) => console.warn("vae-hub draw: labels", err));

@@ -46,8 +46,14 @@ class GenerateView {
 
   get busy() { return this.loop.busy; }
 
+  // A model loaded from the Hub after the view opened (app.js): one more choice.
+  addModel(name, spec) {
+    this.m.models[name] = spec;
+    this.choice.add(name, spec);
+  }
+
   build() {
-    const choice = modelSelect(this.models, this.model);
+    const choice = this.choice = modelSelect(this.models, this.model);
     this.select = choice.select;
     this.count = el("input", { type: "range", min: "4", max: "100", step: "1", value: String(this.n), "aria-label": "Samples" });
     this.countLabel = el("span", { class: "vx-mono", text: String(this.n) });

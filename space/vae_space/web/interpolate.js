@@ -33,8 +33,14 @@ class InterpolateView {
 
   get busy() { return this.loop.busy || this.scrub.busy; }
 
+  // A model loaded from the Hub after the view opened (app.js): one more choice.
+  addModel(name, spec) {
+    this.m.models[name] = spec;
+    this.choice.add(name, spec);
+  }
+
   build() {
-    const choice = modelSelect(this.models, this.model);
+    const choice = this.choice = modelSelect(this.models, this.model);
     this.select = choice.select;
     this.srcA = sourceSelect("Endpoint A", "test digit 3", () => this.loop.request());
     this.srcB = sourceSelect("Endpoint B", "test digit 8", () => this.loop.request());

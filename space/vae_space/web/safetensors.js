@@ -46,3 +46,28 @@ export function parseSafetensors(buffer, what = "file") {
   }
   return out;
 }
+
+// { name: { dtype: "F32" | "U8" | "I32", shape, data } } -> the bytes of a safetensors file (tensors in the order
+// given, each aligned to 8 bytes by the header's padding, as the Python writer does). The page writes the codes of a
+// model it encoded itself (hubmodel.js) in the same format as the host's.
+export function writeSafetensors(tensors) {
+  const header = {}, parts = [];
+  let at = 0;
+  for (const [name, { dtype, shape, data }] of Object.entries(tensors)) {
+    const type = TYPES[dtype];
+    if (!type || !type[0] || !(data instanceof type[0])) throw new SafetensorsError(`${name}: cannot write ${dtype} from ${data?.constructor?.name}`);
+    if (shape.reduce((a, b) => a * b, 1) !== data.length) throw new SafetensorsError(`${name}: shape [${shape}] does not hold ${data.length} values`);
+    header[name] = { dtype, shape, data_offsets: [at, at + data.byteLength] };
+    parts.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    at += data.byteLength;
+  }
+  const raw = new TextEncoder().encode(JSON.stringify(header));
+  const head = new Uint8Array(raw.length + (8 - (raw.length % 8)) % 8).fill(0x20);  // spaces: the data starts 8-byte aligned
+  head.set(raw);
+  const out = new Uint8Array(8 + head.length + at);
+  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
+  out.set(head, 8);
+  let o = 8 + head.length;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}

@@ -31,18 +31,23 @@ export function term(word, explanation) {
   return wrap;
 }
 
-// A <select> of models, each with its one-line description shown under it for the chosen one.
+// A <select> of models, each with its one-line description shown under it for the chosen one. add(name, spec): one
+// more model (a model loaded from the Hub once the view is open), into ``models`` and the choices.
 export function modelSelect(models, chosen, label = "Model") {
   const select = el("select", { "aria-label": label, class: "vd-select" });
-  for (const [name, spec] of Object.entries(models)) {
-    select.append(el("option", { value: name, text: name, title: spec.description || "" }));
-  }
+  const option = (name, spec) => select.append(el("option", { value: name, text: name, title: spec.description || "" }));
+  for (const [name, spec] of Object.entries(models)) option(name, spec);
   select.value = chosen;
   const about = el("div", { class: "vh-about" });
   const show = () => { about.textContent = models[select.value]?.description || ""; };
   select.addEventListener("change", show);
   show();
-  return { select, about, box: el("div", { class: "vh-model" }, el("label", {}, `${label} `, select), about) };
+  const add = (name, spec) => {
+    if (![...select.options].some((o) => o.value === name)) option(name, spec);
+    models[name] = spec;
+    show();
+  };
+  return { select, about, add, box: el("div", { class: "vh-model" }, el("label", {}, `${label} `, select), about) };
 }
 
 // A seed: a number field (Enter or leaving it applies it) and a button that draws a new one at random;
