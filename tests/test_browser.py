@@ -557,50 +557,56 @@ def test_models_in_the_page_show_a_card_its_metrics_and_figures(browser):
         assert not pg.errors, pg.errors
 
 
-def test_interpolate_in_the_page_encodes_paths_and_takes_my_drawing(browser):
-    """The app's Interpolate view: its endpoints' codes and its frames are the model's (torch gives the same); the
-    scrubber decodes the point at t; the drawing made on the Draw tab is an endpoint."""
+def check_interpolation(pg: Page) -> None:
+    """The Interpolate view as opened (two test digits, vae-z20): its endpoints' codes and its strip are the model's,
+    and its latent arithmetic and style transfer (the class-conditional model) are what torch computes: the numbers
+    the Gradio Space's API gives."""
     from safetensors.numpy import load_file
 
     import vae_hub
 
     digits = load_file(str(ROOT / "space" / "assets" / "test_digits.safetensors"))["images"].astype(np.float32) / 255
     model = vae_hub.load("vae-z20")
+    s = pg.page.evaluate("() => { const s = window.vaeInterpolate; return {z: s.z, picks: s.picks, strip: s.strip}; }")
+    ia, ib = s["picks"]
+    x = torch.from_numpy(digits[[ia, ib]])
+    with torch.inference_mode():
+        mean = model.encode(x).mean
+        np.testing.assert_allclose(s["z"]["a"], mean[0], atol=1e-3)
+        np.testing.assert_allclose(s["z"]["b"], mean[1], atol=1e-3)
+        first = torch.sigmoid(model.decode(torch.tensor([s["z"]["a"]]))).flatten().numpy()
+    assert np.abs(np.asarray(s["strip"][:784]) - first).max() < 1e-3, "the strip starts at A"
+    pg.page.wait_for_function("() => window.vaeInterpolate.style && !window.vaeInterpolate.app.more.busy", timeout=60_000)
+    ar, st = pg.page.evaluate("() => [window.vaeInterpolate.arithmetic, window.vaeInterpolate.style]")
+    with torch.inference_mode():
+        res = torch.tensor(ar["z"][0]) - torch.tensor(ar["z"][1]) + torch.tensor(ar["z"][2])
+        np.testing.assert_allclose(ar["result"], res, atol=1e-5)
+        ref = torch.sigmoid(model.decode(res[None].float())).flatten().numpy()
+        assert np.abs(np.asarray(ar["image"]) - ref).max() < 1e-3
+        cvae = vae_hub.load("cvae")
+        x7, y7 = torch.from_numpy(digits[[st["index"]]]), torch.tensor([st["label"]])
+        code = cvae.encode(x7, y7).mean
+        np.testing.assert_allclose(st["code"], code[0], atol=1e-3)
+        ref = torch.sigmoid(cvae.decode(code.repeat(10, 1), torch.arange(10))).flatten().numpy()
+    assert st["label"] == 7 and np.abs(np.asarray(st["images"]) - ref).max() < 1e-3
+
+
+def test_interpolate_in_the_page_encodes_paths_and_takes_my_drawing(browser):
+    """The app's Interpolate view: its endpoints' codes and its frames are the model's (torch gives the same); the
+    scrubber decodes the point at t; the drawing made on the Draw tab is an endpoint."""
     with Page(browser) as pg:
         pg.draw_mouse(DIGIT_STROKES[7])
         pg.settle()
         drawn = pg.state("last")
         pg.page.get_by_role("tab", name="Interpolate").click()
         pg.page.wait_for_selector(".vi-root[data-ready='1']", timeout=60_000)
-        s = pg.page.evaluate("() => { const s = window.vaeInterpolate; return {z: s.z, picks: s.picks, strip: s.strip}; }")
-        ia, ib = s["picks"]
-        x = torch.from_numpy(digits[[ia, ib]])
-        with torch.inference_mode():
-            mean = model.encode(x).mean
-            np.testing.assert_allclose(s["z"]["a"], mean[0], atol=1e-3)
-            np.testing.assert_allclose(s["z"]["b"], mean[1], atol=1e-3)
-            first = torch.sigmoid(model.decode(torch.tensor([s["z"]["a"]]))).flatten().numpy()
-        assert np.abs(np.asarray(s["strip"][:784]) - first).max() < 1e-3, "the strip starts at A"
-        n = pg.page.evaluate("() => window.vaeInterpolate.decodes")
+        check_interpolation(pg)
+        s = pg.page.evaluate("() => window.vaeInterpolate")
         pg.page.evaluate("() => { const s = document.querySelector('.vi-root input[aria-label^=\"t:\"]'); s.value = '0.25'; "
                          "s.dispatchEvent(new Event('input')); }")
         pg.page.wait_for_function("() => window.vaeInterpolate.t === 0.25 && !window.vaeInterpolate.app.busy")
         at = pg.page.evaluate("() => window.vaeInterpolate.at")
         np.testing.assert_allclose(at["linear"], 0.75 * np.asarray(s["z"]["a"]) + 0.25 * np.asarray(s["z"]["b"]), atol=1e-6)
-        # latent arithmetic and style transfer, in the page, as torch computes them
-        pg.page.wait_for_function("() => window.vaeInterpolate.style && !window.vaeInterpolate.app.more.busy")
-        ar, st = pg.page.evaluate("() => [window.vaeInterpolate.arithmetic, window.vaeInterpolate.style]")
-        with torch.inference_mode():
-            res = torch.tensor(ar["z"][0]) - torch.tensor(ar["z"][1]) + torch.tensor(ar["z"][2])
-            np.testing.assert_allclose(ar["result"], res, atol=1e-5)
-            ref = torch.sigmoid(model.decode(res[None].float())).flatten().numpy()
-            assert np.abs(np.asarray(ar["image"]) - ref).max() < 1e-3
-            cvae = vae_hub.load("cvae")
-            x7, y7 = torch.from_numpy(digits[[st["index"]]]), torch.tensor([st["label"]])
-            code = cvae.encode(x7, y7).mean
-            np.testing.assert_allclose(st["code"], code[0], atol=1e-3)
-            ref = torch.sigmoid(cvae.decode(code.repeat(10, 1), torch.arange(10))).flatten().numpy()
-        assert st["label"] == 7 and np.abs(np.asarray(st["images"]) - ref).max() < 1e-3
         # another model: the paths and the arithmetic are computed with it (the choice is read before either runs)
         n = pg.page.evaluate("() => window.vaeInterpolate.decodes")
         pg.page.select_option(".vi-root select[aria-label='Model']", "vae-z2")
@@ -619,35 +625,44 @@ def test_interpolate_in_the_page_encodes_paths_and_takes_my_drawing(browser):
         assert not pg.errors, pg.errors
 
 
-def test_beta_comparison_in_the_page_matches_the_models_and_sweeps_from_the_input(browser):
-    """The app's β view: each β-VAE's code and KL per dimension for the input are torch's; at rest the sweep shows
-    each model's reconstruction; a shift changes the small-β model's picture."""
+CELLS = "(sel) => Array.from(document.querySelectorAll(sel)).map((c) => " \
+        "Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data).filter((_, i) => i % 4 === 0))"
+
+
+def check_beta(pg: Page) -> None:
+    """The β view as opened: each β-VAE's code and KL per dimension for the input are torch's (the Gradio Space's
+    API numbers); at rest the sweep shows each model's reconstruction."""
     from safetensors.numpy import load_file
 
     import vae_hub
     from vae_hub.distributions import kl_per_dim
 
     digits = load_file(str(ROOT / "space" / "assets" / "test_digits.safetensors"))["images"].astype(np.float32) / 255
+    s = pg.page.evaluate("() => { const s = window.vaeBetaPage; return {picked: s.picked, results: s.results}; }")
+    assert set(s["results"]) == {"beta-vae-b0.5", "beta-vae-b1", "beta-vae-b2", "beta-vae-b4", "beta-vae-b8"}
+    x = torch.from_numpy(digits[[s["picked"]]])
+    for name in ("beta-vae-b1", "beta-vae-b8"):
+        model = vae_hub.load(name)
+        with torch.inference_mode():
+            post = model.encode(x)
+            kl = kl_per_dim(post, model.prior)[0][0].numpy()
+        np.testing.assert_allclose(s["results"][name]["mean"], post.mean[0], atol=1e-3)
+        np.testing.assert_allclose(s["results"][name]["kl"], kl, atol=1e-3)
+    recon = np.asarray(pg.page.evaluate(CELLS, "canvas[aria-label$=': reconstruction']"), np.float32)
+    swept = np.asarray(pg.page.evaluate(CELLS, "canvas[aria-label$=' swept']"), np.float32)
+    assert recon.shape == swept.shape == (5, 784) and np.abs(recon - swept).max() <= 1, "at rest: the reconstructions"
+
+
+def test_beta_comparison_in_the_page_matches_the_models_and_sweeps_from_the_input(browser):
+    """The app's β view: each β-VAE's code and KL per dimension for the input are torch's; at rest the sweep shows
+    each model's reconstruction; a shift changes the small-β model's picture."""
     with Page(browser, path="#beta", ready=".vb-root[data-ready='1']") as pg:
-        s = pg.page.evaluate("() => { const s = window.vaeBetaPage; return {picked: s.picked, results: s.results}; }")
-        assert set(s["results"]) == {"beta-vae-b0.5", "beta-vae-b1", "beta-vae-b2", "beta-vae-b4", "beta-vae-b8"}
-        x = torch.from_numpy(digits[[s["picked"]]])
-        for name in ("beta-vae-b1", "beta-vae-b8"):
-            model = vae_hub.load(name)
-            with torch.inference_mode():
-                post = model.encode(x)
-                kl = kl_per_dim(post, model.prior)[0][0].numpy()
-            np.testing.assert_allclose(s["results"][name]["mean"], post.mean[0], atol=1e-3)
-            np.testing.assert_allclose(s["results"][name]["kl"], kl, atol=1e-3)
-        cells = "(sel) => Array.from(document.querySelectorAll(sel)).map((c) => " \
-                "Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data).filter((_, i) => i % 4 === 0))"
-        recon = np.asarray(pg.page.evaluate(cells, "canvas[aria-label$=': reconstruction']"), np.float32)
-        swept = np.asarray(pg.page.evaluate(cells, "canvas[aria-label$=' swept']"), np.float32)
-        assert recon.shape == swept.shape == (5, 784) and np.abs(recon - swept).max() <= 1, "at rest: the reconstructions"
+        check_beta(pg)
+        swept = np.asarray(pg.page.evaluate(CELLS, "canvas[aria-label$=' swept']"), np.float32)
         pg.page.evaluate("() => { const s = document.querySelector('.vb-root input[type=range]'); s.value = '2.5'; "
                          "s.dispatchEvent(new Event('input')); }")
         pg.page.wait_for_function("() => window.vaeBetaPage.value === 2.5 && !window.vaeBetaPage.app.busy")
-        moved = np.abs(np.asarray(pg.page.evaluate(cells, "canvas[aria-label$=' swept']"), np.float32) - swept).mean(1) / 255
+        moved = np.abs(np.asarray(pg.page.evaluate(CELLS, "canvas[aria-label$=' swept']"), np.float32) - swept).mean(1) / 255
         assert moved[0] > 0.01, moved
         assert "≈" in pg.page.inner_text(".vb-rows"), "dimensions named by the factor they carry"
         assert not pg.errors, pg.errors

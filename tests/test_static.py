@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_browser import Page, _classify
+from tests.test_browser import Page, _classify, check_beta, check_interpolation
 from tests.test_space import space_url
 from vae_hub.preprocess import DIGIT_STROKES
 
@@ -89,14 +89,22 @@ def test_drawing_in_the_static_site_matches_the_gradio_api(site, browser, tmp_pa
         before = pg.page.evaluate("() => window.vaeExplore.decodes")
         pg.page.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.4 * box["height"], steps=6)
         pg.page.wait_for_function("(n) => window.vaeExplore.decodes > n && !window.vaeExplore.app.busy", arg=before)
-        # Interpolate: two test digits, both paths, in the page
+        # a slice of the 3-D model: z₃ moved, the point decoded again
+        pg.page.select_option(".vx-root select[aria-label='Model']", "vae-z3")
+        pg.page.wait_for_function("() => window.vaeExplore.z && window.vaeExplore.z.length === 3 && !window.vaeExplore.app.busy")
+        before = pg.page.evaluate("() => window.vaeExplore.decodes")
+        pg.page.locator(".vx-root input[aria-label='z₃']").focus()
+        pg.page.keyboard.press("PageUp")
+        pg.page.wait_for_function("(n) => window.vaeExplore.decodes > n && window.vaeExplore.z[2] !== 0", arg=before)
+        # Interpolate: two test digits, both paths, arithmetic and style transfer, with the API's numbers
         pg.page.get_by_role("tab", name="Interpolate").click()
         pg.page.wait_for_selector(".vi-root[data-ready='1']", timeout=60_000)
         assert len(pg.page.evaluate("() => window.vaeInterpolate.strip")) == 2 * 10 * 784
-        # β comparison: the five models on one input, swept from its own code
+        check_interpolation(pg)
+        # β comparison: the five models on one input, swept from its own code, with the API's numbers
         pg.page.get_by_role("tab", name="β comparison").click()
         pg.page.wait_for_selector(".vb-root[data-ready='1']", timeout=60_000)
-        assert len(pg.page.evaluate("() => window.vaeBetaPage.results")) == 5
+        check_beta(pg)
         # Generate: both sources decoded in the page, and a new seed draws again
         pg.page.get_by_role("tab", name="Generate").click()
         pg.page.wait_for_selector(".vg-root[data-ready='1']", timeout=60_000)
@@ -105,6 +113,9 @@ def test_drawing_in_the_static_site_matches_the_gradio_api(site, browser, tmp_pa
         pg.page.click(".vg-root button[data-action='sample']")
         pg.page.wait_for_function("() => window.vaeGenerate.decodes > 1 && !window.vaeGenerate.app.busy")
         assert pg.page.evaluate("() => window.vaeGenerate.z.prior") != z["prior"]
+        pg.page.select_option(".vg-cond select[aria-label='Digit']", "4")  # a conditional digit asked for
+        pg.page.wait_for_function("() => window.vaeGenerate.conditional?.digits.join() === '4'", timeout=60_000)
+        assert len(pg.page.evaluate("() => window.vaeGenerate.conditional.images")) == 8 * 784
         # Models: a card and its figures, from the site's own files
         pg.page.get_by_role("tab", name="Models").click()
         pg.page.wait_for_selector(".vm-root[data-ready='1']", timeout=60_000)
