@@ -49,17 +49,8 @@ CSS = """
 .card-figures figure, .card-figures figcaption, .card-figures a { margin: 0 !important; padding: 0; }
 .card-figures img { width: 100%; height: auto; display: block; background: #fff; border-radius: 6px; }
 .card-figures figcaption { font-size: 0.9em; padding: 4px 2px 0 !important; color: var(--body-text-color); }
-/* phones: the wide β figure and the interpolation strip keep a readable size and scroll sideways inside their
-   frame (a hint under them says so), instead of shrinking to a third of their size */
-@media (max-width: 700px) {
-  #beta-figure .image-frame, #interp-strip .image-frame { overflow-x: auto; justify-content: flex-start; }
-  #beta-figure .image-frame img { width: 960px; max-width: none; height: auto; flex-shrink: 0; }
-  #interp-strip .image-frame img { width: 640px; max-width: none; height: auto; flex-shrink: 0; }
-  .wide-hint { display: block !important; }
-}
 /* the card's tables break lines between words only ("optimizer", not "optimize / r") */
 .model-card td, .model-card th { word-break: normal; overflow-wrap: normal; }
-.wide-hint { display: none; font-size: 0.85em; opacity: 0.8; }
 #footer { font-size: 0.85em; opacity: 0.85; text-align: center; margin-top: 1em; }
 #encode-summary { min-height: 6em; }
 .note { font-size: 0.9em; }

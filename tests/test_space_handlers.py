@@ -123,13 +123,6 @@ def test_encode_reports_the_posterior_and_agrees_with_encode_array(eng):
 
 
 # ---------------------------------------------------------------------------- interpolate
-def test_the_arithmetic_note_shows_in_arithmetic_mode_only():
-    # outputs: C's column, the two buttons, the animation, the strip's label, the scrubber, the arithmetic note
-    interp, arith = interpolate._mode_visibility("Interpolate A → B"), interpolate._mode_visibility("Arithmetic A − B + C")
-    assert interp[-1]["visible"] is False and arith[-1]["visible"] is True
-    assert interp[5]["visible"] is True and arith[5]["visible"] is False  # the scrubber: interpolation only
-
-
 def test_interpolation_ends_are_the_endpoints_reconstructions(eng):
     r = interpolate.interpolate(eng, "vae-z2", "test digit 3", None, "test digit 8", None, 6, 0)
     z_a, z_b = torch.tensor(r.info["z_a"]), torch.tensor(r.info["z_b"])

@@ -327,10 +327,10 @@ def page_html(engine: Engine, more: Iterable[tuple[str, str]] = (), extra: Calla
 
 
 def manifest_call(engine: Engine, wait: str | None = None, keep: set[str] | None = None,
-                  module: str | None = None) -> Callable:
+                  module: str | None = None, extra: Callable[[], dict] | None = None) -> Callable:
     """The ``live_manifest`` server function: the manifest, once the model the page asks for (``{"wait": name}``,
-    else ``wait``) is prepared; ``keep``: only these models, ready; ``module``: the URL of the panel's module too.
-    At most 4 at once: each may wait for a model."""
+    else ``wait``) is prepared; ``keep``: only these models, ready; ``module``: the URL of the panel's module too;
+    ``extra``: more entries (a view's own files). At most 4 at once: each may wait for a model."""
 
     def live_manifest(data: Any = None) -> dict:
         asked = data.get("wait") if isinstance(data, dict) and isinstance(data.get("wait"), str) else None
@@ -342,6 +342,8 @@ def manifest_call(engine: Engine, wait: str | None = None, keep: set[str] | None
             m["models"] = {k: v for k, v in m["models"].items() if k in keep and v["ready"]}
         if module is not None:
             m["module_js"] = web_urls()[module]
+        if extra is not None:
+            m.update(extra())
         return m
 
     return server_function("live_manifest", live_manifest, 4, 30.0)
@@ -399,10 +401,11 @@ const root = element.querySelector('.vh-root');
 
 def live_panel(engine: Engine, module: str, what: str, root_class: str, css: Iterable[str] = ("draw.css",),
                server_functions: Iterable[Callable] = (), only: Iterable[str] | None = None, wait: str | None = None,
-               **kw: Any) -> gr.HTML:
+               extra: Callable[[], dict] | None = None, **kw: Any) -> gr.HTML:
     """A gr.HTML that runs ``web/<module>`` in the page on the manifest (``server.live_manifest``), with the
-    given server functions as its fallbacks. ``only``: the models it needs; ``wait``: one to wait for."""
-    manifest_fn = manifest_call(engine, wait, set(only) if only is not None else None, module)
+    given server functions as its fallbacks. ``only``: the models it needs; ``wait``: one to wait for; ``extra``:
+    more manifest entries (a view's own files)."""
+    manifest_fn = manifest_call(engine, wait, set(only) if only is not None else None, module, extra)
     return gr.HTML("", html_template=f"<div class='vh-root {root_class}'>Loading {what.lower()}…</div>",
                    css_template="".join((WEB / c).read_text() for c in css), js_on_load=_MOUNT.replace("WHAT", json.dumps(what)),
                    server_functions=[manifest_fn, *server_functions], apply_default_css=False, **kw)

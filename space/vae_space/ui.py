@@ -20,12 +20,6 @@ def sketchpad(label: str, elem_id: str, size: tuple[int, int] = PAD_SIZE, visibl
                         fixed_canvas=True, visible=visible)
 
 
-def pad_when_drawing(source: gr.Dropdown, pad: gr.Sketchpad) -> None:
-    """A pad opens only when its input's source is "my drawing"; test digits need none."""
-    source.change(lambda s: gr.update(visible=s == "my drawing"), source, pad, api_visibility="private",
-                  show_progress="hidden")
-
-
 def image(label: str, **kw: Any) -> gr.Image:
     """An output picture: lossless PNG (the tests compare pixels), no upload, download/fullscreen only.
     Figures carry their own titles, so Gradio's floating label (which covers the top of the image) is off
@@ -38,11 +32,6 @@ def image(label: str, **kw: Any) -> gr.Image:
     # reads the label back from this class and sets it as the alt text
     kw["elem_classes"] = [*kw.get("elem_classes", []), "alt-" + quote(label, safe="")]
     return gr.Image(label=label, **kw)
-
-
-def wide_hint() -> None:
-    """Under a wide figure: on a phone (only there, by the page's CSS) it scrolls sideways; say so."""
-    gr.Markdown("↔ Swipe the figure sideways to see all of it.", elem_classes=["wide-hint"])
 
 
 def start_here(text: str) -> None:

@@ -1,7 +1,6 @@
-"""β comparison: the server draws the comparison figure and table (``/compare_betas``); the page then sweeps a
-latent dimension of all five β-VAEs at once (web/sweep.js) with their ONNX decoders, from each model's
-posterior mean for the input just compared. For the app's own page (web/beta.js, which computes the rest in the
-browser): ``betas_url``, each β-VAE's test metrics and factor correlations as one JSON file.
+"""β comparison: in Gradio's page, the page's own view (web/beta.js, computed in the browser, with ``betas_url``:
+each β-VAE's test metrics and factor correlations as one JSON file); on the server, ``/compare_betas`` for
+gradio_client: the comparison figure and table for one input.
 """
 
 from __future__ import annotations
@@ -20,15 +19,12 @@ from vae_hub.distributions import kl_per_dim
 from vae_hub.variants import VARIANTS
 
 from .. import plots as P
-from ..browser import assets, live_panel
+from ..browser import PAGE_CSS, assets, live_panel
 from ..engine import BETAS, Engine, Factors
 from ..handler import Result, fail, handler
-from ..ui import image, note_box, on_visit, pad_when_drawing, quiet, sketchpad, start_here, wide_hint
+from ..ui import note_box, sketchpad, start_here
 from .shared import SOURCES, pick_input, r2
 
-# Hands each comparison's codes to the sweep panel in the page; one that comes before the panel has loaded waits.
-ON_RESULT = ("(data) => { if (!data) return []; if (window.vaeBeta) window.vaeBeta.set(data); "
-             "else window.vaeBetaPending = data; return []; }")
 BETA_COLS = (150, 96, 270, 520, 250)  # label, reconstruction, KL bars, traversals, factor heat map (pixels)
 USED = 0.05  # nats: a dimension this input uses
 MIN_RHO = 0.3  # a dimension is labelled with a factor only from this |ρ| on
@@ -198,41 +194,28 @@ def _factor_key(f: Factors) -> np.ndarray:
 
 
 def build(engine: Engine, q: dict) -> gr.Tab:
-    """The tab: an input, the comparison figure and table, and the in-browser sweep panel."""
+    """The tab: the page's own β view (web/beta.js: the five β-VAEs on one input, test digit or the drawing made on
+    Draw & encode, with KL bars, named traversals, |ρ| heat maps and the sweep, computed in the browser), and the
+    /compare_betas endpoint for gradio_client on hidden components."""
     ui = compare_betas.ui(engine)
     with gr.Tab("β comparison", id="beta") as tab:
-        start_here("press **Compare**: as β grows, watch the reconstruction blur and the KL bars vanish, one "
-                   "dimension after another.")
-        gr.Markdown("The same 10-D architecture trained with five weights β on the KL term. One input goes "
-                    "through all of them: larger β buys a more compressed code — fewer dimensions in use, "
-                    "blurrier reconstructions. The KL of each dimension shows which ones each β keeps alive; "
-                    "the traversals show what those dimensions do.")
+        start_here("as β grows, watch the reconstruction blur and the KL bars vanish, one dimension after another; "
+                   "drag the sweep to see what each model's most-used dimension does.")
         note_box(engine.unavailable_note(BETAS, "The comparison runs"))
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=260):
-                src = gr.Dropdown(SOURCES, value="random test digit", label="Input")
-                pad = sketchpad("Draw the input", "pad-beta", (280, 280), visible=False)
-                pad_when_drawing(src, pad)
-                seed = gr.Number(0, precision=0, minimum=0, label="Test-digit pick (seed)")
-                go = gr.Button("Compare", variant="primary", interactive=bool(engine.available("beta")))
-                inp = image(label="Input (28×28)", height=180, show_label=True, elem_classes=["pixelated"])
-            with gr.Column(scale=5):
-                fig = image(label="Reconstruction, KL per dimension and traversals for each β", elem_id="beta-figure")
-                wide_hint()
-                live_panel(engine, "sweep.js", "The β sweep", "vb-root",
-                           css=("draw.css", "explore.css", "interpolate.css"), only=BETAS,
-                           wait=BETAS[-1] if BETAS[-1] in engine.models else None, elem_id="beta-live")
-                table = gr.Dataframe(label="Test metrics from each model's card, and this input's numbers",
-                                     interactive=False, wrap=True,  # px: a phone scrolls sideways
-                                     column_widths=["120px", "44px"] + ["78px"] * 7)
-        with gr.Accordion("Numbers", open=False):
+        live_panel(engine, "beta.js", "The β comparison", "vb-root", css=PAGE_CSS, elem_id="beta-live",
+                   wait=BETAS[-1] if BETAS[-1] in engine.models else None, extra=lambda: {"betas": betas_url(engine)})
+        # The API as it always was, for gradio_client; hidden: the page above computes in the browser.
+        with gr.Group(visible=False):
+            src = gr.Dropdown(SOURCES, value="random test digit", label="Input")
+            pad = sketchpad("Draw the input", "pad-beta", (280, 280))
+            seed = gr.Number(0, precision=0, minimum=0, label="Test-digit pick (seed)")
+            inp = gr.Image(label="Input (28×28)", format="png")
+            fig = gr.Image(label="Reconstruction, KL per dimension and traversals for each β", format="png")
+            table = gr.Dataframe(label="Test metrics from each model's card, and this input's numbers")
             data = gr.JSON(label="KL per dimension, posterior mean and handwriting-factor ρ for each β")
-        ins, outs = [src, pad, seed], Comparison.outputs(input=inp, figure=fig, table=table, data=data)
-        go.click(ui, ins, outs, api_name="compare_betas", **q)
-        drawn = pad.change(lambda: "my drawing", None, src, api_visibility="private", show_progress="hidden")
-        drawn.then(quiet(ui, len(outs)), ins, outs, api_visibility="private", trigger_mode="always_last", **q)
-        on_visit(tab, ui, ins, outs, **q)
-        data.change(None, data, None, js=ON_RESULT)
+            go = gr.Button("Compare")
+        go.click(ui, [src, pad, seed], Comparison.outputs(input=inp, figure=fig, table=table, data=data),
+                 api_name="compare_betas", **q)
     # measure the test digits' handwriting factors before the first comparison asks (when metrics.json has none)
     engine.warm([lambda b=b: engine.factors(engine.models[b]) for b in BETAS if b in engine.models])
     return tab

@@ -1,7 +1,6 @@
-"""Interpolate: the server encodes the endpoints and draws the strip, the GIF and the path (``/interpolate``,
-``/arithmetic``); the page then scrubs along the path in the browser (web/scrubber.js): a slider decodes
-each point of the linear and the spherical path with the model's ONNX decoder, and moves it on the map.
-Style transfer with the class-conditional model (``/style_transfer``): one digit's code, decoded as every digit.
+"""Interpolate: in Gradio's page, the page's own view (web/interpolate.js, computed in the browser); on the server,
+the endpoints for gradio_client: ``/interpolate`` and ``/arithmetic`` encode the endpoints and draw the strip, the
+GIF and the path; ``/style_transfer`` decodes one digit's code with the class-conditional model as every digit.
 """
 
 from __future__ import annotations
@@ -17,16 +16,12 @@ import torch
 from PIL import Image, ImageDraw
 
 from .. import plots as P
-from ..browser import live_panel
+from ..browser import PAGE_CSS, live_panel
 from ..engine import Engine, Entry
 from ..handler import Result, choice, handler, number, tmpfile
-from ..ui import image, note_box, on_visit, pad_when_drawing, sketchpad, start_here, wide_hint
+from ..ui import sketchpad, start_here
 from .shared import SOURCES, map_model, map_picture, neighbours, pick_input, vote
 
-# Hands each new result's endpoints to the scrubber, in the page (no server round trip); a result that comes
-# before the scrubber has loaded waits for it.
-ON_RESULT = ("(info) => { if (!info) return []; if (window.vaeInterp) window.vaeInterp.set(info); "
-             "else window.vaeInterpPending = info; return []; }")
 STYLE_MODEL = "cvae"
 STYLE_SOURCES = [s for s in SOURCES if "test digit " in s and s != "random test digit"]  # a label is needed
 ARITH_PRESET = ("thick test digit 7", "thin test digit 7", "thin test digit 2")
@@ -206,103 +201,41 @@ def style_transfer(engine: Engine, source: str = STYLE_PRESET, seed: int = 0) ->
     return StyleTransfer(fig, {"model": STYLE_MODEL, "input": desc, "label": label, "z": z[0].round(decimals=4).tolist()})
 
 
-def _mode_visibility(mode: str) -> tuple:
-    arith = mode.startswith("Arithmetic")
-    label = "A − B + C: reconstructions of A, B, C and the decoded result" if arith else \
-        "Frames: linear (top), spherical (bottom)"
-    return (gr.update(visible=arith), gr.update(visible=not arith), gr.update(visible=arith),
-            gr.update(visible=not arith), gr.update(label=label), gr.update(visible=not arith),
-            gr.update(visible=arith))
-
-
 def build(engine: Engine, q: dict) -> gr.Tab:
-    """The tab: endpoints A, B (and C), the two modes, the scrubber, and cvae's style transfer."""
+    """The tab: the page's own Interpolate view (web/interpolate.js: endpoints from the test digits or the drawing
+    made on Draw & encode, both paths, the scrubber, arithmetic and cvae's style transfer, computed in the browser),
+    and the /interpolate, /arithmetic and /style_transfer endpoints for gradio_client on hidden components."""
     encoders = engine.available("encoder")
-    ui_interp, ui_arith = interpolate.ui(engine), arithmetic.ui(engine)
     with gr.Tab("Interpolate", id="interpolate") as tab:
-        start_here("press **Interpolate A → B** (or pick other test digits): look at how the frames morph, and "
-                   "whether the path on the map crosses other digits' regions.")
-        gr.Markdown("Pick two endpoints — draw them or take test digits — and walk between their codes. "
-                    "**Linear** moves in a straight line; **spherical** (slerp) follows the arc between "
-                    "the two codes, which stays where Gaussian codes usually are. Or switch to latent "
-                    "**arithmetic**: decode z(A) − z(B) + z(C).")
-        with gr.Row():
-            model = gr.Dropdown(encoders, value=engine.default_encoder(), label="Model", interactive=bool(encoders))
-            mode = gr.Radio(["Interpolate A → B", "Arithmetic A − B + C"], value="Interpolate A → B", label="Mode")
+        start_here("pick two endpoints (test digits, or the digit drawn on Draw & encode) and drag the scrubber: "
+                   "watch how the frames morph, and whether the path on the map crosses other digits' regions.")
+        live_panel(engine, "interpolate.js", "Interpolation", "vi-root", css=PAGE_CSS, elem_id="interp-live")
+        gr.Markdown(note(ARITH_NOTE) + "\n\n" + note(STYLE_NOTE), elem_classes=["note"])
+
+        # The API as it always was, for gradio_client; hidden: the page above computes in the browser.
+        with gr.Group(visible=False):
+            model = gr.Dropdown(encoders, value=engine.default_encoder(), label="Model")
             steps = gr.Slider(3, 24, value=10, step=1, label="Frames")
             seed = gr.Number(0, precision=0, minimum=0, label="Test-digit pick (seed)")
-            reroll = gr.Button("Other test digits", scale=0)
-        srcs, pads, cols = [], [], []
-        with gr.Row():
-            for slot, default in zip("ABC", ("test digit 3", "test digit 8", "test digit 7")):
-                with gr.Column(visible=slot != "C", min_width=220) as col:
-                    src = gr.Dropdown(SOURCES, value=default, label=f"{slot}: source")
-                    p = sketchpad(f"Draw {slot}", f"pad-{slot}", (240, 240), visible=default == "my drawing")
-                    pad_when_drawing(src, p)
-                    p.change(lambda: "my drawing", None, src, api_visibility="private", show_progress="hidden")
-                srcs.append(src)
-                pads.append(p)
-                cols.append(col)
-        with gr.Row():
-            go_interp = gr.Button("Interpolate A → B", variant="primary")
-            go_arith = gr.Button("Compute A − B + C", variant="primary", visible=False)
-            preset = gr.Button("Try: thick 7 − thin 7 + thin 2", scale=0)
-            style_preset = gr.Button("Try: a thick 7's style as every digit (cvae)", scale=0,
-                                     interactive=STYLE_MODEL in engine.models)  # the section below
-        arith_note = gr.Markdown(note(ARITH_NOTE), elem_classes=["note"], visible=False)  # arithmetic mode only
-        scrub = live_panel(engine, "scrubber.js", "The path scrubber", "vi-root",
-                           css=("draw.css", "explore.css", "interpolate.css"), elem_id="interp-live")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
-                strip = image(label="Frames: linear (top), spherical (bottom)", elem_id="interp-strip")
-                wide_hint()
-                gif = image(label="Animation (linear | spherical)", elem_id="interp-gif", show_label=True,
-                            type="filepath", height=220)
-            with gr.Column(scale=2):
-                path_map = image(label="The path on the 2-D latent map", elem_id="interp-map")
-        with gr.Accordion("Numbers", open=False):
+            srcs = [gr.Dropdown(SOURCES, value=d, label=f"{slot}: source")
+                    for slot, d in zip("ABC", ("test digit 3", "test digit 8", "test digit 7"))]
+            pads = [sketchpad(f"Draw {slot}", f"pad-{slot}", (240, 240)) for slot in "ABC"]
+            strip = gr.Image(label="Frames: linear (top), spherical (bottom)", format="png")
+            gif = gr.Image(label="Animation (linear | spherical)", type="filepath")
+            path_map = gr.Image(label="The path on the 2-D latent map", format="png")
             info = gr.JSON(label="endpoints, codes, frame boxes in the strip")
-        interp_in = [model, srcs[0], pads[0], srcs[1], pads[1], steps, seed]
-        interp_out = Interpolated.outputs(strip=strip, animation=gif, path_map=path_map, info=info)
-        arith_in = [model, srcs[0], pads[0], srcs[1], pads[1], srcs[2], pads[2], seed]
-        arith_out = Arithmetic.outputs(equation=strip, path_map=path_map, info=info)
-        go_interp.click(ui_interp, interp_in, interp_out, api_name="interpolate", **q)
-        go_arith.click(ui_arith, arith_in, arith_out, api_name="arithmetic", **q)
-        preset.click(lambda: ("Arithmetic A − B + C", *ARITH_PRESET), None, [mode, *srcs], api_visibility="private",
-                     show_progress="hidden").then(ui_arith, arith_in, arith_out, api_visibility="private", **q)
-        mode.change(_mode_visibility, mode, [cols[2], go_interp, go_arith, gif, strip, scrub, arith_note],
-                    api_visibility="private", show_progress="hidden")
-
-        def rerun(mode: str, *args: Any) -> tuple:
-            """After a re-roll: rerun whichever mode is showing."""
-            *arith_args, n = args
-            if str(mode).startswith("Arithmetic"):
-                r = ui_arith(*arith_args)
-                return r[0], gr.skip(), r[1], r[2]
-            m, a, pa, b, pb, _, _, s = arith_args
-            return ui_interp(m, a, pa, b, pb, n, s)
-
-        bump = reroll.click(lambda s: int(s or 0) + 1, seed, seed, api_visibility="private", show_progress="hidden")
-        bump.then(rerun, [mode, *arith_in, steps], interp_out, api_visibility="private", **q)
-        on_visit(tab, ui_interp, interp_in, interp_out, **q)
-        info.change(None, info, None, js=ON_RESULT)
-
-        gr.Markdown("### Style transfer with the class-conditional model\n" + note(STYLE_NOTE))
-        has = STYLE_MODEL in engine.models
-        note_box(engine.unavailable_note([STYLE_MODEL], "This section runs"))
-        with gr.Row(equal_height=True):
-            # wide enough for "thick test digit 7" on a phone: the row wraps instead of cutting the text
-            s_src = gr.Dropdown(STYLE_SOURCES, value=STYLE_PRESET, label="Style from", interactive=has, min_width=240)
-            s_seed = gr.Number(0, precision=0, minimum=0, label="Test-digit pick (seed)", interactive=has)
-            s_go = gr.Button("Transfer the style", variant="primary", interactive=has, scale=0, min_width=180)
-        # full width under its controls: a wide, short figure (beside them it collapsed on phones)
-        s_fig = image(label="One digit's style decoded as every digit", elem_id="style-figure")
-        with gr.Accordion("Numbers", open=False):
+            s_src = gr.Dropdown(STYLE_SOURCES, value=STYLE_PRESET, label="Style from")
+            s_seed = gr.Number(0, precision=0, minimum=0, label="Test-digit pick (seed)")
+            s_fig = gr.Image(label="One digit's style decoded as every digit", format="png")
             s_info = gr.JSON(label="input and its cvae code")
-        s_out = StyleTransfer.outputs(figure=s_fig, info=s_info)
-        ui_style = style_transfer.ui(engine)
-        gr.on([s_go.click, s_seed.submit], ui_style, [s_src, s_seed], s_out, api_name="style_transfer", **q)
-        on_visit(tab, ui_style, [s_src, s_seed], s_out, **q)
-        style_preset.click(lambda: STYLE_PRESET, None, s_src, api_visibility="private", show_progress="hidden").then(
-            ui_style, [s_src, s_seed], s_out, api_visibility="private", **q)
+            go_interp, go_arith, s_go = gr.Button("interpolate"), gr.Button("arithmetic"), gr.Button("style")
+        interp_in = [model, srcs[0], pads[0], srcs[1], pads[1], steps, seed]
+        arith_in = [model, srcs[0], pads[0], srcs[1], pads[1], srcs[2], pads[2], seed]
+        go_interp.click(interpolate.ui(engine), interp_in,
+                        Interpolated.outputs(strip=strip, animation=gif, path_map=path_map, info=info),
+                        api_name="interpolate", **q)
+        go_arith.click(arithmetic.ui(engine), arith_in, Arithmetic.outputs(equation=strip, path_map=path_map, info=info),
+                       api_name="arithmetic", **q)
+        s_go.click(style_transfer.ui(engine), [s_src, s_seed], StyleTransfer.outputs(figure=s_fig, info=s_info),
+                   api_name="style_transfer", **q)
     return tab
