@@ -9,7 +9,7 @@ pad shows. Writes bench/results/first_visit.json and a screenshot of the first r
 
 Hosts: the Gradio Space (`python space/app.py`), and the static site (`python -m vae_space.static`, built into a
 temporary folder and served by Python's own http.server, which sends no compression and no caching headers: the
-site's gzip copies and content-addressed names are all it has).
+site's zstd and gzip copies and content-addressed names are all it has).
 
 Per visit: when the pad went live (it takes strokes: answered by the server until the in-browser runtime is
 ready), when the first reconstruction was painted (the page's clock: ms after navigation start), which runtime
@@ -140,12 +140,13 @@ NAMES = """() => { const o = {}, a = window.vaeDraw && window.vaeDraw.app; if (!
 
 def kind(url: str) -> str:
     """What a request is, for the account of where the bytes go."""
-    name = url.split("?")[0].rsplit("/", 1)[-1].removesuffix(".gz")
+    name = url.split("?")[0].rsplit("/", 1)[-1].removesuffix(".gz").removesuffix(".zst")  # the static site's copies
     if "/vh/" not in url and "/files/" not in url and "/web/" not in url:
         return "the page (HTML, manifest, Gradio's scripts)"
     if name.startswith("ort"):
         return "onnxruntime-web"
-    return {".onnx": "ONNX graphs", ".png": "map picture", ".js": "our modules", ".css": "our modules"}.get(
+    return {".onnx": "ONNX graphs", ".png": "map picture", ".js": "our modules", ".mjs": "our modules",
+            ".css": "our modules"}.get(
         name[name.rfind("."):], "test digits and codes")
 
 

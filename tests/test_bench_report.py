@@ -157,11 +157,13 @@ def test_browser_rows_follow_the_figures():
     assert _row(rep.summary_rows({"browser_latency": _browser(up_p95=55.0)}), "Draw pad: mouse-up")[3] is False
     for kw in ({"network": 1}, {"fallback": 1}):
         assert _row(rep.summary_rows({"browser_latency": _browser(**kw)}), "Draw pad: server requests")[3] is False, kw
-    files = _browser(network=3)
-    files["runs"]["browser"]["passes"]["vae-z20"]["requests"].update(network=0, other=0)
-    files["runs"]["browser"]["passes"]["conv-vae-z20"]["requests"].update(files=3, other=0)
+    # files (a model's graphs on its first stroke, the neighbours' pictures) are not server requests
+    files = _browser()
+    files["runs"]["browser"]["passes"]["conv-vae-z20"]["requests"].update(network=3, files=3, other=0)
     row = _row(rep.summary_rows({"browser_latency": files}), "Draw pad: server requests")
-    assert row[3] is False and "conv-vae-z20 3 (3 static files: the model fetched on its first stroke)" in row[2]
+    assert row[3] is True and "conv-vae-z20 0 (and 3 files: a model fetched on its first stroke" in row[2]
+    # the static site's rows carry its name
+    assert _row(rep.summary_rows({"browser_latency_static": _browser()}), "Static site, Draw pad: pointer-move")[3] is True
     # only the fallback measured: no browser rows, the details table still shows it
     only_server = _browser()
     del only_server["runs"]["browser"]
@@ -184,7 +186,8 @@ def test_browser_details_table():
     assert "**Why conv-vae-z20's longest wait is 175 ms.**" in text2 and "(the 3 requests while drawing)" in text2
     assert "no stroke waited longer than 31 ms" in text2 and "Why vae-z20's" not in text2
     not_run = next(line for line in text.splitlines() if line.startswith("Not run yet"))
-    assert "browser_latency.py" not in not_run and "browser_latency.py" in rep.render({}).split("Not run yet")[1]
+    assert "browser_latency.py --runtime both" not in not_run
+    assert "browser_latency.py --runtime both" in rep.render({}).split("Not run yet")[1]
 
 
 def _browser_bench():

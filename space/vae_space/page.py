@@ -54,10 +54,14 @@ INTRO = ("One family of VAEs trained on MNIST. Draw a digit and watch it being e
 
 
 def render(app: str, css: str, preload: list[str], footer: str, manifest: dict[str, Any] | None = None,
-           intro: str = INTRO) -> str:
+           intro: str = INTRO, fetches: list[str] = (), scripts: list[str] = ()) -> str:
     """The page. ``app``: the URL of web/app.js; ``preload``: module URLs to fetch at once beside it; ``footer``:
-    HTML; ``manifest``: inlined for app.js to read (else it fetches manifest.json beside the page)."""
-    links = "\n".join(f'<link rel="modulepreload" href="{html.escape(u)}">' for u in preload)
+    HTML; ``manifest``: inlined for app.js to read (else it fetches manifest.json beside the page); ``fetches`` and
+    ``scripts``: files the page will ask for with fetch() and <script>, asked for as soon as the HTML is read
+    (the first view's largest downloads start before its modules have run)."""
+    links = "\n".join([f'<link rel="modulepreload" href="{html.escape(u)}">' for u in preload]
+                      + [f'<link rel="preload" href="{html.escape(u)}" as="script">' for u in scripts]
+                      + [f'<link rel="preload" href="{html.escape(u)}" as="fetch" crossorigin="anonymous">' for u in fetches])
     inline = ""
     if manifest is not None:
         # JSON inside <script>: "</" must not close the element early

@@ -191,7 +191,11 @@ def build(out: str | Path, weights: str | None = None) -> dict:
         footer = (f"Weights from {engine.source.describe()}; {len(engine.test.labels):,} test digits from the MNIST test "
                   "split (LeCun, Cortes, Burges; CC BY-SA 3.0). The Gradio Space has more views and an API.")
         preload = [f"web/{n}" for n in browser.module_graph("draw.js")] + ([site["zstd"]] if "zstd" in site else [])
-        (out / "index.html").write_text(page.render("web/app.js", css, preload, footer, site))
+        # the Draw view's critical path: the runtime and the default model's two graphs, asked for at once
+        first = site["models"].get(site["default_model"], {})
+        fetches = [u for u in (site["ort"]["wasm"], first.get("encoder"), first.get("decoder")) if u]
+        (out / "index.html").write_text(page.render("web/app.js", css, preload, footer, site, fetches=fetches,
+                                                    scripts=[site["ort"]["script"]]))
         (out / "README.md").write_text(SPACE_FRONT_MATTER + "\nThe vae-hub demo as a static site: see "
                                        "https://github.com/vae-hub/vae-hub (space/README.md).\n")
     finally:
