@@ -91,6 +91,9 @@ def shoot(url: str, out: Path, tabs: tuple[str, ...] = tuple(TABS), devices: tup
                     if key == "draw":
                         draw_seven(page)
                     settle(page)
+                    if key == "generate" and page.locator(".vk").count():  # the colour section runs once in view
+                        page.locator(".vk").scroll_into_view_if_needed()
+                        page.wait_for_selector(".vk[data-ready='1']", timeout=120_000)
                     path = out / f"{device}-{name}-{key}.png"
                     page.screenshot(path=str(path), full_page=True)
                     saved.append(path)

@@ -82,6 +82,7 @@ def test_drawing_in_the_static_site_matches_the_gradio_api(site, browser, tmp_pa
         np.testing.assert_allclose(last["sigma"], server["sigma"], atol=1e-3)
         assert abs(last["elbo"] - server["elbo"]) < 0.1
         assert [n["test_index"] for n in last["neighbours"]] == [n["test_index"] for n in server["neighbours"]]
+        assert "measured by the Gradio Space" in pg.page.inner_text("#encode-handwriting")  # not ported: said so
         # the explorer: hovering the map decodes in the page
         pg.page.get_by_role("tab", name="Latent explorer").click()
         pg.page.wait_for_selector(".vx-root[data-ready='1']", timeout=60_000)

@@ -214,6 +214,10 @@ class DrawView {
   }
 
   paintHandwriting(h) {
+    if (!this.server?.handwriting) {  // the static site: vae_hub.morpho (scikit-image) runs on the Gradio Space only
+      this.hand.textContent = "Stroke thickness and slant (vae_hub.morpho) are measured by the Gradio Space, not in this page.";
+      return;
+    }
     this.hand.textContent = h ? `Your handwriting, measured at 28×28: stroke ${h.thickness.toFixed(1)} px thick, `
       + `slant ${Math.abs(h.slant) < 0.5 ? "0" : (h.slant > 0 ? "+" : "−") + Math.abs(h.slant).toFixed(0)}° (+: the top leans right)` : "";
   }
