@@ -457,26 +457,33 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def _static_site(args: argparse.Namespace) -> object:
+    """The static site built into a temporary folder and served by Python's http.server (sets args.url), its
+    results and screenshot under their own names; returns the folder (removed once collected)."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "space"))
+    from first_visit import serve_static
+    from vae_space.static import build
+
+    site = tempfile.TemporaryDirectory(prefix="vae-hub-site-")
+    build(site.name, args.weights)
+    args.url, args.server = serve_static(Path(site.name))
+    if args.out == OUT:
+        args.out = OUT.with_name("browser_latency_static.json")
+    if args.screenshot == SCREENSHOT:
+        args.screenshot = SCREENSHOT.with_name("browser-mid-stroke-static.png")
+    return site
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     runtimes = ["browser", "server"] if args.runtime == "both" else [args.runtime]
-    site = None
-    if args.static:  # no server: the in-browser runtime only, on a static copy served by Python's http.server
-        import tempfile
-
-        from first_visit import serve_static
-        from vae_space.static import build
-
-        site = tempfile.TemporaryDirectory(prefix="vae-hub-site-")
-        build(site.name, args.weights)
-        args.url, _server = serve_static(Path(site.name))
+    site = _static_site(args) if args.static else None  # no server: the in-browser runtime only
+    if site:
         runtimes = ["browser"]
-        if args.out == OUT:
-            args.out = OUT.with_name("browser_latency_static.json")
-        if args.screenshot == SCREENSHOT:
-            args.screenshot = SCREENSHOT.with_name("browser-mid-stroke-static.png")
     mach = {**machine(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
     print(f"CPU: {mach['cpu']} ({mach['cores']} cores); load average {mach['loadavg_at_start']}")
     result: dict = {"machine": mach, "target": TARGET, "runs": {}, "host": "static site" if site else "Gradio Space"}

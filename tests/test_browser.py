@@ -654,3 +654,39 @@ def test_no_text_on_any_tab_of_the_app_page_is_smaller_than_11px(browser):
             small = {t: f for t, f in found.items() if f[0] < 11}
             assert not small, f"{size}: {small}"
             assert not pg.errors, pg.errors
+
+
+CANVASES = """(root) => { let h = 0;
+  for (const c of document.querySelector(root).querySelectorAll("canvas")) {
+    if (!c.width || !c.height || !c.offsetParent) continue;
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < d.length; i += 53) h = (h * 31 + d[i]) | 0;
+  }
+  return h; }"""
+
+
+def test_every_slider_of_the_app_page_takes_the_keyboard(browser):
+    """Every slider on every tab of the app's page, moved with the arrow keys alone (no mouse, no release): its
+    view draws again (the pictures change)."""
+    tabs = {"Interpolate": "#interpolate-live", "β comparison": "#beta-live", "Latent explorer": "#explore-live",
+            "Generate": "#generate-live"}
+    moved = []
+    with Page(browser) as pg:
+        for tab, root in tabs.items():
+            pg.page.get_by_role("tab", name=tab).click()
+            pg.page.wait_for_selector(f"{root} .vh-root[data-ready='1']", timeout=60_000)
+            sliders = pg.page.locator(f"{root} input[type=range]")
+            for i in range(sliders.count()):
+                s = sliders.nth(i)
+                if not s.is_visible():
+                    continue
+                pg.page.wait_for_timeout(300)  # the view at rest
+                before = pg.page.evaluate(CANVASES, root)
+                s.focus()
+                at_max = s.evaluate("(e) => +e.value >= +e.max")
+                pg.page.keyboard.press("ArrowLeft" if at_max else "ArrowRight")
+                pg.page.wait_for_function(f"([f, h]) => (0, eval)(f)({root!r}) !== h", arg=[CANVASES, before],
+                                          timeout=30_000, polling=250)
+                moved.append(f"{tab}: {s.get_attribute('aria-label')}")
+        assert len(moved) >= 5, moved  # frames, t, shift, samples, styles at least
+        assert not pg.errors, pg.errors
