@@ -129,11 +129,17 @@ def test_drawing_in_the_static_site_matches_the_gradio_api(site, browser, tmp_pa
         pg.close()
 
 
+def _phone(browser, url: str) -> Page:
+    """The site on a 390×844 touch phone at 3× pixels."""
+    pg = _page(browser, url, has_touch=True, is_mobile=True, device_scale_factor=3)
+    pg.page.set_viewport_size({"width": 390, "height": 844})
+    return pg
+
+
 def test_touch_draws_a_one_on_a_phone(site, browser):
     _, url = site
-    pg = _page(browser, url, has_touch=True, is_mobile=True, device_scale_factor=3)
+    pg = _phone(browser, url)
     try:
-        pg.page.set_viewport_size({"width": 390, "height": 844})
         pg.page.locator("#draw-pad canvas").scroll_into_view_if_needed()
         pg.draw_touch(DIGIT_STROKES[1])
         pg.settle()
@@ -205,9 +211,8 @@ def test_colour_codes_in_the_static_site_match_the_gradio_handler(site, browser)
 def test_the_colour_table_fits_a_phone(site, browser):
     """At 390 px the table's four columns fit (the verdict on screen) and no header breaks inside a word."""
     _, url = site
-    pg = _page(browser, url, has_touch=True, is_mobile=True, device_scale_factor=3)
+    pg = _phone(browser, url)
     try:
-        pg.page.set_viewport_size({"width": 390, "height": 844})
         pg.page.get_by_role("tab", name="Generate").click()
         pg.page.wait_for_selector(".vg-root[data-ready='1']", timeout=60_000)
         pg.page.locator(".vk").scroll_into_view_if_needed()

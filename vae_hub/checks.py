@@ -32,16 +32,21 @@ Expected = Mapping[str, tuple[tuple[int, ...], torch.dtype]]
 
 
 # ---------------------------------------------------------------------------- values and fields
+BRIEF = 40  # the most characters of a value an error message repeats
+
+
 def brief(value: Any) -> str:
-    """A short repr that never recurses far or floods a message (configs may hold deeply nested junk)."""
+    """A short repr for an error message, at most BRIEF characters: it never recurses far (configs may hold deeply
+    nested junk) nor writes out a huge string or list whole (a request may send megabytes)."""
     if isinstance(value, (list, tuple, dict)):
         if not value:
             return repr(value)
         first = next(iter(value.items())) if isinstance(value, dict) else value[0]
         inner = brief(first) if not isinstance(first, (list, tuple, dict)) else "[…]"
-        return f"[{inner}, … ({len(value)} items)]" if len(value) > 1 else f"[{inner}]"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "…"
+        text = f"[{inner}, … ({len(value)} items)]" if len(value) > 1 else f"[{inner}]"
+    else:
+        text = repr(value[:BRIEF + 1] if isinstance(value, str) else value)
+    return text if len(text) <= BRIEF else text[:BRIEF - 1] + "…"
 
 
 def _conforms(value: Any, hint: Any) -> bool:

@@ -27,7 +27,7 @@ import torch
 
 import vae_hub
 from vae_hub import hub
-from vae_hub.checks import read_json
+from vae_hub.checks import brief, read_json
 from vae_hub.config import VAEConfig
 from vae_hub.data import cache_dir, color_table, split_seed
 from vae_hub.models import VAE
@@ -36,7 +36,6 @@ from vae_hub.variants import VARIANTS
 
 from . import plots as P
 from .diskcache import DiskCache, codes_problem, onnx_problem
-from .guard import brief
 from .handler import fail
 
 log = logging.getLogger("vae_space")

@@ -24,6 +24,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from vae_hub.checks import BRIEF, brief  # the one short repr of a value, re-exported for the handlers
 from vae_hub.preprocess import MAX_PIXELS
 
 log = logging.getLogger("vae_space")
@@ -32,13 +33,7 @@ MAX_LAYERS = 1
 MAX_FILE_BYTES = 25 * 1024 * 1024  # as launch(max_file_size="25mb"); uploads are held to less (limits.py)
 MAX_TEXT = 1000
 MAX_MESSAGE = 240
-ECHO = 40
-
-
-def brief(value: Any) -> str:
-    """A value for an error message: at most ECHO characters of it."""
-    r = repr(value) if not isinstance(value, str) else repr(value[:ECHO + 1])
-    return r if len(r) <= ECHO else r[:ECHO - 1] + "…"
+ECHO = BRIEF
 
 
 def shorten(message: str, inputs: list[Any] | None = None) -> str:

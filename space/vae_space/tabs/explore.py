@@ -13,12 +13,12 @@ import gradio as gr
 import numpy as np
 import torch
 
+from vae_hub.checks import brief
 from vae_hub.viz import image_grid, latent_grid
 
 from .. import plots as P
 from ..browser import live_panel, server_fn
 from ..engine import MAP_MODEL, Engine, is_encoder
-from ..guard import brief
 from ..handler import Result, fail, handler, number
 from ..limits import pixels_response
 from ..ui import image, note_box, start_here
