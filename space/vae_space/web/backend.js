@@ -109,6 +109,7 @@ export class PageBackend extends Backend {
     this.kind = "browser";
     this.labels = null;  // {labels, index} of the test digits, set by the view once loaded
     this.arrived = new Set();  // the models whose extras are in
+    this.extrasJobs = new Map();  // model -> its extras on their way
   }
 
   // A graph's session, compiled once per page; rank: its download's place in the queue (data.js).
@@ -172,11 +173,15 @@ export class PageBackend extends Backend {
 
   // What analyse needs beyond the model's graphs: its test codes (percentile, neighbours) and the map model's
   // encoder, fetched after the graphs. Until they are in, analyse answers without them (``partial``).
+  // Asked for once per model (every partial answer asks); a failed one is asked for again.
   extras(model) {
-    const map = this.m.models[this.mapName(model)];
-    const job = Promise.all([this.loadCodes(model), map?.ready ? this.session(map.encoder, 1) : null]);
-    job.then(() => this.arrived.add(model), () => {});
-    return job;
+    if (!this.extrasJobs.has(model)) {
+      const map = this.m.models[this.mapName(model)];
+      const job = Promise.all([this.loadCodes(model), map?.ready ? this.session(map.encoder, 1) : null]);
+      job.then(() => this.arrived.add(model), () => this.extrasJobs.delete(model));
+      this.extrasJobs.set(model, job);
+    }
+    return this.extrasJobs.get(model);
   }
 
   loadCodes(model) { return loadCodes(this.spec(model).codes, 1); }

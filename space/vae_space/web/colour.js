@@ -1,11 +1,12 @@
 // The Generate view's colour section: what each variable of a coloured-MNIST model's code controls. One of the
-// test digits of Gradio's /color_codes (the same seed shows the same digit, in the same colour) is encoded in the
-// page; each continuous dimension is swept and each categorical variable set to each of its values around its
-// code, all decoded in one batch; each sweep is measured as the server measures it (numbers.colourShapeChange)
-// and the table says what it controls, with the measures explained beside it, not in a hover.
+// test digits of Gradio's /color_codes (the same seed shows the same digit, in the same colour) comes with its code
+// (the host ran the model's encoder over the 64 digits: browser.colour_codes_url); each continuous dimension is
+// swept and each categorical variable set to each of its values around that code, all decoded in the page in one
+// batch; each sweep is measured as the server measures it (numbers.colourShapeChange) and the table says what it
+// controls, with the measures explained beside it, not in a hover.
 //
-// Nothing is downloaded until the section comes into view or is used: a model's two graphs (about 2 MB) and the
-// test digits (50 kB) are not part of a first visit, nor of opening Generate for its samples.
+// Nothing is downloaded until the section comes into view or is used: a model's decoder (about 0.8 MB), its codes
+// and the test digits (a few kB, 50 kB) are not part of a first visit, nor of opening Generate for its samples.
 
 import { loadSafetensors } from "./data.js";
 import { colourShapeChange, controls, klPerDim } from "./numbers.js";

@@ -21,7 +21,7 @@ import { testPictures } from "./sources.js";
 import { normals } from "./numbers.js";
 import { Pad } from "./pad.js";
 import { BLUE, CLASS_RGB, INK, LIGHT_BLUE, LatentMap, MUTED, RED, SIDE, Surface, drawDigit, font, putDigit, rgb } from "./paint.js";
-import { el, modelSelect, term } from "./ui.js";
+import { addModel, el, modelSelect, term } from "./ui.js";
 
 class DrawView {
   constructor(root, manifest, server) {
@@ -170,7 +170,9 @@ class DrawView {
     this.state.serverRequests = this.serverBackend ? this.serverBackend.requests : 0;
     if (!res || model !== this.model) return;  // the model changed meanwhile: the next update paints
     this.paint(x, res, backend);
-    if (res.partial) this.completeLater(model, backend);
+    // a partial answer (the model's test codes or the map's encoder on their way): analysed again once they are in
+    // (backend.extras is one promise per model; the requests it releases coalesce into one update)
+    if (res.partial) backend.extras(model).then(() => this.request(performance.now()), (err) => this.fail(err));
     if (!inStroke) this.loadImages(res.neighbours);  // mid-stroke neighbours come and go: their pictures wait
     this.state.firstRuntime ??= backend.kind;
     if (!inStroke) this.measureLater(x);
@@ -179,16 +181,6 @@ class DrawView {
     if (inStroke) this.state.strokeUpdates += 1;
     if (t0 !== null) this.state.paints.push({ t_event: t0, t_painted: t1, in_stroke: inStroke });
     await this.flowTask;  // one graph run at a time: the diagram's decode finishes before the next update
-  }
-
-  // A partial answer (the model's test codes or the map's encoder still on their way): once they are in, the
-  // drawing is analysed again.
-  completeLater(model, backend) {
-    this.completing ??= new Set();
-    if (this.completing.has(model)) return;
-    this.completing.add(model);
-    backend.extras(model).then(() => this.request(performance.now()), (err) => this.fail(err))
-      .finally(() => this.completing.delete(model));
   }
 
   // The drawing's thickness and slant come from the Gradio host (vae_hub.morpho) once a stroke ends; never waited for.
@@ -222,11 +214,7 @@ class DrawView {
       + `slant ${Math.abs(h.slant) < 0.5 ? "0" : (h.slant > 0 ? "+" : "−") + Math.abs(h.slant).toFixed(0)}° (+: the top leans right)` : "";
   }
 
-  // A model loaded from the Hub after the view opened (app.js): one more choice.
-  addModel(name, spec) {
-    this.m.models[name] = spec;
-    this.choice.add(name, spec);
-  }
+  addModel = addModel;  // a model loaded from the Hub after the view opened (ui.addModel)
 
   async setModel(name) {
     if (!this.m.models[name]) return;
@@ -572,7 +560,7 @@ class DrawView {
   }
 }
 
-const WAITING = "Your drawing is encoded as soon as the in-browser runtime is in (a 2.4 MB download, once)…";
+const WAITING = "Your drawing is encoded as soon as the in-browser runtime is in (a one-time download)…";
 
 // The most common label and how many times it appears (ties: the smaller digit, as the server's argmax).
 function vote(labels) {

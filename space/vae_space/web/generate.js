@@ -10,7 +10,7 @@ import { absolute, loadSafetensors } from "./data.js";
 import { cholesky, gaussianDraws, rng, sampleMixture } from "./numbers.js";
 import { INK, SIDE, Surface, drawDigit } from "./paint.js";
 import { Latest } from "./schedule.js";
-import { el, modelSelect, seedControl, term } from "./ui.js";
+import { addModel, el, modelSelect, seedControl, term } from "./ui.js";
 
 const GAP = 2;
 
@@ -46,11 +46,7 @@ class GenerateView {
 
   get busy() { return this.loop.busy; }
 
-  // A model loaded from the Hub after the view opened (app.js): one more choice.
-  addModel(name, spec) {
-    this.m.models[name] = spec;
-    this.choice.add(name, spec);
-  }
+  addModel = addModel;  // a model loaded from the Hub after the view opened (ui.addModel)
 
   build() {
     const choice = this.choice = modelSelect(this.models, this.model);

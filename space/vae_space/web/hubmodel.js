@@ -23,7 +23,7 @@
 // Range requests and resumed downloads; the Hub's own caching and ETag behaviour; real download speeds.
 
 import { PageBackend, SIDE, loadOrt } from "./backend.js";
-import { elboParts } from "./numbers.js";
+import { cholesky, elboParts } from "./numbers.js";
 import { writeSafetensors } from "./safetensors.js";
 import { loadTestDigits } from "./sources.js";
 
@@ -95,15 +95,9 @@ export function checkConfig(config, repo) {
 // An N(0, Σ) prior as the page's exact KL wants it (browser.py _prior: Σ⁻¹, log|Σ|, Σ), by Cholesky; null for N(0, I).
 export function priorOf(cov, repo = "the model") {
   if (cov === null || cov === undefined) return null;
-  const d = cov.length, l = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = cov[i][j];
-      for (let t = 0; t < j; t++) s -= l[i * d + t] * l[j * d + t];
-      if (i === j && !(s > 0)) fail(`${repo}'s prior_cov is not positive definite: expected a covariance matrix.`);
-      l[i * d + j] = i === j ? Math.sqrt(s) : s / l[j * d + j];
-    }
-  }
+  const d = cov.length, l = cholesky(cov.flat(), d);
+  // numbers.cholesky floors a pivot at 0: a zero (or NaN, after one) on the diagonal means not positive definite
+  for (let i = 0; i < d; i++) if (!(l[i * d + i] > 0)) fail(`${repo}'s prior_cov is not positive definite: expected a covariance matrix.`);
   let logdet = 0;
   for (let i = 0; i < d; i++) logdet += 2 * Math.log(l[i * d + i]);
   // Σ⁻¹ column by column: solve L·Lᵀ·x = e_c

@@ -9,7 +9,7 @@ import { lerp, slerp } from "./numbers.js";
 import { INK, LatentMap, MUTED, SIDE, Surface, drawDigit, font, putDigit } from "./paint.js";
 import { Latest } from "./schedule.js";
 import { SOURCES, loadTestDigits, pickInput, sourceSelect } from "./sources.js";
-import { el, modelSelect, seedControl, term } from "./ui.js";
+import { addModel, el, modelSelect, seedControl, term } from "./ui.js";
 
 const BLUE = "rgb(37, 99, 235)";
 const ORANGE = "rgb(234, 88, 12)";
@@ -33,11 +33,7 @@ class InterpolateView {
 
   get busy() { return this.loop.busy || this.scrub.busy; }
 
-  // A model loaded from the Hub after the view opened (app.js): one more choice.
-  addModel(name, spec) {
-    this.m.models[name] = spec;
-    this.choice.add(name, spec);
-  }
+  addModel = addModel;  // a model loaded from the Hub after the view opened (ui.addModel)
 
   build() {
     const choice = this.choice = modelSelect(this.models, this.model);

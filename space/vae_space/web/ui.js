@@ -50,6 +50,14 @@ export function modelSelect(models, chosen, label = "Model") {
   return { select, about, add, box: el("div", { class: "vh-model" }, el("label", {}, `${label} `, select), about) };
 }
 
+// A model loaded from the Hub after a view opened (app.js calls view.addModel): the view's manifest knows it (its
+// backend looks models up there) and its model choice offers it. A view takes Hub models by having this as its
+// addModel (the explorer and β views keep their bundled models).
+export function addModel(name, spec) {
+  this.m.models[name] = spec;
+  this.choice.add(name, spec);
+}
+
 // A seed: a number field (Enter or leaving it applies it) and a button that draws a new one at random;
 // onChange(seed) runs on either. Returns the elements to lay out: [the labelled field, the button].
 export function seedControl(value, onChange, button = "New samples", action = "sample") {
