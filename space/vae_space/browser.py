@@ -187,15 +187,20 @@ def conditional_specs(engine: Engine) -> dict:
 COLOUR_POOL = 64  # the coloured test digits the page's colour section offers: /color_codes's seeds 0-63
 
 
+def colour_pool(engine: Engine) -> np.ndarray:
+    """The test digits (positions in the Space's sample) /color_codes shows for seeds 0 … COLOUR_POOL-1."""
+    from .tabs.generate import color_digit
+
+    return engine.cached(("colour-pool",), lambda: np.array([color_digit(engine, s) for s in range(COLOUR_POOL)]))
+
+
 def colour_digits_url(engine: Engine, color_seed: int) -> str:
     """The coloured test digits of /color_codes's seeds 0 … COLOUR_POOL-1, as safetensors: ``images`` (N, 28, 28)
     uint8 (the grey digits) and ``colours`` (N, 3) float32 (the stroke colour the colour models' test split gave
     each), so the page's input is exactly the server's (grey / 255 × colour, in float32) without a port of the
     colouring; ``labels`` (N,) uint8 and ``digit`` (N,) int32, the digit's position in the Space's sample. 50 kB."""
-    from .tabs.generate import color_digit
-
     def make() -> str:
-        i = np.array([color_digit(engine, s) for s in range(COLOUR_POOL)])
+        i = colour_pool(engine)
         data = {"images": np.ascontiguousarray(engine.test.images[i]),
                 "colours": np.ascontiguousarray(engine.test.colours(i, color_seed).numpy(), np.float32),
                 "labels": engine.test.labels[i].astype(np.uint8), "digit": i.astype(np.int32)}
@@ -213,9 +218,7 @@ def colour_codes_url(engine: Engine, name: str) -> str:
     e = engine.models[name]
 
     def make() -> str:
-        from .tabs.generate import color_digit
-
-        i = np.array([color_digit(engine, s) for s in range(COLOUR_POOL)])
+        i = colour_pool(engine)
         x = engine.test.colored(i, e.config.color_seed).numpy().astype(np.float32)
         sess = onnxruntime.InferenceSession(str(e.onnx["encoder"]), providers=["CPUExecutionProvider"])
         out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x})))
@@ -226,10 +229,10 @@ def colour_codes_url(engine: Engine, name: str) -> str:
 
 
 def colour_specs(engine: Engine) -> dict:
-    """The colour section of the Generate view: each coloured-MNIST model's graphs and latent layout (the
-    decoder's z is the continuous dimensions, then one one-hot block of k_cat per categorical variable; the
-    encoder gives ``mean`` and ``log_sigma`` for the first, ``logits`` (n_cat, k_cat) log-probabilities for the
-    second), the sweeps and thresholds of /color_codes, and its test digits (fetched when the section is used)."""
+    """The colour section of the Generate view: each coloured-MNIST model's decoder graph and latent layout (the
+    decoder's z is the continuous dimensions, then one one-hot block of k_cat per categorical variable), the pool
+    digits' codes as its encoder gave them (``colour_codes_url``: the page needs no encoder), the sweeps and
+    thresholds of /color_codes, and its test digits (fetched when the section is used)."""
     from .tabs import generate as G
 
     out = {}

@@ -137,16 +137,17 @@ def _copy_json(url: str, out: Path, written: dict[str, str]) -> str:
     _, key, name = url.split("/", 2)
     data = json.dumps(_rewrite(json.loads(browser.assets().get(key, name).read()), out, written),
                       separators=(",", ":")).encode()
-    rel = f"files/{hashlib.sha256(data).hexdigest()[:16]}/{name}"
-    (out / rel).parent.mkdir(parents=True, exist_ok=True)
-    (out / rel).write_bytes(data)
-    return rel
+    return _write_hashed(out, name, data)
 
 
 def _copy_decoder(out: Path) -> str:
     """fzstd's ES module (MIT), which unpacks the .zst copies in the page, under its content hash."""
-    data = ZSTD_DECODER.read_bytes()
-    rel = f"files/{hashlib.sha256(data).hexdigest()[:16]}/fzstd.mjs"
+    return _write_hashed(out, "fzstd.mjs", ZSTD_DECODER.read_bytes())
+
+
+def _write_hashed(out: Path, name: str, data: bytes) -> str:
+    """``data`` written as OUT/files/<its hash>/<name> (a file made here, not a registered asset); its URL."""
+    rel = f"files/{hashlib.sha256(data).hexdigest()[:16]}/{name}"
     (out / rel).parent.mkdir(parents=True, exist_ok=True)
     (out / rel).write_bytes(data)
     return rel
@@ -170,7 +171,7 @@ def build(out: str | Path, weights: str | None = None) -> dict:
     if out.exists():
         shutil.rmtree(out)
     (out / "web").mkdir(parents=True)
-    browser.assets(background=False)  # the site is gzipped here: no brotli copies to make
+    browser.assets(background=False)  # the site packs its own copies here: no brotli copies to make
     engine = Engine.start(weights, background=False)
     try:
         m = browser.manifest(engine)
