@@ -2,6 +2,7 @@
 
     python bench/recipe_pilot.py vae-z2 '{"batch_size": 256, "lr": 3e-3, "lr_warmup": 0.05, "lr_schedule": "linear"}'
     python bench/recipe_pilot.py conv-vae-bin '{"epochs": 20, "batch_size": 128}' --threads 1 --dataset ../shared/mnist
+    python bench/recipe_pilot.py conv-vae-z20 '{"epochs": 8}' --fd   # also the prior samples' FD
     python bench/recipe_pilot.py conv-vae-z20 '{"epochs": 8}' --keep runs/pilot   # then: python -m vae_hub.evaluate
 
 This is how the registry's recipes were chosen (the README's Performance section lists the pilots): the
@@ -25,7 +26,9 @@ from train_all import history_row
 
 import vae_hub
 from train import half_precision_check
+from vae_hub.classifier import load_classifier
 from vae_hub.data import load_split
+from vae_hub.protocol import Settings, scored_samples
 from vae_hub.save import save_model_folder
 from vae_hub.train import fit, run_info
 
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("overrides", nargs="?", default="{}", help="JSON object of config fields to change")
     p.add_argument("--dataset", default="ylecun/mnist")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--fd", action="store_true",
+                   help="also print the FD of 10,000 prior samples, as vae_hub.evaluate measures it (seed 0)")
     p.add_argument("--keep", metavar="DIR", help="write the trained model's folder to DIR/VARIANT (float16, as bundled)")
     args = p.parse_args(argv)
     try:
@@ -59,7 +64,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.variant} {json.dumps(overrides)}: {history[-1]['precision']}, training "
           f"{sum(e['seconds'] for e in history):.0f} s, wall {time.perf_counter() - t0:.0f} s; test loss by epoch "
           + " ".join(f"{e['test_loss']:.2f}" for e in history)
-          + (f"; bundled model {ref:.2f}" if ref is not None else ""))
+          + (f"; bundled model {ref:.2f}" if ref is not None else "")
+          + (f"; prior-sample FD {prior_fd(trained.model, test):.2f}" if args.fd else ""))
+
+
+def prior_fd(model: torch.nn.Module, test) -> float:
+    """The prior samples' Fréchet distance to the test digits in the bundled classifier's features, with
+    ``vae_hub.evaluate``'s settings (10,000 samples, seed 0)."""
+    clf = load_classifier(ROOT / "pretrained" / "mnist-classifier")
+    _, feats = clf.predict_features(test.images.float() / 255)
+    model.eval()
+    with torch.inference_mode():
+        return scored_samples(model, feats, clf, Settings(), "prior")[0]["fd"]
 
 
 if __name__ == "__main__":

@@ -198,23 +198,24 @@ def sample_quality(model: VAE, d: EvalData, clf: MNISTClassifier, s: Settings) -
     for conditional models also the share of samples asked for class c that the classifier reads as c."""
     c = model.config
     y = torch.arange(s.fd_samples) % c.n_classes if c.conditional else None
-    prior, pred = _scored_samples(model, d, clf, s, "prior", y)
+    prior, pred = scored_samples(model, d.test_feats, clf, s, "prior", y)
     out = {"fd": prior["fd"], "fd_samples": s.fd_samples, "sample_class_share": prior["class_share"],
            "sample_confidence": prior["confidence"], "sample_balance": prior["balance"]}
     if c.conditional:
         per = [float((pred[y == k] == k).double().mean()) for k in range(c.n_classes)]
         out.update(conditional_accuracy=float((pred == y).double().mean()), conditional_accuracy_per_class=per)
     if model.code_density is not None:
-        dens, _ = _scored_samples(model, d, clf, s, "density", y)
+        dens, _ = scored_samples(model, d.test_feats, clf, s, "density", y)
         out.update(density_fd=dens["fd"], density_confidence=dens["confidence"], density_balance=dens["balance"],
                    density_class_share=dens["class_share"],
                    density_components=model.code_density_info.get("n_components"))
     return out
 
 
-def _scored_samples(model: VAE, d: EvalData, clf: MNISTClassifier, s: Settings, source: str,
-                    y: torch.Tensor | None) -> tuple[dict, torch.Tensor]:
-    """``s.fd_samples`` samples from ``source`` (Bernoulli means, seeded) scored against the test digits. The
+def scored_samples(model: VAE, test_feats: torch.Tensor, clf: MNISTClassifier, s: Settings, source: str,
+                   y: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
+    """``s.fd_samples`` samples from ``source`` (Bernoulli means, seeded) scored against the test digits' classifier
+    features ``test_feats``. The
     prior's come from torch's global generator seeded with ``s.seed``, as they always have (the published FDs)."""
     torch.manual_seed(s.seed)
     g = None if source == "prior" else torch.Generator().manual_seed(s.seed)
@@ -224,7 +225,7 @@ def _scored_samples(model: VAE, d: EvalData, clf: MNISTClassifier, s: Settings, 
     pred = logits.argmax(1)
     share = torch.bincount(pred, minlength=10).double() / len(pred)
     entropy = -(share[share > 0] * share[share > 0].log()).sum() / math.log(10)  # 1: every digit equally often
-    return {"fd": M.frechet_distance(feats, d.test_feats), "confidence": float(logits.softmax(1).amax(1).mean()),
+    return {"fd": M.frechet_distance(feats, test_feats), "confidence": float(logits.softmax(1).amax(1).mean()),
             "balance": float(entropy), "class_share": share.tolist()}, pred
 
 
