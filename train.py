@@ -31,18 +31,19 @@ from pathlib import Path
 
 import torch
 
-from vae_hub import build, density, get_config
-from vae_hub.allocator import keep_freed_memory
+from vae_hub import build, get_config
 from vae_hub.checks import check_split_sizes, exit_on_failure
-from vae_hub.data import DEFAULT_DATASET, load_split
-from vae_hub.folders import is_complete, read_config
-from vae_hub.folders import model_folders as complete_model_folders
-from vae_hub.hub import push_folder
-from vae_hub.precision import PRECISIONS
-from vae_hub.save import save_model_folder
-from vae_hub.tracking import Tracker
-from vae_hub.train import CHECKPOINT, Batcher, evaluate_elbo, fit, resolve_device, run_info
-from vae_hub.variants import CANDIDATES, FAST_SET, REGISTRY, TRAINED_APART
+from vae_hub.cli import keep_freed_memory
+from vae_hub.data.mnist import DEFAULT_DATASET, load_split
+from vae_hub.hub import density
+from vae_hub.hub.folders import is_complete, read_config
+from vae_hub.hub.folders import model_folders as complete_model_folders
+from vae_hub.hub.repo import push_folder
+from vae_hub.hub.save import save_model_folder
+from vae_hub.model.variants import CANDIDATES, FAST_SET, REGISTRY, TRAINED_APART
+from vae_hub.training.loop import CHECKPOINT, Batcher, evaluate_elbo, fit, resolve_device, run_info
+from vae_hub.training.precision import PRECISIONS
+from vae_hub.training.tracking import Tracker
 
 QUICK = dict(train=2048, test=512, epochs=1)
 LOCK_NAME = ".train.lock"  # in --out, held while training into it
@@ -332,7 +333,7 @@ def train_one(config, folder: Path, train, test, device: torch.device,
         info = run_info(config, history, train, test, args.dataset, device, args.quick)
         if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
             info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
-        if density.has_density(config):  # where the data lives, to sample from (vae_hub.density)
+        if density.has_density(config):  # where the data lives, to sample from (vae_hub.hub.density)
             density.fit_model(model, train, config.seed, None, print,
                               density.QUICK_CANDIDATES if args.quick else density.CANDIDATES)
         save_model_folder(model, folder, history, info, test, progress, half=args.half)

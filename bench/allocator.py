@@ -1,9 +1,9 @@
-"""What keeping freed memory (vae_hub.allocator) does to a training step: ms per step and page faults per step.
+"""What keeping freed memory (vae_hub.cli) does to a training step: ms per step and page faults per step.
 
     python bench/allocator.py --dataset ../shared/mnist [--rounds 5] [--threads 2]
 
 Each measurement is a fresh process (malloc settings are per process and cannot be undone), running the trainer's
-own epoch loop (vae_hub.train.train_epoch) over the first --steps batches of the training split after one warm-up
+own epoch loop (vae_hub.training.loop.train_epoch) over the first --steps batches of the training split after one warm-up
 epoch. The two settings alternate round by round, so drift in the machine's speed hits both; medians are printed.
 """
 
@@ -26,9 +26,9 @@ def measure(variant: str, steps: int, dataset: str, precision: str) -> dict:
     import torch
 
     from vae_hub import get_config
-    from vae_hub.data import load_split
-    from vae_hub.precision import Choice
-    from vae_hub.train import _new_run, train_epoch
+    from vae_hub.data.mnist import load_split
+    from vae_hub.training.loop import _new_run, train_epoch
+    from vae_hub.training.precision import Choice
 
     config = get_config(variant)
     train = load_split(dataset, "train").subset(steps * config.batch_size)
@@ -60,7 +60,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
         if os.environ.get("VAE_HUB_KEEP_FREED_MEMORY") != "0":
-            from vae_hub.allocator import keep_freed_memory
+            from vae_hub.cli import keep_freed_memory
             assert keep_freed_memory(), "mallopt refused the settings"
         print(json.dumps(measure(args.child[0], int(args.child[1]), args.dataset, args.precision)))
         return

@@ -55,14 +55,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from common import machine  # noqa: E402
 from space_latency import _free_port, _peak_rss_mib  # noqa: E402
 
-from vae_hub.preprocess import DIGIT_STROKES  # noqa: E402
+from vae_hub.data.preprocess import DIGIT_STROKES  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 OUT = RESULTS / "browser_latency.json"
@@ -462,7 +461,6 @@ def _static_site(args: argparse.Namespace) -> object:
     results and screenshot under their own names; returns the folder (removed once collected)."""
     import tempfile
 
-    sys.path.insert(0, str(ROOT / "space"))
     from first_visit import serve_static
     from vae_space.static import build
 

@@ -2,7 +2,7 @@
 
     python bench/eval_cost.py --dataset ../shared/mnist [--images 20] [--k 5000]
 
-Times `vae_hub.metrics.log_weights` (samples decoded in chunks of 2,500, so every decoder call is one large
+Times `vae_hub.evaluation.metrics.log_weights` (samples decoded in chunks of 2,500, so every decoder call is one large
 matmul / convolution batch) on a few binarized test digits, takes the median seconds per image over
 repeats, and extrapolates linearly to the 10,000-digit test split (the cost is exactly linear in images).
 """
@@ -16,8 +16,8 @@ import torch
 from common import median, write
 
 import vae_hub
-from vae_hub.data import load_split
-from vae_hub.metrics import log_weights
+from vae_hub.data.mnist import load_split
+from vae_hub.evaluation.metrics import log_weights
 
 
 def main() -> None:

@@ -38,14 +38,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from browser_latency import CHROMIUM, FLAGS, launch  # noqa: E402
 from common import machine  # noqa: E402
 
-from vae_hub.preprocess import DIGIT_STROKES  # noqa: E402
+from vae_hub.data.preprocess import DIGIT_STROKES  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 OUT = RESULTS / "first_visit.json"

@@ -20,7 +20,7 @@ import torch
 from common import ROOT, median, write
 
 import vae_hub
-from vae_hub.hub import model_folders
+from vae_hub.hub.repo import model_folders
 
 
 def throughput(model, batch: int, seconds: float = 1.0) -> float:
@@ -41,7 +41,6 @@ def throughput(model, batch: int, seconds: float = 1.0) -> float:
 
 PEAK = """
 import resource, sys, json
-sys.path.insert(0, {root!r})
 import vae_hub
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 models = [vae_hub.load(p) for p in {paths!r}]

@@ -26,21 +26,21 @@ from train_all import history_row
 
 import vae_hub
 from train import half_precision_check
-from vae_hub.classifier import load_classifier
-from vae_hub.data import load_split
-from vae_hub.protocol import Settings, scored_samples
-from vae_hub.save import save_model_folder
-from vae_hub.train import fit, run_info
+from vae_hub.data.mnist import load_split
+from vae_hub.evaluation.classifier import load_classifier
+from vae_hub.evaluation.protocol import Settings, scored_samples
+from vae_hub.hub.save import save_model_folder
+from vae_hub.training.loop import fit, run_info
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("variant", choices=list(vae_hub.variants.REGISTRY))
+    p.add_argument("variant", choices=list(vae_hub.model.variants.REGISTRY))
     p.add_argument("overrides", nargs="?", default="{}", help="JSON object of config fields to change")
     p.add_argument("--dataset", default="ylecun/mnist")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--fd", action="store_true",
-                   help="also print the FD of 10,000 prior samples, as vae_hub.evaluate measures it (seed 0)")
+                   help="also print the FD of 10,000 prior samples, as vae_hub.evaluation.evaluate measures it (seed 0)")
     p.add_argument("--keep", metavar="DIR", help="write the trained model's folder to DIR/VARIANT (float16, as bundled)")
     args = p.parse_args(argv)
     try:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def prior_fd(model: torch.nn.Module, test) -> float:
     """The prior samples' Fréchet distance to the test digits in the bundled classifier's features, with
-    ``vae_hub.evaluate``'s settings (10,000 samples, seed 0)."""
+    ``vae_hub.evaluation.evaluate``'s settings (10,000 samples, seed 0)."""
     clf = load_classifier(ROOT / "pretrained" / "mnist-classifier")
     _, feats = clf.predict_features(test.images.float() / 255)
     model.eval()

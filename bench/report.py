@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
-from vae_hub.markdown import update_markdown  # noqa: E402
+from vae_hub.evaluation.report import replace_block
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MARK_START, MARK_END = "<!-- performance:start -->", "<!-- performance:end -->"
@@ -446,7 +444,7 @@ def render(r: dict[str, dict]) -> str:
 
 
 def update_readme(path: Path, block: str) -> None:
-    update_markdown(path, block, MARK_START, MARK_END)
+    replace_block(path, block, MARK_START, MARK_END)
 
 
 def main(argv: list[str] | None = None) -> None:

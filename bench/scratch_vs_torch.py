@@ -1,4 +1,4 @@
-"""Benchmark vae_hub.scratch against torch.nn: each layer at conv-vae-z20's shapes, and the whole training step.
+"""Benchmark vae_hub.model.scratch against torch.nn: each layer at conv-vae-z20's shapes, and the whole training step.
 
     python bench/scratch_vs_torch.py [--quick] [--out bench/results/scratch_vs_torch.json]
 
@@ -41,9 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-import vae_hub  # noqa: E402
-from vae_hub import scratch  # noqa: E402
+import vae_hub
+from vae_hub.model import scratch
 
 BATCH = 128
 # name -> (scratch factory, torch factory, input shape without batch, does the input need a gradient)

@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 X = (np.random.default_rng(0).random(784) * 0.6).round(4).tolist()  # a 28×28 input in [0, 1]
 FLOODER_IP, OTHER_IP = "203.0.113.7", "198.51.100.{}"

@@ -35,13 +35,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "space")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from PIL import Image  # noqa: E402
 
-from vae_hub.preprocess import DIGIT_STROKES, render_strokes  # noqa: E402
+from vae_hub.data.preprocess import DIGIT_STROKES, render_strokes  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "space_latency.json"
 TARGET_MS = 50.0

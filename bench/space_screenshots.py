@@ -13,17 +13,15 @@ waits for its pictures, and saves a full-page screenshot at 1440×900 and at 390
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "space")]
 
 from browser_latency import CHROMIUM, FLAGS  # noqa: E402
 from space_latency import launch  # noqa: E402
 
-from vae_hub.preprocess import DIGIT_STROKES  # noqa: E402
+from vae_hub.data.preprocess import DIGIT_STROKES  # noqa: E402
 
 VIEWPORTS = {"desktop": (1440, 900), "phone": (390, 844)}
 TABS = {"draw": "Draw & encode", "interpolate": "Interpolate", "beta": "β comparison", "explore": "Latent explorer",

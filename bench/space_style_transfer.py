@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "space")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -30,7 +28,7 @@ from vae_space.engine import Engine  # noqa: E402
 from vae_space.tabs.interpolate import ARITH_PRESET, STYLE_PRESET, combine, restyle  # noqa: E402
 from vae_space.tabs.shared import pick_input  # noqa: E402
 
-from vae_hub.classifier import load_classifier  # noqa: E402
+from vae_hub.evaluation.classifier import load_classifier  # noqa: E402
 
 ARITH_MODEL = "vae-z20"
 

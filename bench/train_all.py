@@ -25,7 +25,7 @@ from pathlib import Path
 
 from common import ROOT, machine, write
 
-from vae_hub.variants import FAST_SET
+from vae_hub.model.variants import FAST_SET
 
 TARGET_MINUTES = 20
 

@@ -38,8 +38,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import vae_hub
-from vae_hub.data import load_split
-from vae_hub.precision import DTYPES, cpu_bf16_units, gemm_ceiling, linear_layers, probe, step_shapes
+from vae_hub.data.mnist import load_split
+from vae_hub.training.precision import DTYPES, cpu_bf16_units, gemm_ceiling, linear_layers, probe, step_shapes
 
 EVAL_SEED = 1234
 
@@ -195,7 +195,7 @@ def one_run(train, test, args: argparse.Namespace) -> dict:
 # ----------------------------------------------------------------------------- bf16 vs fp32 steps on this CPU
 def step_probe(batches: list[int], rounds: int = 5, seconds: float = 1.0) -> dict:
     """vae-z20 training steps (forward, backward, fused Adam) in fp32 and under bf16 autocast, alternating round
-    by round (vae_hub.precision.probe, which `auto` runs briefly); per batch size the best round's images/s of each."""
+    by round (vae_hub.training.precision.probe, which `auto` runs briefly); per batch size the best round's images/s of each."""
     out = {}
     for batch in batches:
         torch.manual_seed(0)

@@ -14,23 +14,15 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-# vae_space lives beside this file; vae_hub one level up in the repository, or beside it in a Space
-for _p in (HERE.parent, HERE):
-    if (_p / "vae_hub").is_dir() or (_p / "vae_space").is_dir():
-        if str(_p) not in sys.path:
-            sys.path.insert(0, str(_p))
+import gradio as gr
+from PIL import Image
+from vae_space import browser, limits, serving
+from vae_space.engine import Engine
+from vae_space.guard import SafeBlocks
+from vae_space.tabs import beta, draw, explore, generate, interpolate, models
 
-import gradio as gr  # noqa: E402
-from PIL import Image  # noqa: E402
-from vae_space import browser, limits, serving  # noqa: E402
-from vae_space.engine import Engine  # noqa: E402
-from vae_space.guard import SafeBlocks  # noqa: E402
-from vae_space.tabs import beta, draw, explore, generate, interpolate, models  # noqa: E402
-
-from vae_hub.preprocess import MAX_PIXELS  # noqa: E402
+from vae_hub.data.preprocess import MAX_PIXELS
 
 log = logging.getLogger("vae_space")
 

@@ -10,16 +10,14 @@ coloured-MNIST models). Run once from the repository root:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from vae_hub.data.mnist import load_split
 
-from vae_hub.data import load_split  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 OUT = Path(__file__).resolve().parent / "assets" / "test_digits.safetensors"
 

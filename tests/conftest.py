@@ -1,18 +1,39 @@
+import ast
+import importlib.util
 import os
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MINI = ROOT / "tests" / "data" / "mnist-mini"
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # a private datasets cache: a stale global one could serve an older copy of tests/data (must precede `import datasets`)
 os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="vae_hub_hf_datasets_")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+
+
+BENCH = ROOT / "bench"
+
+
+def bench_module(name: str) -> ModuleType:
+    """A benchmark script imported as a module. Its sibling imports (``from common import machine``, which work when
+    the script runs, as Python puts bench/ first on the path) are loaded from bench/ the same way, first."""
+    if name in sys.modules:
+        return sys.modules[name]
+    path = BENCH / f"{name}.py"
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and not node.level and (BENCH / f"{node.module}.py").is_file():
+            bench_module(node.module)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -22,7 +43,7 @@ def _isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def mini():
-    from vae_hub.data import load_split
+    from vae_hub.data.mnist import load_split
 
     return load_split(str(MINI), "train"), load_split(str(MINI), "test")
 

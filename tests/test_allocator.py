@@ -1,4 +1,4 @@
-"""vae_hub.allocator: the trainer's malloc settings take effect, make re-allocation fault-free, and can be refused."""
+"""vae_hub.cli: the trainer's malloc settings take effect, make re-allocation fault-free, and can be refused."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 # a fresh process per case: malloc settings are per process and cannot be undone
 CHILD = """
 import json, resource, torch
-from vae_hub.allocator import keep_freed_memory
+from vae_hub.cli import keep_freed_memory
 applied = keep_freed_memory()
 def heap():
     for line in open("/proc/self/maps"):

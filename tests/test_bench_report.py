@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from .conftest import bench_module
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _report():
-    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "bench" / "report.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("report")
 
 
 def _throughput(ratio: float, ours_loss: float, share: float) -> dict:
@@ -191,10 +189,7 @@ def test_browser_details_table():
 
 
 def _browser_bench():
-    spec = importlib.util.spec_from_file_location("bench_browser_latency", ROOT / "bench" / "browser_latency.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("browser_latency")
 
 
 def test_browser_analysis_of_a_synthetic_timeline():

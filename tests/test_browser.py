@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from tests.test_space import space_url
-from vae_hub.preprocess import DIGIT_STROKES
+from vae_hub.data.preprocess import DIGIT_STROKES
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -105,7 +105,7 @@ class Page:
 
 
 def _classify(img: np.ndarray) -> int:
-    from vae_hub.classifier import load_classifier
+    from vae_hub.evaluation.classifier import load_classifier
 
     model = load_classifier()
     with torch.inference_mode():
@@ -590,7 +590,7 @@ def check_beta(pg: Page) -> None:
     from safetensors.numpy import load_file
 
     import vae_hub
-    from vae_hub.distributions import kl_per_dim
+    from vae_hub.model.distributions import kl_per_dim
 
     digits = load_file(str(ROOT / "space" / "assets" / "test_digits.safetensors"))["images"].astype(np.float32) / 255
     s = pg.page.evaluate("() => { const s = window.vaeBetaPage; return {picked: s.picked, results: s.results}; }")

@@ -4,7 +4,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
-from vae_hub.classifier import (
+from vae_hub.evaluation.classifier import (
     ClassifierConfig,
     accuracy,
     is_classifier_folder,
@@ -13,7 +13,7 @@ from vae_hub.classifier import (
     to_gray,
     train_classifier,
 )
-from vae_hub.hub import bundled_dir
+from vae_hub.hub.repo import bundled_dir
 
 
 @pytest.fixture(scope="module")

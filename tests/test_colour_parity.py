@@ -15,17 +15,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from vae_hub.preprocess import DIGIT_STROKES, render_strokes, to_mnist
+from vae_hub.data.preprocess import DIGIT_STROKES, render_strokes, to_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "space"))
 FIXTURE = ROOT / "space" / "test" / "colour_measure.json"
 TOLERANCE = 1e-6  # float32 sums in torch, float64 in JS
 

@@ -3,7 +3,7 @@ import time
 import pytest
 import torch
 
-from vae_hub.data import color_table, load_split, make_inputs
+from vae_hub.data.mnist import color_table, load_split, make_inputs
 
 from .conftest import MINI
 
@@ -72,13 +72,13 @@ def test_a_cached_local_split_skips_datasets_and_follows_file_changes(tmp_path, 
 
     import pyarrow.parquet as pq
 
-    from vae_hub.data import _local_key
+    from vae_hub.data.mnist import _local_key
 
     data, cache = tmp_path / "mnist", tmp_path / "cache"
     shutil.copytree(MINI, data)
     monkeypatch.setenv("VAE_HUB_CACHE", str(cache))
     first = load_split(str(data), "train")
-    code = (f"import sys; from vae_hub.data import load_split; s = load_split({str(data)!r}, 'train'); "
+    code = (f"import sys; from vae_hub.data.mnist import load_split; s = load_split({str(data)!r}, 'train'); "
             "print(len(s), 'datasets' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "VAE_HUB_CACHE": str(cache)}).stdout.split()

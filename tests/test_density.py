@@ -1,4 +1,4 @@
-"""The density of the training codes (vae_hub.density): chosen on held-out codes, stored without pickle, sampled
+"""The density of the training codes (vae_hub.hub.density): chosen on held-out codes, stored without pickle, sampled
 reproducibly, and refused clearly where it is missing or damaged."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import vae_hub
-from vae_hub import density
+from vae_hub.hub import density
 
 from .conftest import ROOT
 

@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from vae_hub import disentangle as D
+from vae_hub.evaluation import disentangle as D
+
+from .conftest import bench_module
 
 NAMES = ["a", "b", "c"]
 
@@ -131,15 +133,10 @@ def test_bad_settings_are_named():
 
 def test_morpho_report_script_on_the_mini_split(tmp_path):
     """bench/morpho_report.py end to end on the bundled mini split: JSON, tables and figure, numbers from the run."""
-    import importlib.util
-    import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    sys.path.insert(0, str(root / "bench"))  # the script imports its sibling common.py
-    spec = importlib.util.spec_from_file_location("morpho_report", root / "bench" / "morpho_report.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = bench_module("morpho_report")
     out = tmp_path / "morpho.json"
     mod.main(["--dataset", str(root / "tests" / "data" / "mnist-mini"), "--models", str(root / "pretrained"),
               "--variants", "vae-z2", "beta-vae-b8", "--regressors", "lasso", "--limit", "200", "--speed-batch", "5",

@@ -5,8 +5,8 @@ import torch
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
 import vae_hub
-from vae_hub.distributions import Joint, OneHotGumbel, diagonal_gaussian
-from vae_hub.train import temperature_at
+from vae_hub.model.distributions import Joint, OneHotGumbel, diagonal_gaussian
+from vae_hub.training.loop import temperature_at
 
 
 def test_isotropic_kl_matches_closed_form():
@@ -155,7 +155,7 @@ def test_stddev_of_every_latent():
 
 @pytest.mark.parametrize("name", ["vae-z20", "color-joint"])
 def test_kl_per_dim_adds_up_to_the_kl(name):
-    from vae_hub.distributions import kl_per_dim
+    from vae_hub.model.distributions import kl_per_dim
 
     model = vae_hub.build(name).eval()
     post = model.encode(torch.rand(5, model.config.in_channels, 28, 28))

@@ -8,9 +8,9 @@ from huggingface_hub import ModelCard
 from torch.distributions import Independent, Normal
 
 import vae_hub
-from vae_hub import metrics as M
-from vae_hub.distributions import OneHotGumbel
-from vae_hub.evaluate import MARK_END, MARK_START, main, update_markdown
+from vae_hub.evaluation import metrics as M
+from vae_hub.evaluation.evaluate import MARK_END, MARK_START, main, update_markdown
+from vae_hub.model.distributions import OneHotGumbel
 
 
 # ---------------------------------------------------------------------------- tiny models with exact p(x)
@@ -205,9 +205,9 @@ def test_update_markdown_replaces_only_between_markers(tmp_path):
 
 @pytest.fixture(scope="module")
 def models_dir(mini, tmp_path_factory):
-    from vae_hub.classifier import ClassifierConfig, save_classifier, train_classifier
-    from vae_hub.save import save_model_folder
-    from vae_hub.train import fit
+    from vae_hub.evaluation.classifier import ClassifierConfig, save_classifier, train_classifier
+    from vae_hub.hub.save import save_model_folder
+    from vae_hub.training.loop import fit
 
     root = tmp_path_factory.mktemp("models")
     train, test = mini[0].subset(128), mini[1].subset(100)
@@ -269,10 +269,10 @@ def test_evaluate_quick_writes_json_table_figures_and_cards(models_dir, tmp_path
 def _check_factor_metrics(report: dict, models_dir, text: str) -> None:
     """MIG/SAP/DCI against the handwriting factors: for every Gaussian latent, in range, in the table and the cards,
     and the same numbers as scoring the model's own test-split means directly."""
-    from vae_hub import disentangle, morpho
-    from vae_hub.data import load_split
-    from vae_hub.models import encode_split
-    from vae_hub.protocol import model_inputs
+    from vae_hub.data.mnist import load_split
+    from vae_hub.evaluation import disentangle, morpho
+    from vae_hub.evaluation.protocol import model_inputs
+    from vae_hub.model.vae import encode_split
 
     from .conftest import MINI
 
@@ -304,7 +304,7 @@ def _check_factor_metrics(report: dict, models_dir, text: str) -> None:
 
 
 def test_dci_regressor_setting_from_the_command_line():
-    from vae_hub.evaluate import parse_args, settings_from_args
+    from vae_hub.evaluation.evaluate import parse_args, settings_from_args
 
     assert settings_from_args(parse_args([])).dci_regressor == "gbt"
     assert settings_from_args(parse_args(["--quick"])).dci_regressor == "lasso"
@@ -334,8 +334,8 @@ def test_merge_reevaluates_one_model_and_keeps_the_others(models_dir, tmp_path):
 
 
 def test_literature_table_lists_our_binarized_models_with_their_cost():
-    from vae_hub.protocol import Settings
-    from vae_hub.report import LITERATURE, _literature_lines
+    from vae_hub.evaluation.protocol import Settings
+    from vae_hub.evaluation.report import LITERATURE, _literature_lines
 
     training = {"epochs": 32, "batch_size": 64, "seconds": 2700.0, "hardware": "CPU", "precision": "bf16",
                 "objective": "IWAE k=8, DReG"}

@@ -18,9 +18,9 @@ import torch
 
 import vae_hub
 from vae_hub.checks import checkpoint_epoch
-from vae_hub.classifier import load_classifier
-from vae_hub.config import VAEConfig
-from vae_hub.hub import read_config
+from vae_hub.evaluation.classifier import load_classifier
+from vae_hub.hub.repo import read_config
+from vae_hub.model.config import VAEConfig
 
 from .conftest import MINI, ROOT
 
@@ -293,7 +293,6 @@ def test_classifier_config_nested_too_deeply(tmp_path):
 
 # ---------------------------------------------------------------------------- the Space loads through the same path
 def test_space_refuses_nan_weights_with_the_loader_reason(tmp_path):
-    sys.path.insert(0, str(ROOT / "space"))
     from vae_space.engine import Engine
 
     folder = _copy(Z20, tmp_path, extra=("README.md", "history.json"))
@@ -305,7 +304,7 @@ def test_space_refuses_nan_weights_with_the_loader_reason(tmp_path):
 
 # ---------------------------------------------------------------------------- files are written with the usual mode
 def test_weights_and_checkpoints_get_the_usual_file_mode(tmp_path):
-    from vae_hub.tensorfiles import save_safetensors, usual_mode
+    from vae_hub.files.tensors import save_safetensors, usual_mode
 
     vae_hub.build("vae-z2").save_pretrained(tmp_path)
     save_safetensors({"x": torch.zeros(2)}, tmp_path / "other.safetensors")
@@ -451,7 +450,7 @@ def test_disk_full_while_writing_the_folder_keeps_the_checkpoint_and_resumes(tmp
 
 
 def test_nan_weights_at_evaluation_read_like_a_nan_loss(tmp_path, monkeypatch):
-    import vae_hub.train as trainer
+    import vae_hub.training.loop as trainer
 
     real = trainer.make_optimizer
     steps_per_epoch = math.ceil(600 / vae_hub.get_config("vae-z2").batch_size)

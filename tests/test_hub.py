@@ -8,9 +8,9 @@ import torch
 from huggingface_hub import ModelCard
 
 import vae_hub
-from vae_hub.hub import bundled_dir, push_folder, staged_files
-from vae_hub.save import save_model_folder
-from vae_hub.train import Batcher, fit
+from vae_hub.hub.repo import bundled_dir, push_folder, staged_files
+from vae_hub.hub.save import save_model_folder
+from vae_hub.training.loop import Batcher, fit
 
 from .conftest import ROOT
 
@@ -151,7 +151,7 @@ def test_push_stages_card_and_calls_upload_folder(trained, monkeypatch):
             card = ModelCard.load(Path(folder_path) / "README.md")
             calls.append(("upload", repo_id, sorted(f for f, _ in staged_files(folder_path)), card.text))
 
-    monkeypatch.setattr("vae_hub.hub.HfApi", FakeApi)
+    monkeypatch.setattr("vae_hub.hub.repo.HfApi", FakeApi)
     lines = []
     push_folder(folder, "alice", dry_run=True, log=lines.append)
     assert not calls and "alice/vae-hub-vae-z2" in lines[0] and any("model.safetensors" in s for s in lines)
@@ -198,7 +198,7 @@ def test_bundled_quality_matches_its_card(name, mini):
 
 @pytest.mark.skipif("vae-z2" not in BUNDLED, reason="no bundled pretrained/ set in this checkout")
 def test_load_entry_gives_model_folder_card_and_metrics():
-    from vae_hub.hub import load_entry
+    from vae_hub.hub.repo import load_entry
 
     e = load_entry("vae-z2")
     assert e.folder == bundled_dir() / "vae-z2" and not e.model.training

@@ -32,12 +32,11 @@ import pytest
 import torch
 
 import vae_hub
-from vae_hub.onnx import export_onnx
+from vae_hub.hub.onnx import export_onnx
 
 from .conftest import ROOT
 from .hub_server import FakeHub, Repo
 
-sys.path.insert(0, str(ROOT / "space"))  # vae_space from this checkout, not an installed copy's
 # the subprocesses too: an editable install elsewhere must not stand in for this checkout's vae_hub and vae_space
 PYTHONPATH = os.pathsep.join([str(ROOT), str(ROOT / "space")])
 

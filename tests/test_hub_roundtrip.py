@@ -28,7 +28,7 @@ import safetensors.torch
 import torch
 
 import vae_hub
-from vae_hub.hub import card_metrics, model_folders, repo_id_for, staged_files
+from vae_hub.hub.repo import card_metrics, model_folders, repo_id_for, staged_files
 
 from .conftest import ROOT
 from .hub_server import FakeHub

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vae_hub import morpho
+from vae_hub.evaluation import morpho
 
 SS = 16  # supersampling per pixel when rendering shapes: anti-aliased edges, as a scanned stroke has
 

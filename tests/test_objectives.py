@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import vae_hub
-from vae_hub.objectives import iwae_terms, kl_weight_at, training_terms
+from vae_hub.model.objectives import iwae_terms, kl_weight_at, training_terms
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""ONNX export (vae_hub.onnx): onnxruntime agrees with torch for every variant, and the files are what they claim."""
+"""ONNX export (vae_hub.hub.onnx): onnxruntime agrees with torch for every variant, and the files are what they claim."""
 
 import json
 import re
@@ -12,10 +12,10 @@ import pytest
 import torch
 
 import vae_hub
-from vae_hub.distributions import Joint, OneHotGumbel
-from vae_hub.hub import bundled_dir, render_card, save_model_folder, staged_files
-from vae_hub.models import fast_layout
-from vae_hub.onnx import DECODER_FILE, ENCODER_FILE, export_folder, export_onnx, io_names, main, weights_sha256
+from vae_hub.hub.onnx import DECODER_FILE, ENCODER_FILE, export_folder, export_onnx, io_names, main, weights_sha256
+from vae_hub.hub.repo import bundled_dir, render_card, save_model_folder, staged_files
+from vae_hub.model.distributions import Joint, OneHotGumbel
+from vae_hub.model.vae import fast_layout
 
 TOL = 1e-4
 CLEAN_OPS = {"Conv", "ConvTranspose", "Gemm", "Relu", "Flatten", "Reshape", "Split", "Mul", "Concat", "Constant",

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import vae_hub
-from vae_hub import precision as P
-from vae_hub.train import fit
+from vae_hub.training import precision as P
+from vae_hub.training.loop import fit
 
 QUIET = dict(progress_bar=False, log=lambda s: None)
 
@@ -102,7 +102,7 @@ def test_older_configs_read_as_fp32_elbo():
 
 
 def test_test_pass_runs_in_the_training_precision_but_the_last_in_float32(mini, tmp_path, monkeypatch):
-    from vae_hub import train as T
+    from vae_hub.training import loop as T
 
     seen = []
     real = T.evaluate_elbo

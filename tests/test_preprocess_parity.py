@@ -1,6 +1,6 @@
 """Drawing -> MNIST preprocessing, in the browser and in Python, on the same pixels.
 
-space/vae_space/web/preprocess.js ports vae_hub/preprocess.py (whose module docstring specifies the rules)
+space/vae_space/web/preprocess.js ports vae_hub/data/preprocess.py (whose module docstring specifies the rules)
 line by line. Headless Chromium (Debian's, driven by Playwright) draws each stroke set on a 280×280
 canvas the way the Draw & encode pad does (black round pen on a transparent background), runs the JS
 on getImageData(), and the very same RGBA bytes go through Python's ``to_mnist``: the 28×28 inputs must
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae_hub.preprocess import DIGIT_STROKES, DrawingError, _resize, ink_map, ink_to_mnist, render_strokes, to_mnist
+from vae_hub.data.preprocess import DIGIT_STROKES, DrawingError, _resize, ink_map, ink_to_mnist, render_strokes, to_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "space" / "vae_space" / "web" / "preprocess.js"

@@ -1,4 +1,4 @@
-"""vae_hub.scratch: hand-written backward passes checked against finite differences and against torch."""
+"""vae_hub.model.scratch: hand-written backward passes checked against finite differences and against torch."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from torch import nn
 from torch.autograd import gradcheck
 
 import vae_hub
-from vae_hub import scratch
-from vae_hub.scratch import functional as SF
+from vae_hub.model import scratch
+from vae_hub.model.scratch import functional as SF
 
 KIT_DIR = Path(scratch.__file__).parent
 
@@ -527,7 +527,7 @@ def test_training_float32_follows_library_curve() -> None:
 
 # ============================================================================ inspect
 def test_inspect_filters_and_feature_maps(tmp_path: Path) -> None:
-    from vae_hub.scratch import inspect as scratch_inspect
+    from vae_hub.model.scratch import inspect as scratch_inspect
 
     ours, ref = _model_pair(0)
     for model in (ours, ref):

@@ -24,10 +24,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "space"))
+from vae_hub.data.preprocess import DIGIT_STROKES, render_strokes
 
-from vae_hub.preprocess import DIGIT_STROKES, render_strokes  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 GENERIC = "has not enabled verbose error reporting"  # what a non-gr.Error exception looks like to the client
 _server: dict = {}
@@ -389,7 +388,7 @@ def test_colour_and_shape_change_metric():
     import torch
     from vae_space.tabs.generate import COLOR_CHANGE, SHAPE_CHANGE, color_shape_change
 
-    from vae_hub.preprocess import to_mnist
+    from vae_hub.data.preprocess import to_mnist
 
     seven, one = (torch.from_numpy(to_mnist(render_strokes(DIGIT_STROKES[d]))) for d in (7, 1))
     hues = torch.tensor([[1.0, 0.1, 0.1], [0.1, 1.0, 0.1], [0.1, 0.1, 1.0], [1.0, 1.0, 0.1]])
@@ -406,7 +405,7 @@ def test_space_card_lists_every_model():
     import yaml
 
     from vae_hub import VARIANTS
-    from vae_hub.hub import repo_id_for
+    from vae_hub.hub.repo import repo_id_for
 
     text = (ROOT / "space" / "README.md").read_text()
     meta = yaml.safe_load(text.split("---")[1])

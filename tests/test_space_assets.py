@@ -5,7 +5,6 @@ written costing size, never the file."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -16,11 +15,8 @@ from starlette.middleware import Middleware
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "space"))
-
-from vae_space.assets import IMMUTABLE, AssetStore  # noqa: E402
-from vae_space.serving import PageMiddleware  # noqa: E402
+from vae_space.assets import IMMUTABLE, AssetStore
+from vae_space.serving import PageMiddleware
 
 
 def _files(tmp_path: Path) -> Path:

@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib import colormaps
+from vae_space import engine as engine_mod
+from vae_space.engine import Engine
+from vae_space.tabs import beta, draw
+
+from vae_hub.data.preprocess import DIGIT_STROKES, render_strokes
+from vae_hub.evaluation.morpho import FACTORS
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "space"))
-
-from matplotlib import colormaps  # noqa: E402
-from vae_space import engine as engine_mod  # noqa: E402
-from vae_space.engine import Engine  # noqa: E402
-from vae_space.tabs import beta, draw  # noqa: E402
-
-from vae_hub.morpho import FACTORS  # noqa: E402
-from vae_hub.preprocess import DIGIT_STROKES, render_strokes  # noqa: E402
 
 WITH_KEYS = "beta-vae-b4"  # gets morpho_* keys in metrics.json
 WITHOUT = "beta-vae-b1"  # its morpho_* keys are removed here: the Space measures its own test digits

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,12 +21,10 @@ import numpy as np
 import pytest
 import safetensors
 import safetensors.torch
+from vae_space.engine import Engine
+from vae_space.tabs import draw, explore, models
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "space"))
-
-from vae_space.engine import Engine  # noqa: E402
-from vae_space.tabs import draw, explore, models  # noqa: E402
 
 X = (np.random.default_rng(0).random(784) * 0.6).astype(np.float32).tolist()  # a 28×28 input in [0, 1]
 

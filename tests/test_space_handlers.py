@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import inspect
 import re
-import sys
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
+from vae_space import handler as H
+from vae_space.tabs import beta, draw, explore, generate, interpolate, models, shared
+
+from vae_hub.data.preprocess import DIGIT_STROKES, render_strokes, to_mnist
+from vae_hub.model.distributions import kl_per_dim
+
+from .conftest import bench_module
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "space"))
-
-import gradio as gr  # noqa: E402
-from vae_space import handler as H  # noqa: E402
-from vae_space.tabs import beta, draw, explore, generate, interpolate, models, shared  # noqa: E402
-
-from vae_hub.distributions import kl_per_dim  # noqa: E402
-from vae_hub.preprocess import DIGIT_STROKES, render_strokes, to_mnist  # noqa: E402
 
 VARIANTS = ["vae-z20", "vae-z2", "vae-z2-corr", "vae-z3", "cvae", "beta-vae-b1", "beta-vae-b8", "color-joint"]
 
@@ -146,10 +145,7 @@ def test_style_transfer_keeps_the_style_and_changes_the_digit(eng):
 
 def test_the_pages_style_transfer_sentences_still_hold(eng):
     """The counts quoted on the page are what bench/space_style_transfer.py measures on these weights."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    from space_style_transfer import measure
-
-    assert measure(eng) == interpolate.MEASURED
+    assert bench_module("space_style_transfer").measure(eng) == interpolate.MEASURED
     assert interpolate.MEASURED["style"] > interpolate.MEASURED["arith"]
 
 

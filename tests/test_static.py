@@ -18,7 +18,7 @@ import pytest
 
 from tests.test_browser import Page, _classify, check_beta, check_interpolation
 from tests.test_space import space_url
-from vae_hub.preprocess import DIGIT_STROKES
+from vae_hub.data.preprocess import DIGIT_STROKES
 
 ROOT = Path(__file__).resolve().parent.parent
 

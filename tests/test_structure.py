@@ -1,8 +1,10 @@
-"""The package's shape: imports run one way (no cycles) and no function outside the Space runs past a screen."""
+"""The package's shape: imports run one way (no cycles, and between subpackages only in the direction each
+subpackage's docstring states), and no function runs past a screen."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from .conftest import ROOT
@@ -64,10 +66,41 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_has_no_cycles():
     graph = _import_graph()
-    assert {"vae_hub.hub", "vae_hub.classifier", "vae_hub.models"} <= graph.keys()
-    assert "vae_hub.cards" in graph["vae_hub.classifier"]  # the graph sees real edges
+    assert {"vae_hub.hub.repo", "vae_hub.evaluation.classifier", "vae_hub.model.vae"} <= graph.keys()
+    assert "vae_hub.hub.cards" in graph["vae_hub.evaluation.classifier"]  # the graph sees real edges
     cycle = _cycle(graph)
     assert cycle is None, " -> ".join(cycle)
+
+
+# the parts of vae_hub, each with what it may import; the root's leaves (checks, cli) import nothing of vae_hub,
+# and its entry points (the package itself, the ``python -m vae_hub.evaluate`` / ``vae_hub.onnx`` commands) anything
+LEAVES = {"checks", "cli"}
+ENTRY_POINTS = {"vae_hub", "vae_hub.evaluate", "vae_hub.onnx"}
+SUBPACKAGES = ("files", "model", "data", "training", "hub", "evaluation", "sweep")
+
+
+def _part(mod: str) -> str:
+    return mod.split(".")[1]
+
+
+def _declared(part: str) -> set[str]:
+    """The parts a subpackage's docstring says it may import (its ``May import:`` paragraph)."""
+    doc = ast.get_docstring(ast.parse((PACKAGE / part / "__init__.py").read_text())) or ""
+    assert "May import:" in doc, f"vae_hub/{part}/__init__.py: the docstring does not say what it may import"
+    return set(re.findall(r"``vae_hub\.(\w+)``", doc.split("May import:", 1)[1]))
+
+
+def test_subpackages_import_only_what_their_docstrings_allow():
+    graph = _import_graph()
+    parts = {_part(m) for m in graph if m not in ENTRY_POINTS}
+    assert parts == LEAVES | set(SUBPACKAGES), f"vae_hub's parts changed: {sorted(parts)}"
+    allowed = {p: _declared(p) for p in SUBPACKAGES} | {leaf: set() for leaf in LEAVES}
+    wrong = sorted(f"{m} -> {d}" for m, deps in graph.items() if m not in ENTRY_POINTS for d in deps
+                   if _part(d) != _part(m) and _part(d) not in allowed[_part(m)])
+    assert not wrong, wrong
+    # the declared order has no cycle either (a subpackage may not allow one that allows it back)
+    assert _cycle({p: allowed[p] for p in allowed}) is None
+    assert "vae_hub.model.vae" in graph["vae_hub.hub.repo"]  # the graph sees edges between parts
 
 
 def test_the_cycle_finder_finds_one():

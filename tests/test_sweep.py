@@ -12,11 +12,11 @@ import torch
 import yaml
 
 import vae_hub
-from vae_hub.hub import model_folders
-from vae_hub.sweep import CLASSIC_GRID, CLASSIC_GRID_QUICK, Objective, main
-from vae_hub.sweep_report import update_readme
-from vae_hub.sweep_space import load_space, parse_space
-from vae_hub.train import CHECKPOINT, fit, load_checkpoint, make_optimizer
+from vae_hub.hub.repo import model_folders
+from vae_hub.sweep.report import update_readme
+from vae_hub.sweep.search import CLASSIC_GRID, CLASSIC_GRID_QUICK, Objective, main
+from vae_hub.sweep.space import load_space, parse_space
+from vae_hub.training.loop import CHECKPOINT, fit, load_checkpoint, make_optimizer
 
 from .conftest import MINI, ROOT
 
@@ -121,7 +121,7 @@ def test_default_sqlite_sweep_writes_folders_reports_and_a_pasteable_entry(tmp_p
     assert all((out / f).stat().st_size > 1000 for f in ("importance.png", "parallel_coordinate.png"))
     assert set(summary["importances"]) == {"lr", "hidden"}
     # the registry entry rebuilds exactly the best trial's config
-    from vae_hub.variants import _v
+    from vae_hub.model.variants import _v
 
     entry = eval(summary["best"]["registry_entry"].rstrip(","), {"_v": _v})  # our own output, as variants.py runs it
     best = vae_hub.load(summary["best"]["folder"]).config

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from vae_hub.tracking import epoch_metrics, image_grid
+from vae_hub.training.tracking import epoch_metrics, image_grid
 
 from .conftest import MINI, ROOT
 
@@ -70,7 +70,7 @@ def test_track_space_needs_track():
 
 
 def test_trackio_is_optional_and_its_absence_is_explained(monkeypatch):
-    from vae_hub import tracking
+    from vae_hub.training import tracking
 
     code = "import sys, train; train.main(['--list']); assert 'trackio' not in sys.modules, 'imported without --track'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import vae_hub
-from vae_hub.train import CHECKPOINT, fit
+from vae_hub.training.loop import CHECKPOINT, fit
 
 from .conftest import MINI, ROOT
 
@@ -55,8 +55,8 @@ def test_resume_after_interruption_is_exact(mini, tmp_path, name, overrides):
 
 
 def test_auto_precision_resumes_as_the_checkpoint_trained(mini, tmp_path, monkeypatch):
-    import vae_hub.train as T
-    from vae_hub.precision import Choice
+    import vae_hub.training.loop as T
+    from vae_hub.training.precision import Choice
 
     train, test = mini[0].subset(200), mini[1].subset(100)
     cfg = vae_hub.get_config("vae-z20", epochs=2, precision="auto")
@@ -169,7 +169,7 @@ def test_cli_jobs_failure_is_one_line_and_the_other_variants_finish(tmp_path):
 
 
 def test_scratch_model_inside_figures(tmp_path):
-    from vae_hub.viz import write_inside_figures
+    from vae_hub.training.figures import write_inside_figures
 
     m = vae_hub.build("scratch-conv-vae").eval()
     history = [{"epoch": e, "grad_norms": {"features.0.weight": 1.0 / e, "enc_fc.0.weight": 2.0}} for e in (1, 2)]
@@ -179,12 +179,11 @@ def test_scratch_model_inside_figures(tmp_path):
 
 _KILLED_DURING_SAVE = """
 import os, signal, sys
-sys.path.insert(0, {root!r})
-import vae_hub.save
-real = vae_hub.save.export_folder
+import vae_hub.hub.save
+real = vae_hub.hub.save.export_folder
 def killed(folder, **kw):  # weights, config, history and figures are written; the graphs and the card are not
     os.kill(os.getpid(), signal.SIGKILL)
-vae_hub.save.export_folder = killed
+vae_hub.hub.save.export_folder = killed
 sys.argv = ["train.py", *{args!r}]
 import runpy
 runpy.run_path({train!r}, run_name="__main__")
@@ -192,7 +191,7 @@ runpy.run_path({train!r}, run_name="__main__")
 
 
 def test_kill_during_the_final_save_leaves_an_unfinished_folder_that_resume_completes(tmp_path):
-    from vae_hub.folders import model_folders
+    from vae_hub.hub.folders import model_folders
 
     args = ["--variants", "vae-z2", "--dataset", str(MINI), "--quick", "--out", str(tmp_path), "--no-progress"]
     script = _KILLED_DURING_SAVE.format(root=str(ROOT), args=args, train=str(ROOT / "train.py"))
@@ -230,7 +229,7 @@ def test_list_shows_whole_first_clauses():
 
 
 def test_lr_warmup_then_linear_decay():
-    from vae_hub.train import lr_at
+    from vae_hub.training.loop import lr_at
 
     c = vae_hub.get_config("vae-z2", lr=0.01, lr_schedule="linear", lr_warmup=0.1)
     rates = [lr_at(c, s, 100) for s in range(101)]
@@ -244,7 +243,7 @@ def test_lr_warmup_then_linear_decay():
 def test_cosine_without_warmup_is_the_original_schedule():
     import math
 
-    from vae_hub.train import lr_at
+    from vae_hub.training.loop import lr_at
 
     c = vae_hub.get_config("iwae-bin")  # trained on this formula: it must not move by a bit
     assert [lr_at(c, s, 937) for s in range(940)] == [c.lr * 0.5 * (1 + math.cos(math.pi * min(s, 937) / 937))

@@ -30,8 +30,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from vae_hub.data import cache_dir
-from vae_hub.preprocess import DIGIT_STROKES
+from vae_hub.data.mnist import cache_dir
+from vae_hub.data.preprocess import DIGIT_STROKES
 
 from .assets import AssetStore, chosen_encoding, compress
 from .engine import MAP_MODEL, Engine, is_colour, is_conditional_generator

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_hub.onnx import DECODER_FILE, ENCODER_FILE
+from vae_hub.hub.onnx import DECODER_FILE, ENCODER_FILE
 
 log = logging.getLogger("vae_space")
 

@@ -1,7 +1,7 @@
 """The Space's state: where the weights come from, the loaded variants, their cached test-set encodings
 and latent maps, and the lookups every tab uses. The tabs' handlers live in ``tabs/``.
 
-``Engine.start()`` loads every variant once (through ``vae_hub.hub.load_entry``, the one loading path); a
+``Engine.start()`` loads every variant once (through ``vae_hub.hub.repo.load_entry``, the one loading path); a
 background thread then encodes the bundled test-digit sample with each model and renders the
 latent-map backgrounds (cached on disk), so a request only encodes one image and draws a few shapes.
 A variant that cannot be loaded is recorded in ``Engine.missing`` with the reason, and the features
@@ -26,13 +26,13 @@ import safetensors.torch
 import torch
 
 import vae_hub
-from vae_hub import hub
 from vae_hub.checks import brief, read_json
-from vae_hub.config import VAEConfig
-from vae_hub.data import cache_dir, color_table, split_seed
-from vae_hub.models import VAE
-from vae_hub.onnx import DECODER_FILE, ENCODER_FILE, export_onnx, weights_sha256
-from vae_hub.variants import VARIANTS
+from vae_hub.data.mnist import cache_dir, color_table, split_seed
+from vae_hub.hub.onnx import DECODER_FILE, ENCODER_FILE, export_onnx, weights_sha256
+from vae_hub.hub import repo as hub
+from vae_hub.model.config import VAEConfig
+from vae_hub.model.vae import VAE
+from vae_hub.model.variants import VARIANTS
 
 from . import plots as P
 from .diskcache import DiskCache, codes_problem, onnx_problem
@@ -97,7 +97,7 @@ def resolve_source(weights: str | None = None) -> WeightSource:
 
 @dataclass
 class Factors:
-    """How each latent dimension of a model tracks the measured handwriting factors (``vae_hub.morpho``)."""
+    """How each latent dimension of a model tracks the measured handwriting factors (``vae_hub.evaluation.morpho``)."""
 
     corr: np.ndarray  # (d, K) Pearson ρ of the test digits' posterior means with each factor
     names: list[str]  # the K factors
@@ -105,7 +105,7 @@ class Factors:
 
     def labels(self, min_abs: float = 0.3) -> list[tuple[str | None, float]]:
         """Each dimension's dominant factor and its signed ρ (no name below ``min_abs``)."""
-        from vae_hub.disentangle import dominant_factor
+        from vae_hub.evaluation.disentangle import dominant_factor
 
         return dominant_factor(self.corr, self.names, min_abs)
 
@@ -449,8 +449,8 @@ class Engine:
 
     def _measure_factors(self, e: Entry) -> Factors | None:
         try:
-            from vae_hub import morpho
-            from vae_hub.disentangle import correlation_matrix
+            from vae_hub.evaluation import morpho
+            from vae_hub.evaluation.disentangle import correlation_matrix
 
             n = min(N_FACTOR_DIGITS, len(self.test.labels))
             # split_factors caches the measures on disk, keyed by the pixels: measured once per installation

@@ -25,7 +25,7 @@ import gradio as gr
 from PIL import Image
 
 from vae_hub.checks import BRIEF, brief  # the one short repr of a value, re-exported for the handlers
-from vae_hub.preprocess import MAX_PIXELS
+from vae_hub.data.preprocess import MAX_PIXELS
 
 log = logging.getLogger("vae_space")
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vae_hub.preprocess import DrawingError
+from vae_hub.data.preprocess import DrawingError
 
 from .guard import brief
 

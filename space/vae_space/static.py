@@ -15,7 +15,7 @@ relative URLs, as ``manifest.json`` and inline in ``index.html`` (one round trip
 ``index.html`` (``page.py``, the same page the Gradio Space answers at ``/``) loads ``web/app.js``, the page's tab bar.
 
 What the static site cannot do that the Gradio Space can: there is no server to fall back to (a browser
-without WebAssembly gets a note instead of numbers), the drawing's handwriting measures (``vae_hub.morpho``)
+without WebAssembly gets a note instead of numbers), the drawing's handwriting measures (``vae_hub.evaluation.morpho``)
 are not computed, and the named API endpoints for ``gradio_client`` are the Gradio Space's alone.
 
 Imports: the standard library, ``vae_space.browser``, ``vae_space.engine`` and ``vae_space.page`` (the same ones the

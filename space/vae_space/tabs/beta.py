@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from vae_hub.distributions import kl_per_dim
-from vae_hub.variants import VARIANTS
+from vae_hub.model.distributions import kl_per_dim
+from vae_hub.model.variants import VARIANTS
 
 from .. import plots as P
 from ..browser import PAGE_CSS, assets, live_panel

@@ -19,7 +19,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from vae_hub.preprocess import sketch_image, to_mnist
+from vae_hub.data.preprocess import sketch_image, to_mnist
 
 from .. import plots as P
 from ..browser import live_panel, server_fn
@@ -73,9 +73,9 @@ def numbers(e: Entry, x: torch.Tensor) -> Numbers:
 
 
 def measure(x: np.ndarray) -> dict:
-    """A 28×28 input's stroke thickness (px) and slant (°, + = the top leans right), as ``vae_hub.morpho``
+    """A 28×28 input's stroke thickness (px) and slant (°, + = the top leans right), as ``vae_hub.evaluation.morpho``
     measures the test digits' factors; {} for a blank input (nothing to measure is no error)."""
-    from vae_hub import morpho
+    from vae_hub.evaluation import morpho
 
     try:
         m = morpho.measure_dict(np.asarray(x, np.float32).reshape(28, 28))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from vae_hub.checks import brief
-from vae_hub.viz import image_grid, latent_grid
+from vae_hub.training.figures import image_grid, latent_grid
 
 from .. import plots as P
 from ..browser import live_panel, server_fn

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vae_hub.distributions import kl_per_dim
-from vae_hub.viz import image_grid
+from vae_hub.model.distributions import kl_per_dim
+from vae_hub.training.figures import image_grid
 
 from .. import plots as P
 from ..engine import COLOR_MODELS, Engine
@@ -45,7 +45,7 @@ def generate(engine: Engine, model: str, n: int = 36, seed: int = 0) -> np.ndarr
 @handler
 def generate_density(engine: Engine, model: str, n: int = 36, seed: int = 0) -> np.ndarray:
     """Samples decoded from codes drawn where the training digits' codes lie (a Gaussian mixture fitted to them,
-    vae_hub.density), not from the prior: the same model, number and seed as /generate, side by side."""
+    vae_hub.hub.density), not from the prior: the same model, number and seed as /generate, side by side."""
     e = engine.need(model, "any")
     n = number(n, 1, 100, "number of samples", integer=True)
     try:

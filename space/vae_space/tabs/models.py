@@ -13,8 +13,8 @@ import pandas as pd
 from markdown_it import MarkdownIt
 from PIL import Image
 
-from vae_hub import hub
-from vae_hub.variants import VARIANTS
+from vae_hub.hub import repo as hub
+from vae_hub.model.variants import VARIANTS
 
 from ..browser import assets
 from ..engine import Engine

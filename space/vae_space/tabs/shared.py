@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from vae_hub.models import VAE
-from vae_hub.preprocess import sketch_image, to_mnist
+from vae_hub.data.preprocess import sketch_image, to_mnist
+from vae_hub.model.vae import VAE
 
 from .. import plots as P
 from ..engine import MAP_MODEL, Engine, Entry

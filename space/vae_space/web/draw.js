@@ -1,7 +1,7 @@
 // Draw & encode, live in the visitor's browser.
 //
 // On every pointer move (coalesced to animation frames) the pad's drawing becomes an MNIST-style 28×28 input
-// (preprocess.js: the rules of vae_hub/preprocess.py), goes through the chosen model (backend.js) and the page
+// (preprocess.js: the rules of vae_hub/data/preprocess.py), goes through the chosen model (backend.js) and the page
 // paints the input, the reconstruction, the posterior per dimension, the drawing on the 2-D latent map (with a
 // zoomed inset where its 1σ and 2σ ellipses are visible), the nearest test digits and where its ELBO falls among
 // the test digits'. Until onnxruntime-web and the model are in (the first seconds of a first visit), the Gradio
@@ -183,7 +183,7 @@ class DrawView {
     await this.flowTask;  // one graph run at a time: the diagram's decode finishes before the next update
   }
 
-  // The drawing's thickness and slant come from the Gradio host (vae_hub.morpho) once a stroke ends; never waited for.
+  // The drawing's thickness and slant come from the Gradio host (vae_hub.evaluation.morpho) once a stroke ends; never waited for.
   measureLater(x) {
     if (!this.server?.handwriting) return;
     if (this.measuredX && this.measuredX.every((v, i) => v === x[i])) return;  // same drawing, new model
@@ -206,8 +206,8 @@ class DrawView {
   }
 
   paintHandwriting(h) {
-    if (!this.server?.handwriting) {  // the static site: vae_hub.morpho (scikit-image) runs on the Gradio Space only
-      this.hand.textContent = "Stroke thickness and slant (vae_hub.morpho) are measured by the Gradio Space, not in this page.";
+    if (!this.server?.handwriting) {  // the static site: vae_hub.evaluation.morpho (scikit-image) runs on the Gradio Space only
+      this.hand.textContent = "Stroke thickness and slant (vae_hub.evaluation.morpho) are measured by the Gradio Space, not in this page.";
       return;
     }
     this.hand.textContent = h ? `Your handwriting, measured at 28×28: stroke ${h.thickness.toFixed(1)} px thick, `

@@ -7,7 +7,7 @@
 //
 // Checked before anything runs, each failure one line naming the problem and what is expected (HubModelError):
 // - the id: NAMESPACE/NAME by the Hub's rules (letters, digits, '-', '_', '.'; no '--' or '..'; ≤ 96 characters);
-// - config.json: a JSON object as vae_hub writes it (vae_hub/config.py, VAEConfig) for a model the page can run:
+// - config.json: a JSON object as vae_hub writes it (vae_hub/model/config.py, VAEConfig) for a model the page can run:
 //   a Gaussian latent, z_dim ≥ 1, one channel (not coloured MNIST), not class-conditional; prior_cov a k×k
 //   covariance or null;
 // - encoder.onnx and decoder.onnx: both in the repo (a repo pushed without them: how to export them), each at most
@@ -30,10 +30,10 @@ import { loadTestDigits } from "./sources.js";
 export const DEFAULT_HUB = "https://huggingface.co";
 export const MAX_GRAPH_BYTES = 64 * 2 ** 20;  // far above any vae-hub graph (a few MB), far below a tab's memory
 export const MAX_CONFIG_BYTES = 2 ** 20;
-export const MAX_LATENT = 1024;  // vae_hub.config.MAX_LATENT
+export const MAX_LATENT = 1024;  // vae_hub.model.config.MAX_LATENT
 const BATCH = 250;  // test digits per graph run: big enough to amortise the worker's round trip, small enough to report progress
 const EXAMPLE = "vae-hub/vae-hub-vae-z2";
-// fields every vae_hub config.json has (vae_hub.config.VAEConfig): a JSON file without them is not one of ours
+// fields every vae_hub config.json has (vae_hub.model.config.VAEConfig): a JSON file without them is not one of ours
 const CONFIG_FIELDS = ["variant", "backbone", "latent", "z_dim", "in_channels", "data", "conditional"];
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/;
 const PX = SIDE * SIDE;
@@ -75,7 +75,7 @@ export function checkConfig(config, repo) {
   const where = `${repo}'s config.json`;
   if (!config || typeof config !== "object" || Array.isArray(config)) fail(`${where} is not a JSON object: expected a vae_hub config (as train.py writes it).`);
   const missing = CONFIG_FIELDS.filter((k) => !(k in config));
-  if (missing.length) fail(`${where} is not a vae_hub config: it has no ${missing.join(", ")} (expected the fields of vae_hub.config.VAEConfig).`);
+  if (missing.length) fail(`${where} is not a vae_hub config: it has no ${missing.join(", ")} (expected the fields of vae_hub.model.config.VAEConfig).`);
   const { latent, z_dim: k, in_channels: channels, data, conditional } = config;
   if (latent !== "gaussian") fail(`${repo} has a ${brief(latent)} latent: only models with a Gaussian latent load by id (their encoder gives mean and log_sigma).`);
   if (!Number.isInteger(k) || k < 1 || k > MAX_LATENT) fail(`${where} has z_dim ${brief(k)}: expected a whole number from 1 to ${MAX_LATENT}.`);
@@ -146,15 +146,15 @@ export function missingGraphs(repo, files) {
     + "then push again with “python train.py --push-only FOLDER --push-to-hub NAMESPACE”.";
 }
 
-// The graphs' inputs and outputs, as vae_hub/onnx.py names them, or a HubModelError saying what is expected.
+// The graphs' inputs and outputs, as vae_hub/hub/onnx.py names them, or a HubModelError saying what is expected.
 export function checkGraphs(repo, encoder, decoder) {
   const has = (names, want) => want.every((n) => names.includes(n));
   const show = (names) => `[${names.join(", ")}]`;
   if (!(encoder.inputNames.length === 1 && encoder.inputNames[0] === "x" && has(encoder.outputNames, ["mean", "log_sigma"]))) {
-    fail(`${repo}'s encoder.onnx takes ${show(encoder.inputNames)} and gives ${show(encoder.outputNames)}: expected x (B, 1, 28, 28) -> mean, log_sigma (vae_hub/onnx.py).`);
+    fail(`${repo}'s encoder.onnx takes ${show(encoder.inputNames)} and gives ${show(encoder.outputNames)}: expected x (B, 1, 28, 28) -> mean, log_sigma (vae_hub/hub/onnx.py).`);
   }
   if (!(decoder.inputNames.length === 1 && decoder.inputNames[0] === "z" && has(decoder.outputNames, ["logits"]))) {
-    fail(`${repo}'s decoder.onnx takes ${show(decoder.inputNames)} and gives ${show(decoder.outputNames)}: expected z (B, z_dim) -> logits (B, 1, 28, 28) (vae_hub/onnx.py).`);
+    fail(`${repo}'s decoder.onnx takes ${show(decoder.inputNames)} and gives ${show(decoder.outputNames)}: expected z (B, z_dim) -> logits (B, 1, 28, 28) (vae_hub/hub/onnx.py).`);
   }
 }
 

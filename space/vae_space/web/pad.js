@@ -2,7 +2,7 @@
 // coalesced samples kept). Every view that asks for a drawing uses this pad, and the last drawing made on any of
 // them is kept in `drawings`, so another view can offer it ("my drawing").
 //
-// The pad turns its pixels into the MNIST-style 28×28 input with preprocess.js (the rules of vae_hub/preprocess.py).
+// The pad turns its pixels into the MNIST-style 28×28 input with preprocess.js (the rules of vae_hub/data/preprocess.py).
 
 import "./preprocess.js";
 import { el } from "./ui.js";

@@ -1,4 +1,4 @@
-// Drawing -> MNIST-style 28×28, in the browser: a line-by-line port of vae_hub/preprocess.py
+// Drawing -> MNIST-style 28×28, in the browser: a line-by-line port of vae_hub/data/preprocess.py
 // (ink_map for canvas pixels, then ink_to_mnist). The rules, and the arithmetic a port copies to agree
 // to float precision, are specified once, in that module's docstring: read them there, change them
 // there and here together. tests/test_preprocess_parity.py runs both on the same canvas pixels.
@@ -283,7 +283,7 @@
     return [my / total, mx / total];
   }
 
-  // ink_to_mnist: steps 5-10 of vae_hub/preprocess.py's docstring.
+  // ink_to_mnist: steps 5-10 of vae_hub/data/preprocess.py's docstring.
   function inkToMnist(ink, width, height) {
     if (ink.length !== width * height) throw new TypeError(`inkToMnist: expected ${width}×${height} values, got ${ink.length}`);
     if (!(ink instanceof Float32Array)) ink = Float32Array.from(ink);
