@@ -22,17 +22,25 @@ BENCH = ROOT / "bench"
 
 def bench_module(name: str) -> ModuleType:
     """A benchmark script imported as a module. Its sibling imports (``from common import machine``, which work when
-    the script runs, as Python puts bench/ first on the path) are loaded from bench/ the same way, first."""
+    the script runs, as Python puts bench/ first on the path) are loaded from bench/ the same way: those at the top
+    before it, those inside functions after it (they may import it back)."""
     if name in sys.modules:
         return sys.modules[name]
     path = BENCH / f"{name}.py"
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and not node.level and (BENCH / f"{node.module}.py").is_file():
-            bench_module(node.module)
+    tree = ast.parse(path.read_text())
+
+    def siblings(nodes) -> list[str]:
+        return [n.module for n in nodes if isinstance(n, ast.ImportFrom) and not n.level and n.module
+                and (BENCH / f"{n.module}.py").is_file()]
+
+    for dep in siblings(tree.body):
+        bench_module(dep)
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
+    for dep in siblings(ast.walk(tree)):
+        bench_module(dep)
     return mod
 
 
