@@ -34,7 +34,7 @@ def _digit(d: int) -> np.ndarray:
 
 def _sweep(variant: str, dim: int) -> np.ndarray:
     """A real sweep: the model's decoded frames as one of its variables moves, around a coloured test digit's code."""
-    from vae_space.engine import TestDigits
+    from vae_space.entries import TestDigits
     from vae_space.tabs.generate import SWEEP, SWEEP_STEPS, color_values
 
     import vae_hub
@@ -104,8 +104,10 @@ def test_the_fixture_is_what_python_computes(fixture):
 def test_the_cases_span_every_verdict(fixture):
     from vae_space.tabs.generate import COLOR_CHANGE, SHAPE_CHANGE
 
-    verdicts = {(c["colour"] > COLOR_CHANGE, c["shape"] > SHAPE_CHANGE) for c in fixture["cases"]}
-    assert verdicts == {(True, False), (False, True), (True, True), (False, False)}, verdicts
+    verdict = {c["name"]: (c["colour"] > COLOR_CHANGE, c["shape"] > SHAPE_CHANGE) for c in fixture["cases"]}
+    assert set(verdict.values()) == {(True, False), (False, True), (True, True), (False, False)}, verdict
+    assert verdict["a 7 in four hues"] == (True, False), "colour alone"
+    assert verdict["grey 7s and 1s"] == (False, True), "shape alone"
 
 
 # Runs the port on the fixture's cases: prints [{colour, shape, controls}] as JSON.

@@ -155,6 +155,15 @@ def test_truncated_weights_are_refused(tmp_path, cut):
     _fails(vae_hub.load, folder, WEIGHTS, "not a readable safetensors file")
 
 
+def test_missing_weights_are_refused_even_beside_a_pickle(tmp_path):
+    """No model.safetensors: refused by name, with a pytorch_model.bin beside it too (a pickle is never loaded)."""
+    folder = _copy(Z20, tmp_path)
+    (folder / WEIGHTS).unlink()
+    torch.save({}, folder / "pytorch_model.bin")
+    with pytest.raises(FileNotFoundError, match="model.safetensors: missing"):
+        vae_hub.load(str(folder))
+
+
 @pytest.mark.parametrize("edit,words", [
     (lambda sd: sd.pop("enc_fc.2.weight"), ["missing tensors ['enc_fc.2.weight']"]),
     (lambda sd: sd.update(extra=torch.zeros(2)), ["unexpected tensors ['extra']"]),
@@ -198,8 +207,8 @@ CONFIG_FAULTS = [
     ("prior_cov", _cov(20, lambda m: m[0].__setitem__(1, 0.5))),  # not symmetric
     ("prior_cov", _cov(20, lambda m: m[2].__setitem__(2, math.nan))),
     ("prior_cov", [[1.0, 0.0], [0.0, 1.0]]), ("prior_cov", "identity"), ("prior_cov", [1.0] * 20),
-    ("variant", 5), ("variant", "../../etc"), ("description", ["x"]), ("in_channels", 1.0), ("in_channels", 3),
-    ("backbone", 3), ("backbone", "rnn"), ("conv_channels", [32, 64, 128]), ("conv_channels", [0, 64]),
+    ("variant", 5), ("variant", "../../etc"), ("variant", "vae-z99"), ("description", ["x"]), ("in_channels", 1.0),
+    ("in_channels", 3), ("backbone", 3), ("backbone", "rnn"), ("conv_channels", [32, 64, 128]), ("conv_channels", [0, 64]),
     ("conv_channels", []), ("conv_hidden", -1), ("conv_hidden", 10**7), ("batch_norm", "false"), ("batch_norm", 0),
     ("layers", None), ("latent", "spiky"), ("n_cat", 3), ("n_cat", 1.5), ("k_cat", True), ("conditional", "yes"),
     ("n_classes", 11), ("tau_start", 0), ("tau_min", 2.0), ("tau_min", -0.5), ("anneal_frac", 1.5),

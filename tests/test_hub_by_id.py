@@ -149,7 +149,7 @@ class Page:
 def _reference(folder: Path) -> tuple[vae_hub.VAE, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The Python model, the test digits, their posterior means and deterministic ELBOs (as the Space's engine)."""
     import vae_space
-    from vae_space.engine import TestDigits
+    from vae_space.entries import TestDigits
 
     assert Path(vae_space.__file__).is_relative_to(ROOT) and Path(vae_hub.__file__).is_relative_to(ROOT)
     model = vae_hub.load(folder)

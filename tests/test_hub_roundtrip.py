@@ -170,7 +170,7 @@ def test_space_serves_the_pushed_weights(hub, pushed, tmp_path):
         assert (status["source"], status["location"]) == ("hub", NAMESPACE)
         assert sorted(status["loaded"]) == sorted(variants) and not status["missing"], status
 
-        from vae_space.engine import TestDigits
+        from vae_space.entries import TestDigits
 
         x = TestDigits.load().x[:1]
         reply = client.predict(x.flatten().tolist(), "vae-z20", api_name="/encode_array")

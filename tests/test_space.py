@@ -1,8 +1,10 @@
-"""The Space end to end through gradio_client: `python space/app.py` on 127.0.0.1 with the bundled
-weights, every named endpoint called with synthesised drawings, and every kind of bad input.
+"""The Space's API contract through gradio_client: `python space/app.py` on 127.0.0.1 with the bundled weights,
+every named endpoint called with synthesised drawings (its outputs' number, shapes and types), every kind of bad
+input answered briefly, and the server's own hardening (queue, uploads, sessions, a clean stop).
 
-The app is launched once per session (``space_url``) and shared with the browser test. Expectations
-follow the app's own /status: a variant still missing from pretrained/ must give a short gr.Error.
+The numbers the handlers answer are pinned in-process by tests/test_space_handlers.py, not again here. The app is
+launched once per session (``space_url``) and shared with the browser tests. Expectations follow the app's own
+/status: a variant still missing from pretrained/ must give a short gr.Error.
 """
 
 from __future__ import annotations
@@ -113,11 +115,6 @@ def _pad(path: str | None) -> dict:
 def drawings(tmp_path_factory) -> dict[str, dict]:
     tmp = tmp_path_factory.mktemp("drawings")
     out = {str(d): _pad(_png(tmp, f"d{d}", render_strokes(DIGIT_STROKES[d], (400, 400), 16))) for d in (1, 3, 7)}
-    # white strokes on a transparent background, and a wide photo-sized scan: dark ink on off-white
-    white = render_strokes(DIGIT_STROKES[7], (400, 400), 16, ink=(255, 255, 255, 255))
-    out["transparent-white"] = _pad(_png(tmp, "tw", white))
-    scan = render_strokes(DIGIT_STROKES[7], (1600, 900), 60, ink=(40, 40, 60, 255), background=(235, 232, 225, 255))
-    out["wide-scan"] = _pad(_png(tmp, "scan", Image.fromarray(scan).convert("RGB"), "JPEG"))
     bad = {
         "empty": np.zeros((400, 400, 4), np.uint8),
         "white": np.full((400, 400, 3), 255, np.uint8),
@@ -139,12 +136,6 @@ def _img(path: str) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def _cell(img: np.ndarray, box: list[int], k: int) -> np.ndarray:
-    """A k-times nearest-upscaled digit cut out of an image, back at 28×28 (grey)."""
-    x0, y0, x1, y1 = box
-    return img[y0:y1:k, x0:x1:k, 0].astype(int)
-
-
 def _app_error(fn, *args, **kwargs) -> str:
     from gradio_client.exceptions import AppError
 
@@ -158,6 +149,9 @@ def _app_error(fn, *args, **kwargs) -> str:
 
 # ---------------------------------------------------------------------------- 1. draw & encode
 def test_encode_every_encoder(client, status, drawings):
+    """/encode answers for every loaded encoder: seven outputs, five pictures, a summary and the numbers."""
+    from vae_hub import get_config
+
     encoders = [m for m in ("vae-z2", "vae-z3", "vae-z2-corr", "vae-z20", "beta-vae-b4", "conv-vae-z20",
                             "scratch-conv-vae") if m in status["loaded"]]
     assert encoders, "no encoder loaded"
@@ -167,24 +161,9 @@ def test_encode_every_encoder(client, status, drawings):
         assert _img(lmap).shape == (454, 440, 3)
         assert _img(post).shape[1] == 400 and _img(nn).shape[0] > 56
         assert isinstance(summary, str) and "percentile" in summary
-        z = len(data["mean"])
-        assert z == len(data["sigma"]) and z in (2, 3, 10, 20)
-        assert all(s > 0 for s in data["sigma"]) and 0 <= data["elbo_percentile"] <= 100
-        assert len(data["neighbours"]) == 8 and all(0 <= n["label"] <= 9 for n in data["neighbours"])
-        assert data["recon_nll"] > 0 and data["kl"] >= 0
-    # the input is MNIST-like: white digit on black, centred, ink inside the 20×20 box plus anti-aliasing
-    x = _img(inp)[::8, ::8, 0]
-    assert x[0].max() == 0 and x[:, 0].max() == 0 and x.max() == 255
-
-
-def test_encode_reads_any_polarity_and_shape(client, status, drawings):
-    """White-on-transparent PNGs and a wide JPEG scan (dark ink on paper) give the same MNIST-style 7."""
-    model = "vae-z20" if "vae-z20" in status["loaded"] else status["loaded"][0]
-    ref = _img(client.predict(drawings["7"], model, api_name="/encode")[0])[::8, ::8, 0].astype(float)
-    for name in ("transparent-white", "wide-scan"):
-        x = _img(client.predict(drawings[name], model, api_name="/encode")[0])[::8, ::8, 0].astype(float)
-        corr = np.corrcoef(ref.ravel(), x.ravel())[0, 1]
-        assert corr > 0.85, f"{name}: correlation {corr:.2f} with the sketchpad drawing"
+        assert {"mean", "sigma", "recon_nll", "kl", "elbo", "elbo_percentile", "knn_label", "neighbours",
+                "map_model", "handwriting"} <= set(data)
+        assert len(data["mean"]) == len(data["sigma"]) == get_config(model).z_dim and len(data["neighbours"]) == 8
 
 
 def test_bad_drawings_give_short_errors(client, drawings):
@@ -216,59 +195,28 @@ def test_wrong_types_give_short_errors(client, drawings):
     _app_error(client.predict, "my drawing", None, 0, api_name="/compare_betas")
 
 
-def test_encode_array_agrees_with_encode(client, status, drawings):
-    """/encode_array (the pad's server fallback) takes the 28×28 input /encode makes and returns its numbers."""
-    model = "vae-z20"
-    inp, *_, data = client.predict(drawings["7"], model, api_name="/encode")
-    x = _img(inp)[4::8, 4::8, 0].astype(np.float32) / 255  # the 8× upscaled input, back at 28×28
-    got = client.predict(x.ravel().tolist(), model, api_name="/encode_array")
-    assert len(got["recon"]) == 784 and 0 <= min(got["recon"]) <= max(got["recon"]) <= 1
-    # the PNG holds the input rounded to 1/255: the codes agree to that precision
-    np.testing.assert_allclose(got["mean"], data["mean"], atol=0.05)
-    assert abs(got["elbo"] - data["elbo"]) < 2.0
-    assert [n["label"] for n in got["neighbours"]][:4] == [n["label"] for n in data["neighbours"]][:4]
-    assert got["map"]["model"] == "vae-z2" and len(got["map"]["mean"]) == 2
+def test_encode_array(client, status):
+    """/encode_array (the pad's server fallback): 784 values in, the code, reconstruction and map model out."""
+    x = np.zeros((28, 28), np.float32)
+    x[6:22, 13:15] = 1
+    got = client.predict(x.ravel().tolist(), "vae-z20", api_name="/encode_array")
+    assert len(got["mean"]) == 20 and len(got["recon"]) == 784 and isinstance(got["elbo"], float)
+    assert len(got["neighbours"]) == 8 and got["map"]["model"] == "vae-z2" and len(got["map"]["mean"]) == 2
     for bad in ([0.5] * 783, [2.0] * 784, "pixels", [[0.1] * 28] * 27):
-        msg = _app_error(client.predict, bad, model, api_name="/encode_array")
+        msg = _app_error(client.predict, bad, "vae-z20", api_name="/encode_array")
         assert "784" in msg or "[0, 1]" in msg, msg
     _app_error(client.predict, x.ravel().tolist(), "color-vae", api_name="/encode_array")
 
 
-def test_onnx_runtime_pin_matches_the_lock_file():
-    """The CDN fallback's subresource integrity is the hash of the pinned npm file."""
-    import base64
-    import hashlib
-    import json
-
-    from vae_space import browser as draw
-
-    lock = json.loads((ROOT / "space" / "package-lock.json").read_text())
-    assert lock["packages"]["node_modules/onnxruntime-web"]["version"] == draw.ORT_VERSION
-    local = draw.ORT_DIST / draw.ORT_SCRIPT
-    if not local.is_file():
-        pytest.skip("npm ci has not been run in space/")
-    digest = base64.b64encode(hashlib.sha384(local.read_bytes()).digest()).decode()
-    assert draw.ORT_INTEGRITY == f"sha384-{digest}"
-
-
 # ---------------------------------------------------------------------------- 2. interpolate
-def test_interpolation_ends_are_the_reconstructions(client, status, drawings):
-    for model in [m for m in ("vae-z20", "vae-z2") if m in status["loaded"]]:
-        rec = {d: _img(client.predict(drawings[d], model, api_name="/encode")[1]) for d in ("7", "1")}
-        strip, gif, lmap, info = client.predict(model, "my drawing", drawings["7"], "my drawing", drawings["1"], 8, 0,
-                                                api_name="/interpolate")
-        s = _img(strip)
-        assert info["steps"] == 8 and len(info["tiles"]["linear"]) == 8 and len(info["tiles"]["spherical"]) == 8
-        for row in ("linear", "spherical"):
-            first, last = _cell(s, info["tiles"][row][0], 3), _cell(s, info["tiles"][row][-1], 3)
-            assert np.abs(first - rec["7"][::8, ::8, 0]).max() <= 1, f"{model} {row}: first frame"
-            assert np.abs(last - rec["1"][::8, ::8, 0]).max() <= 1, f"{model} {row}: last frame"
-        g = Image.open(gif)
-        assert g.format == "GIF" and g.n_frames == 2 * 8 - 2
-        assert _img(lmap).shape == (454, 440, 3)
-
-
-def test_interpolate_test_digits_and_arithmetic(client, status):
+def test_interpolate_and_arithmetic(client, status, drawings):
+    """/interpolate between two drawings or test digits: the strip, a GIF going there and back, the path on the map,
+    and where each frame sits; /arithmetic: the equation's row, the map and the codes."""
+    strip, gif, lmap, info = client.predict("vae-z20", "my drawing", drawings["7"], "my drawing", drawings["1"], 8, 0,
+                                            api_name="/interpolate")
+    assert info["steps"] == 8 and len(info["tiles"]["linear"]) == 8 and len(info["tiles"]["spherical"]) == 8
+    g = Image.open(gif)
+    assert g.format == "GIF" and g.n_frames == 2 * 8 - 2 and _img(lmap).shape == (454, 440, 3)
     strip, gif, lmap, info = client.predict("vae-z20", "test digit 4", None, "random test digit", None, 5, 3,
                                             api_name="/interpolate")
     assert "a 4" in info["a"] and _img(strip).shape[0] == 24 + 2 * 84 + 3 * 4
@@ -289,9 +237,7 @@ def test_compare_betas(client, status, drawings):
     assert _img(fig).shape[0] > 5 * 150 and _img(fig).shape[1] > 900  # a row per β; missing ones show a note
     assert [r[0] for r in table["data"]] == [f"beta-vae-b{b}" for b in ("0.5", "1", "2", "4", "8")]
     assert set(data["models"]) == set(betas)
-    for b in betas:
-        kl = data["models"][b]["kl_per_dim"]
-        assert len(kl) == 10 and min(kl) >= 0
+    assert all(len(data["models"][b]["kl_per_dim"]) == 10 for b in betas)
     _, _, _, data2 = client.predict("test digit 2", None, 5, api_name="/compare_betas")
     assert "a 2" in data2["input"]
 
@@ -341,77 +287,12 @@ def test_model_cards(client, status):
 
     for v in VARIANTS:
         card, metrics, figs, download = client.predict(v, api_name="/model_card")
-        assert v in card and f"vae-hub-{v}" in download
+        assert isinstance(card, str) and v in card and f"vae-hub-{v}" in download
         if v in status["loaded"]:
-            names = [r[0] for r in metrics["data"]]
-            assert "test loss" in " ".join(names) and not any("_" in n for n in names), "human labels, not raw keys"
-            assert "## Test metrics" not in card, "the metrics are shown once, in the table"
-            assert "## Training recipe" in card
+            assert metrics["headers"] == ["metric", "value"] and metrics["data"], v
             assert figs.count("<img ") >= 3, f"{v}: no figures"
         else:
             assert "Not available" in card
-
-
-# ---------------------------------------------------------------------------- in-process: missing variants
-def test_missing_variants_degrade_gracefully(tmp_path):
-    """Only vae-z20 available: the app still builds, and every feature without its model says why."""
-    import gradio as gr
-    from vae_space.engine import Engine
-    from vae_space.tabs import beta, draw, explore, generate, models
-
-    (tmp_path / "vae-z20").symlink_to(ROOT / "pretrained" / "vae-z20")
-    eng = Engine.start(str(tmp_path), background=False)
-    assert list(eng.models) == ["vae-z20"] and "vae-z2" in eng.missing
-    pad = {"background": None, "layers": [], "composite": render_strokes(DIGIT_STROKES[7])}
-    out = draw.encode(eng, pad, "vae-z20")
-    assert out.latent_map.shape == (450, 440, 3)  # the map is a visible "not available" panel
-    for call, word in [(lambda: beta.compare_betas(eng, "test digit 1", None, 0), "beta"),
-                       (lambda: generate.conditional(eng, "3", 4, 0), "cvae"),
-                       (lambda: explore.slice3d(eng, 0.0, 10, 2.5), "vae-z3"),
-                       (lambda: explore.manifold(eng, "vae-z2", 15, 2.5), "vae-z2"),
-                       (lambda: generate.color_codes(eng, "color-joint", 0), "color-joint")]:
-        with pytest.raises(gr.Error) as err:
-            call()
-        assert word in str(err.value)
-    for bad in (float("nan"), float("inf"), None, [1, 2]):
-        with pytest.raises(gr.Error):
-            generate.generate(eng, "vae-z20", bad, 0)
-    card = models.model_card(eng, "cvae")
-    assert "Not available" in card.card
-    from app import build_demo
-
-    build_demo(eng)  # builds with every other feature disabled
-
-
-def test_colour_and_shape_change_metric():
-    """The Generate tab's 'what does this variable control' measure, on sweeps with a known answer."""
-    import torch
-    from vae_space.tabs.generate import COLOR_CHANGE, SHAPE_CHANGE, color_shape_change
-
-    from vae_hub.data.preprocess import to_mnist
-
-    seven, one = (torch.from_numpy(to_mnist(render_strokes(DIGIT_STROKES[d]))) for d in (7, 1))
-    hues = torch.tensor([[1.0, 0.1, 0.1], [0.1, 1.0, 0.1], [0.1, 0.1, 1.0], [1.0, 1.0, 0.1]])
-    colour_only = seven[None, None] * hues[:, :, None, None]  # the same 7 in four colours
-    shape_only = torch.stack([seven, one, seven, one])[:, None].repeat(1, 3, 1, 1) * 0.8  # grey 7s and 1s
-    col, shape = color_shape_change(colour_only)
-    assert col > COLOR_CHANGE and shape < SHAPE_CHANGE, (col, shape)
-    col, shape = color_shape_change(shape_only)
-    assert col < COLOR_CHANGE and shape > SHAPE_CHANGE, (col, shape)
-
-
-def test_space_card_lists_every_model():
-    """space/README.md's front matter: a Gradio Space, its app file, and every variant's Hub repo."""
-    import yaml
-
-    from vae_hub import VARIANTS
-    from vae_hub.hub.repo import repo_id_for
-
-    text = (ROOT / "space" / "README.md").read_text()
-    meta = yaml.safe_load(text.split("---")[1])
-    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and str(meta["sdk_version"]).startswith("6.")
-    assert (ROOT / "space" / meta["app_file"]).is_file()
-    assert set(meta["models"]) == {repo_id_for(v) for v in VARIANTS}
 
 
 # ---------------------------------------------------------------------------- a server that stays up
@@ -524,27 +405,12 @@ def test_sigterm_removes_the_temp_folders():
             proc.kill()
 
 
-def test_style_transfer_preset_sources(client, status):
-    """'thick'/'thin' test digits pick by ink within the class, and the arithmetic preset runs."""
-    from vae_space.engine import TestDigits
-
-    if "vae-z20" not in status["loaded"]:
-        pytest.skip("vae-z20 not loaded")
-    test = TestDigits.load()
-    ink = {}
-    for w in ("thick", "thin"):
-        _, _, info = client.predict("vae-z20", f"{w} test digit 7", None, f"{w} test digit 7", None, "thin test digit 2",
-                                    None, 0, api_name="/arithmetic")
-        ink[w] = int(test.images[list(test.index).index(int(info["a"].split("#")[1].split(" ")[0]))].sum())
-    assert ink["thick"] > 1.5 * ink["thin"], ink
-
-
 def test_style_transfer_endpoint(client, status):
     """/style_transfer through gradio_client: cvae's code of a test digit, decoded as every digit."""
     if "cvae" not in status["loaded"]:
         pytest.skip("cvae not loaded")
     fig, info = client.predict("thick test digit 7", 0, api_name="/style_transfer")
-    assert _img(fig).shape[1] > 7 * 28 * 3 and info["label"] == 7 and info["model"] == "cvae"
+    assert _img(fig).ndim == 3 and isinstance(info["label"], int) and info["model"] == "cvae"
     msg = _app_error(client.predict, "my drawing", 0, api_name="/style_transfer")  # a drawing carries no label
     assert "choices" in msg or "source" in msg, msg
 

@@ -1,6 +1,7 @@
-"""The Space's asset route and page middleware, in-process (no browser, no app): content-addressed URLs, compression
-chosen by Accept-Encoding, caching headers and 304s, nothing but registered files, and a cache that cannot be
-written costing size, never the file."""
+"""The Space's files and how they are served, in-process (no browser, no app): the asset route and page middleware
+(content-addressed URLs, compression chosen by Accept-Encoding, caching headers and 304s, nothing but registered
+files, a cache that cannot be written costing size, never the file), the browser runtime's pin, and the Space's
+card."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from vae_space.assets import IMMUTABLE, AssetStore
 from vae_space.serving import PageMiddleware
+
+from .conftest import ROOT
 
 
 def _files(tmp_path: Path) -> Path:
@@ -161,3 +164,34 @@ def test_the_app_page_at_root_and_gradio_page_behind_ui():
     made["page"] = broken
     r = c.get("/")
     assert r.status_code == 200 and "url=?ui=gradio" in r.text
+
+
+def test_onnx_runtime_pin_matches_the_lock_file():
+    """The CDN fallback's subresource integrity is the hash of the pinned npm file."""
+    import base64
+    import hashlib
+    import json
+
+    from vae_space import browser
+
+    lock = json.loads((ROOT / "space" / "package-lock.json").read_text())
+    assert lock["packages"]["node_modules/onnxruntime-web"]["version"] == browser.ORT_VERSION
+    local = browser.ORT_DIST / browser.ORT_SCRIPT
+    if not local.is_file():
+        pytest.skip("npm ci has not been run in space/")
+    digest = base64.b64encode(hashlib.sha384(local.read_bytes()).digest()).decode()
+    assert browser.ORT_INTEGRITY == f"sha384-{digest}"
+
+
+def test_space_card_lists_every_model():
+    """space/README.md's front matter: a Gradio Space, its app file, and every variant's Hub repo."""
+    import yaml
+
+    from vae_hub import VARIANTS
+    from vae_hub.hub.repo import repo_id_for
+
+    text = (ROOT / "space" / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---")[1])
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and str(meta["sdk_version"]).startswith("6.")
+    assert (ROOT / "space" / meta["app_file"]).is_file()
+    assert set(meta["models"]) == {repo_id_for(v) for v in VARIANTS}

@@ -1,6 +1,6 @@
 """The Space when its disk, its cached files, its weights folders or its visitors misbehave (issue 23), in-process:
-a cache that cannot be written, cached files that are damaged or swapped, cards that cannot be read, a folder
-holding another variant, and server functions flooded, fed junk or failing. tests/test_space.py keeps what
+a cache that cannot be written, cached files that are damaged or swapped, variants missing, cards that cannot be
+read, a folder holding another variant, and server functions flooded, fed junk or failing. tests/test_space.py keeps what
 needs a running app (the queue's per-client bound, uploads, unknown sessions and components, figures served
 from a weights folder outside the working directory).
 """
@@ -17,12 +17,16 @@ import threading
 import time
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import safetensors
 import safetensors.torch
 from vae_space.engine import Engine
-from vae_space.tabs import draw, explore, models
+from vae_space.errors import Unavailable
+from vae_space.tabs import beta, draw, explore, generate, models
+
+from vae_hub.data.preprocess import DIGIT_STROKES, render_strokes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,7 +121,7 @@ def test_cached_test_codes_are_checked_for_shape_and_values(tmp_path, monkeypatc
     both are computed again; no answer holds a NaN."""
     _cache(tmp_path, monkeypatch)
     eng = Engine.start(None, variants=["vae-z3"], background=False)
-    path = eng.codes_path(eng.models["vae-z3"])
+    path = eng.prep.codes_path(eng.models["vae-z3"])
     t = safetensors.torch.load_file(str(path))
     if damage == "ten rows":
         t = {k: v[:10].contiguous() for k, v in t.items()}
@@ -139,6 +143,29 @@ def test_answers_never_carry_nan():
 
 
 # ---------------------------------------------------------------------------- 9, 10. weights folders
+def test_missing_variants_degrade_gracefully(tmp_path):
+    """Only vae-z20 available: the app still builds, and every feature without its model says why."""
+    (tmp_path / "vae-z20").symlink_to(ROOT / "pretrained" / "vae-z20")
+    eng = Engine.start(str(tmp_path), background=False)
+    assert list(eng.models) == ["vae-z20"] and "vae-z2" in eng.missing
+    pad = {"background": None, "layers": [], "composite": render_strokes(DIGIT_STROKES[7])}
+    out = draw.encode(eng, pad, "vae-z20")
+    assert out.latent_map.shape == (450, 440, 3)  # the map is a visible "not available" panel
+    for call, word in [(lambda: beta.compare_betas(eng, "test digit 1", None, 0), "beta"),
+                       (lambda: generate.conditional(eng, "3", 4, 0), "cvae"),
+                       (lambda: explore.slice3d(eng, 0.0, 10, 2.5), "vae-z3"),
+                       (lambda: explore.manifold(eng, "vae-z2", 15, 2.5), "vae-z2"),
+                       (lambda: generate.color_codes(eng, "color-joint", 0), "color-joint")]:
+        with pytest.raises(gr.Error) as err:
+            call()
+        assert word in str(err.value)
+    card = models.model_card(eng, "cvae")
+    assert "Not available" in card.card
+    from app import build_demo
+
+    build_demo(eng)  # builds with every other feature disabled
+
+
 @pytest.fixture
 def odd_weights(tmp_path):
     """A weights folder whose cards and histories are broken in the ways issue 23 lists, and a folder named for
@@ -241,6 +268,12 @@ def test_server_functions_have_slots_bounds_and_short_errors(monkeypatch, caplog
     assert boom["error"] == "slow could not answer that call (RuntimeError).", boom
     lines = [r.getMessage() for r in caplog.records if "slow" in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0], lines
+
+    def gone(x):
+        raise Unavailable("vae-z3 is not available here: no folder vae-z3/ in pretrained/.")
+
+    answer = _body(_concurrently(server_fn("gone", gone, "x"), [{"x": 1}])[0])  # the engine's refusal: its words
+    assert answer == {"error": "vae-z3 is not available here: no folder vae-z3/ in pretrained/."}, answer
 
 
 def test_decode_points_answers_compactly():

@@ -1,23 +1,31 @@
-"""The Space's handlers and its drawing preprocessing, in-process: no server, no browser.
-
-tests/test_space.py keeps what needs a running app (the API through gradio_client, the hardening of
-requests, a clean stop); tests/test_browser.py the in-browser panels.
+"""The Space's handlers and its drawing preprocessing, in-process: no server, no browser. Every number a handler
+answers is pinned here; tests/test_space.py checks the API's contract through a launched app (endpoint names, output
+shapes and types, bad input answered briefly), tests/test_space_faults.py the Space when its files or visitors
+misbehave, tests/test_browser.py the in-browser panels.
 """
 
 from __future__ import annotations
 
 import inspect
+import io
+import json
 import re
+import shutil
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
 import torch
+from matplotlib import colormaps
+from PIL import Image
+from vae_space import engine as engine_mod
 from vae_space import handler as H
+from vae_space.engine import Engine
 from vae_space.tabs import beta, draw, explore, generate, interpolate, models, shared
 
 from vae_hub.data.preprocess import DIGIT_STROKES, render_strokes, to_mnist
+from vae_hub.evaluation.morpho import FACTORS
 from vae_hub.model.distributions import kl_per_dim
 
 from .conftest import bench_module
@@ -29,8 +37,6 @@ VARIANTS = ["vae-z20", "vae-z2", "vae-z2-corr", "vae-z3", "cvae", "beta-vae-b1",
 
 @pytest.fixture(scope="module")
 def eng():
-    from vae_space.engine import Engine
-
     return Engine.start(None, variants=VARIANTS, background=False)
 
 
@@ -71,7 +77,8 @@ def test_named_results_fix_the_output_order():
 
 
 def test_input_checks_answer_in_words():
-    for call, words in [(lambda: H.number("x", 0, 1, "seed"), "expected a number"),
+    for call, words in [*((lambda v=v: H.number(v, 0, 1, "seed"), "expected a number")
+                          for v in ("x", float("nan"), float("inf"), None, [1, 2])),
                         (lambda: H.number(2.5, 0, 10, "steps", integer=True), "whole number"),
                         (lambda: H.number(11, 0, 10, "steps"), "between 0 and 10"),
                         (lambda: H.choice("z" * 500, ["a", "b"], "model"), "expected one of a, b"),
@@ -92,6 +99,21 @@ def test_a_drawing_becomes_the_mnist_input_whatever_its_background(eng):
     for r in outs:
         np.testing.assert_allclose(r.input[4::8, 4::8, 0] / 255, want, atol=1 / 255 + 1e-6)
         np.testing.assert_allclose(r.data["mean"], outs[0].data["mean"], atol=1e-3)
+
+
+def test_a_drawing_is_read_whatever_its_polarity_and_shape(eng):
+    """White strokes on a transparent pad, and a wide JPEG scan (dark ink on off-white paper), as the app decodes
+    them (RGBA): the same MNIST-style 7 as the pad's own drawing."""
+    ref = draw.encode(eng, pad(7), "vae-z20").input[::8, ::8, 0].astype(float)
+    scan = render_strokes(DIGIT_STROKES[7], (1600, 900), 60, ink=(40, 40, 60, 255), background=(235, 232, 225, 255))
+    jpeg = io.BytesIO()
+    Image.fromarray(scan).convert("RGB").save(jpeg, format="JPEG")
+    inputs = {"transparent-white": render_strokes(DIGIT_STROKES[7], (400, 400), 16, ink=(255, 255, 255, 255)),
+              "wide-scan": np.asarray(Image.open(jpeg).convert("RGBA"))}
+    for name, value in inputs.items():
+        x = draw.encode(eng, value, "vae-z20").input[::8, ::8, 0].astype(float)
+        corr = np.corrcoef(ref.ravel(), x.ravel())[0, 1]
+        assert corr > 0.85, f"{name}: correlation {corr:.2f} with the pad's drawing"
 
 
 @pytest.mark.parametrize("value,words", [
@@ -141,6 +163,13 @@ def test_style_transfer_keeps_the_style_and_changes_the_digit(eng):
     assert r.figure.ndim == 3 and r.figure.shape[1] > 7 * 28 * 3  # input, its code, five digits a row
     with pytest.raises(gr.Error, match="source"):
         interpolate.style_transfer(eng, "my drawing", 0)  # a drawing has no label to encode it with
+
+
+def test_thick_and_thin_test_digits_are_picked_by_ink(eng):
+    picked = {w: shared.pick_input(eng, f"{w} test digit 7", None, 0, 0) for w in ("thick", "thin")}
+    assert all(label == 7 for _, label, _ in picked.values())
+    ink = {w: float(x.sum()) for w, (x, _, _) in picked.items()}
+    assert ink["thick"] > 1.5 * ink["thin"], ink
 
 
 def test_the_pages_style_transfer_sentences_still_hold(eng):
@@ -215,5 +244,96 @@ def test_color_codes_and_model_card(eng):
     assert len(captions) >= 3 and not any("_" in c for c in captions), card.figures
     assert str(ROOT) not in card.figures, "the figures' URLs name no folder of the server"
     assert "Not available" in models.model_card(eng, "conv-vae-z20").card
+    for v in eng.models:  # every card: the metrics once, in the table, by human labels (not raw keys)
+        card = models.model_card(eng, v)
+        names = list(card.metrics["metric"])
+        assert "test loss" in " ".join(names) and not any("_" in n for n in names), (v, names)
+        assert "## Test metrics" not in card.card and "## Training recipe" in card.card, v
     over = models.overview(eng)
     assert over.set_index("variant").loc["vae-z20", "loaded"] == "✓"
+
+
+# ---------------------------------------------------------------------------- handwriting factors (issue 14)
+# The β comparison names each traversed dimension after the measured factor it carries most and draws |ρ| heat maps;
+# the Draw tab measures the drawing itself.
+WITH_KEYS = "beta-vae-b4"  # gets morpho_* keys in metrics.json
+WITHOUT = "beta-vae-b1"  # its morpho_* keys are removed here: the Space measures its own test digits
+
+
+def _rho(d: int) -> np.ndarray:
+    """A made-up correlation matrix: dimension j carries slant with ρ = −(0.40 + 0.05 j), the rest ~0.1."""
+    corr = np.full((d, len(FACTORS)), 0.1)
+    corr[:, FACTORS.index("slant")] = -(0.40 + 0.05 * np.arange(d))
+    return corr
+
+
+@pytest.fixture(scope="module")
+def factor_eng(tmp_path_factory, request):
+    """Two β-VAEs: one whose metrics.json carries made-up factor correlations, one evaluated before issue 14."""
+    weights = tmp_path_factory.mktemp("weights")
+    for b in (WITH_KEYS, WITHOUT):
+        shutil.copytree(ROOT / "pretrained" / b, weights / b)
+    m = json.loads((weights / WITH_KEYS / "metrics.json").read_text())
+    m.update(morpho_correlation=_rho(10).tolist(), morpho_factors=list(FACTORS), morpho_mig=0.1, morpho_sap=0.05)
+    (weights / WITH_KEYS / "metrics.json").write_text(json.dumps(m))
+    m = json.loads((weights / WITHOUT / "metrics.json").read_text())
+    (weights / WITHOUT / "metrics.json").write_text(json.dumps({k: v for k, v in m.items()
+                                                                if not k.startswith("morpho_")}))
+    mp = pytest.MonkeyPatch()
+    mp.setattr(engine_mod, "N_FACTOR_DIGITS", 300)  # enough for the test, a fraction of the measuring time
+    request.addfinalizer(mp.undo)
+    return Engine.start(str(weights), variants=[WITH_KEYS, WITHOUT], background=False)
+
+
+def test_labels_and_heat_maps_come_from_metrics_json(factor_eng):
+    f = factor_eng.factors(factor_eng.models[WITH_KEYS])
+    assert f is not None and "metrics.json" in f.source
+    np.testing.assert_array_equal(f.corr, _rho(10))
+    r = beta.compare_betas(factor_eng, "test digit 3", None, 0)
+    d = r.data["models"][WITH_KEYS]
+    assert d["factors"] == list(FACTORS) and d["factor_rho"] == np.round(_rho(10), 3).tolist()
+    assert [x["factor"] for x in d["dominant_factor"]] == ["slant"] * 10
+    assert d["dominant_factor"][2]["rho"] == pytest.approx(-0.50)
+    # the heat map is in the figure: a cell of the colour of |ρ| = 0.85 (dimension 10), in the heat-map column
+    heat_x = sum(beta.BETA_COLS[:4]) + 4 * 12
+    assert r.figure.shape[1] == sum(beta.BETA_COLS) + 4 * 12
+    colour = (np.asarray(colormaps["viridis"](0.85)[:3]) * 255).astype(np.uint8)
+    assert np.all(r.figure[:, heat_x:] == colour, -1).sum() > 100, "a heat-map cell of |ρ| = 0.85"
+    assert not np.all(r.figure[:, :heat_x] == colour, -1).any(), "…and only there"
+
+
+def test_without_the_keys_the_space_measures_its_test_digits(factor_eng):
+    e = factor_eng.models[WITHOUT]
+    f = factor_eng.factors(e)
+    assert f is not None and "300 of the Space's test digits" in f.source and f.corr.shape == (10, len(FACTORS))
+    assert np.abs(f.corr).max() > 0.3, "some dimension of a β-VAE carries a handwriting factor"
+    assert factor_eng.factors(e) is f, "measured once, then cached"
+    r = beta.compare_betas(factor_eng, "test digit 3", None, 0)
+    labels = f.labels(beta.MIN_RHO)
+    assert [x["factor"] for x in r.data["models"][WITHOUT]["dominant_factor"]] == [n for n, _ in labels]
+    assert all(n is None or abs(rho) >= beta.MIN_RHO for n, rho in labels)
+
+
+def test_no_labels_when_no_factors(factor_eng, monkeypatch):
+    """A model whose factors cannot be had (metrics absent and measuring failing) is compared without them."""
+    monkeypatch.setattr(Engine, "factors", lambda self, e: None)
+    r = beta.compare_betas(factor_eng, "test digit 3", None, 0)
+    assert "dominant_factor" not in r.data["models"][WITH_KEYS]
+    assert r.figure.shape[1] == sum(beta.BETA_COLS[:4]) + 3 * 12, "no heat-map column"
+
+
+def test_draw_measures_thickness_and_slant(eng):
+    def bar(width: int, lean: float) -> list[float]:
+        """A stroke from row 4 to 23, ``width`` px wide, its top ``lean`` px right of its bottom per row."""
+        img = np.zeros((28, 28), np.float32)
+        for r in range(4, 24):
+            c = int(round(14 + lean * (14 - r)))
+            img[r, c - width // 2:c - width // 2 + width] = 1
+        return img.ravel().tolist()
+
+    a, b = draw.handwriting(eng, bar(2, 0.4)), draw.handwriting(eng, bar(5, -0.4))
+    assert set(a) == {"thickness", "slant"} and b["thickness"] > a["thickness"] + 2, (a, b)
+    assert a["slant"] > 10 and b["slant"] < -10, "+: the top leans right"
+    assert draw.handwriting(eng, [0.0] * 784) == {}, "a blank pad: nothing to show, no error"
+    out = draw.encode(eng, pad(7), WITHOUT)
+    assert out.data["handwriting"]["thickness"] > 0 and "thickness" in out.summary

@@ -165,7 +165,8 @@ def _colour_choose(pg: Page, selector: str, value: str, action: str) -> None:
 def test_colour_codes_in_the_static_site_match_the_gradio_handler(site, browser):
     """The Generate view's colour section: nothing downloaded until it is in view; then the sweeps painted, the table
     filled, and every measure equal to Gradio's /color_codes (the handler itself) for the same model and seed."""
-    from vae_space.engine import COLOR_MODELS, Engine
+    from vae_space.engine import Engine
+    from vae_space.entries import COLOR_MODELS
     from vae_space.tabs.generate import color_codes
 
     _, url = site

@@ -28,7 +28,6 @@ import mimetypes
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from vae_hub.files.tensors import write_atomic
 
 log = logging.getLogger("vae_space")
 
@@ -217,18 +218,11 @@ class AssetStore:
         """Store a compressed copy on disk (durable ones) or in memory (fast ones, and when the disk refuses)."""
         if durable and self.cache is not None:
             path = self._cached_path(a, enc)
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp.write_bytes(out)
-                os.replace(tmp, path)
+                write_atomic(path, out)
                 self._swap(a, enc, path)
                 return
             except Exception as e:  # read-only or full disk: memory, within a bound
-                try:
-                    tmp.unlink(missing_ok=True)
-                except OSError:
-                    pass
                 if self.cache_error is None:
                     log.warning("compressed copies are not cached on disk (%s); keeping them in memory",
                                 type(e).__name__)

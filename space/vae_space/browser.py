@@ -34,7 +34,8 @@ from vae_hub.data.mnist import cache_dir
 from vae_hub.data.preprocess import DIGIT_STROKES
 
 from .assets import AssetStore, chosen_encoding, compress
-from .engine import MAP_MODEL, Engine, is_colour, is_conditional_generator
+from .engine import Engine
+from .entries import MAP_MODEL, is_colour, is_conditional_generator
 from .limits import server_function
 from .page import render
 
@@ -156,7 +157,7 @@ def _shards(engine: Engine) -> list[str]:
 def codes_url(engine: Engine, name: str) -> str:
     """A model's test codes: the cached file, or (a cache that could not be written) the same made in memory."""
     e = engine.models[name]
-    path = engine.codes_path(e)
+    path = engine.prep.codes_path(e)
     if path.is_file():
         return assets().file(path, "codes.safetensors")
     data = {"mu": np.ascontiguousarray(e.mu, np.float16), "elbo": np.ascontiguousarray(e.elbo, np.float32)}
@@ -280,8 +281,8 @@ def manifest(engine: Engine, wait: str | None = None, timeout: float = 120.0) ->
                 spec["density"] = density_spec(e.model.code_density)
         models[name] = spec
     maps = {}
-    for name, m in engine.maps.items():
-        png = engine.map_png(engine.models[name])
+    for name, m in engine.prep.maps.items():
+        png = engine.prep.map_png(engine.models[name])
         if png.is_file():
             maps[name] = {"png": assets().file(png, "map.png"), "lim": m.lim, "box": list(m.box), "width": m.W,
                           "height": m.H}

@@ -10,14 +10,13 @@ the variant and the weights they are served for; anything else is computed again
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from vae_hub.files.tensors import atomic_path
 from vae_hub.hub.onnx import DECODER_FILE, ENCODER_FILE
 
 log = logging.getLogger("vae_space")
@@ -33,19 +32,13 @@ class DiskCache:
         self._lock = threading.Lock()
 
     def write(self, path: Path, write: Callable[[Path], None]) -> bool:
-        """Write through a temporary file and rename, so a concurrent reader never sees half a file.
-        False when it could not be written (nothing is left behind): the caller keeps its result in memory."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+        """``write(tmp)``, then ``tmp`` moved into place (``atomic_path``): a concurrent reader never sees half a
+        file. False when it could not be written (nothing is left behind): the caller keeps its result in memory."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write(tmp)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                write(tmp)
             return True
         except Exception as e:  # OSError, safetensors' SafetensorError, ...: any writer's failure
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
             self.failed(path, e)
             return False
 

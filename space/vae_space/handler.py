@@ -3,7 +3,8 @@ named results.
 
 A handler is a plain function ``fn(engine, *inputs)``: tests and benchmarks call it in-process and get
 numpy images, dicts and strings, or a :class:`Result` whose fields name each output. ``@handler`` runs it
-without gradients and turns every failure into a short ``gr.Error`` (never a traceback);
+without gradients and turns every failure into a short ``gr.Error`` (never a traceback): the engine's
+``Unavailable`` and a refused drawing with their own words, anything else in one line;
 ``fn.ui(engine)`` is the same call as Gradio wires it: a result's fields in order, images as PNG files.
 (``guard.SafeBlocks`` stays the outer net: it bounds every request before Gradio decodes it.)
 """
@@ -31,6 +32,7 @@ from PIL import Image
 
 from vae_hub.data.preprocess import DrawingError
 
+from .errors import Unavailable
 from .guard import brief
 
 log = logging.getLogger("vae_space")
@@ -112,7 +114,7 @@ def handler(fn: Callable) -> Callable:
                 return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except DrawingError as e:
+        except (DrawingError, Unavailable) as e:  # the drawing or the model is not usable: the reason, as it stands
             fail(str(e))
         except Exception as e:  # a bug or an input we did not foresee: log it, tell the user briefly
             log.exception("%s failed", fn.__name__)

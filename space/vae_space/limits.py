@@ -46,6 +46,7 @@ from fastapi import HTTPException
 from starlette.middleware import Middleware
 from starlette.responses import Response
 
+from .errors import Unavailable
 from .guard import MAX_TEXT, brief, files_in, shorten
 
 log = logging.getLogger("vae_space")
@@ -158,8 +159,8 @@ def server_function(name: str, fn: Callable[[Any], Any], slots: int = 1, wait: f
             return json_response({"error": f"{name} could not answer that call."})
 
     def failed(e: Exception, data: Any) -> dict:
-        if isinstance(e, gr.Error):
-            return {"error": shorten(str(e.message), [data])}
+        if isinstance(e, gr.Error | Unavailable):  # a handler's refusal, or the engine's (a missing model): its words
+            return {"error": shorten(str(getattr(e, "message", e)), [data])}
         # a bug or an input we did not foresee: one log line, a short answer
         log.warning("server function %s failed: %s: %s", name, type(e).__name__, shorten(str(e), [data]))
         return {"error": f"{name} could not answer that call ({type(e).__name__})."}

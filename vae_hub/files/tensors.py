@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,10 +25,11 @@ CONFIG_NAME = "config.json"
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a hidden temporary sibling of ``path`` to write, then move it into place in one step: readers
     (and a crash) see the old file or the new one, never half of one. The name matches ``*.tmp*``, so a
-    leftover is never staged for a Hub push."""
+    leftover is never staged for a Hub push. The name is new on every call: two threads writing one file never
+    write into the same temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -20,7 +20,8 @@ from vae_hub.model.variants import VARIANTS
 
 from .. import plots as P
 from ..browser import PAGE_CSS, assets, live_panel
-from ..engine import BETAS, Engine, Factors
+from ..engine import Engine
+from ..entries import BETAS, Factors
 from ..handler import Result, fail, handler
 from ..ui import note_box, sketchpad, start_here
 from .shared import SOURCES, pick_input, r2

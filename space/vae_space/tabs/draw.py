@@ -23,7 +23,8 @@ from vae_hub.data.preprocess import sketch_image, to_mnist
 
 from .. import plots as P
 from ..browser import live_panel, server_fn
-from ..engine import MAP_MODEL, Engine, Entry
+from ..engine import Engine
+from ..entries import MAP_MODEL, Entry
 from ..handler import Result, handler, pixels
 from ..ui import note_box, start_here
 from .shared import map_model, map_picture, neighbours, vote

@@ -18,7 +18,8 @@ from vae_hub.training.figures import image_grid, latent_grid
 
 from .. import plots as P
 from ..browser import live_panel, server_fn
-from ..engine import MAP_MODEL, Engine, is_encoder
+from ..engine import Engine
+from ..entries import MAP_MODEL, is_encoder
 from ..handler import Result, fail, handler, number
 from ..limits import pixels_response
 from ..ui import image, note_box, start_here
@@ -199,5 +200,5 @@ def build(engine: Engine, q: dict, live: dict) -> gr.Tab:
                                                  api_name="corr_maps", **q)
     # what is otherwise drawn on first use, ahead of the first request
     engine.warm([lambda: corr_maps(engine), lambda: manifold(engine, MAP_MODEL, 15, 2.5),
-                 lambda: slice3d(engine, 0.0, 12, 2.5)])
+                 lambda: slice3d(engine, 0.0, 12, 2.5)], skip=(gr.Error,))  # handlers: a missing model is a gr.Error
     return tab

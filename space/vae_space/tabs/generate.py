@@ -16,7 +16,8 @@ from vae_hub.model.distributions import kl_per_dim
 from vae_hub.training.figures import image_grid
 
 from .. import plots as P
-from ..engine import COLOR_MODELS, Engine
+from ..engine import Engine
+from ..entries import COLOR_MODELS
 from ..handler import Result, choice, fail, handler, number, seed_of
 from ..ui import image, note_box, on_visit, quiet, start_here
 from .shared import prior_codes
@@ -175,81 +176,95 @@ def _new_seed() -> int:
 
 def build(engine: Engine, q: dict) -> gr.Tab:
     """The tab: prior samples, the conditional model's digits, and the colour models' sweeps."""
-    every, colors = engine.available("any"), engine.available("color")
     with gr.Tab("Generate", id="generate") as tab:
         start_here("press **Sample** for new digits, from the prior and from where the training digits' codes lie (each "
                    "press, a new seed); pick a digit for the "
                    "conditional model; below, see which codes control colour.")
         with gr.Row(equal_height=False):
             with gr.Column(min_width=300):
-                gr.Markdown("### Samples\nCodes z decoded: drawn from the prior, and from where the training "
-                            "digits' codes lie.")
-                model = gr.Dropdown(every, value=engine.default_encoder() or (every[0] if every else None),
-                                    label="Model", interactive=bool(every))
-                with gr.Row():
-                    n = gr.Slider(4, 100, value=36, step=1, label="Samples")
-                    seed = gr.Number(0, precision=0, minimum=0, label="Seed (Enter to reuse)")
-                go = gr.Button("Sample", variant="primary", interactive=bool(every))
-                with gr.Row(equal_height=False):  # side by side; one above the other on a phone
-                    with gr.Column(min_width=160):
-                        gr.Markdown("**From the prior** N(0, I)", elem_classes=["note"])
-                        samples = image(label="Samples", elem_classes=["pixelated"])
-                    with gr.Column(min_width=160):
-                        gr.Markdown("**From where the training digits' codes lie**", elem_classes=["note"])
-                        dense = image(label="Samples from the density of the training codes",
-                                      elem_classes=["pixelated"])
-                gr.Markdown(DENSITY_NOTE, elem_classes=["note"])
+                _samples(engine, tab, q)
             with gr.Column(min_width=300):
-                gr.Markdown("### Pick a digit\n`cvae` gets the label, so its code holds only style: the "
-                            "same styles in every row.")
-                note_box(engine.unavailable_note(["cvae"], "This section needs it; it runs"))
-                has_cvae = "cvae" in every
-                digit = gr.Radio(DIGITS, value="all", label="Digit", interactive=has_cvae)
-                with gr.Row():
-                    c_n = gr.Slider(1, 20, value=8, step=1, label="Samples per digit", interactive=has_cvae)
-                    c_seed = gr.Number(0, precision=0, minimum=0, label="Seed", interactive=has_cvae)
-                c_img = image(label="Conditional samples", elem_classes=["pixelated"])
-        ui_gen, ui_cond = generate.ui(engine), conditional.ui(engine)
-        ui_dense = generate_density.ui(engine)
-        gr.on([model.change, n.change, seed.submit], ui_gen, [model, n, seed], samples, api_name="generate",
-              trigger_mode="always_last", **q)  # change, not release: arrow keys move a slider too
-        # the same model, number and seed from the density; a model without one leaves the picture empty
-        gr.on([model.change, n.change, seed.submit], quiet(ui_dense, 1), [model, n, seed], dense,
-              api_visibility="private", trigger_mode="always_last", **q)
-        gr.on(None, ui_dense, [model, n, seed], dense, api_name="generate_density", **q)
-        model.change(lambda m: gr.update(value=None) if not engine_has_density(engine, m) else gr.skip(), model,
-                     dense, api_visibility="private", show_progress="hidden")
-        # each press draws new samples: a fresh seed, shown in the field so a result can be reproduced
-        go.click(_new_seed, None, seed, api_visibility="private", show_progress="hidden").then(
-            ui_gen, [model, n, seed], samples, api_visibility="private", **q).then(
-            quiet(ui_dense, 1), [model, n, seed], dense, api_visibility="private", **q)
-        on_visit(tab, ui_gen, [model, n, seed], [samples], **q)
-        on_visit(tab, quiet(ui_dense, 1), [model, n, seed], [dense], **q)
-        gr.on([digit.change, c_n.change, c_seed.change], ui_cond, [digit, c_n, c_seed], c_img, api_name="conditional",
-              trigger_mode="always_last",
-              **q)
-        on_visit(tab, ui_cond, [digit, c_n, c_seed], [c_img], **q)
-
-        gr.Markdown("### Colour: what do the codes control?\nThe coloured-MNIST models around one test digit's "
-                    "code: each continuous dimension swept from −2.5 to 2.5, each categorical variable set to "
-                    "each of its values. The table measures how much each sweep changes the stroke colour "
-                    "and the digit's shape.")
-        note_box(engine.unavailable_note(COLOR_MODELS, "This section runs"))
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=320):
-                # color-vae by default: its continuous codes visibly move colour and shape
-                k_model = gr.Dropdown(colors, value="color-vae" if "color-vae" in colors else (colors[0] if colors else None),
-                                      label="Colour model", interactive=bool(colors))
-                k_seed = gr.Number(0, precision=0, minimum=0, label="Test digit (seed)", interactive=bool(colors))
-                # px: whole words in the headers; the verdict comes second, so a phone shows it without scrolling
-                k_table = gr.Dataframe(label="What each variable controls", interactive=False, wrap=True,
-                                       headers=["variable", "controls", "colour change", "shape change", "kind"],
-                                       column_widths=["80px", "110px", "70px", "70px", "130px"])
-                gr.Markdown(COLOR_TABLE_NOTE, elem_classes=["note"])
-            with gr.Column(scale=3, min_width=320):
-                k_img = image(label="Sweeps", elem_id="color-sweeps")
-        k_out = ColorCodes.outputs(sweeps=k_img, table=k_table)
-        ui_col = color_codes.ui(engine)
-        gr.on([k_model.change, k_seed.change], ui_col, [k_model, k_seed], k_out, api_name="color_codes", **q)
-        on_visit(tab, ui_col, [k_model, k_seed], k_out, **q)
+                _conditional(engine, tab, q)
+        _colour(engine, tab, q)
     return tab
+
+
+def _samples(engine: Engine, tab: gr.Tab, q: dict) -> None:
+    """Samples from the prior beside samples from the density of the training codes (/generate, /generate_density)."""
+    every = engine.available("any")
+    gr.Markdown("### Samples\nCodes z decoded: drawn from the prior, and from where the training "
+                "digits' codes lie.")
+    model = gr.Dropdown(every, value=engine.default_encoder() or (every[0] if every else None),
+                        label="Model", interactive=bool(every))
+    with gr.Row():
+        n = gr.Slider(4, 100, value=36, step=1, label="Samples")
+        seed = gr.Number(0, precision=0, minimum=0, label="Seed (Enter to reuse)")
+    go = gr.Button("Sample", variant="primary", interactive=bool(every))
+    with gr.Row(equal_height=False):  # side by side; one above the other on a phone
+        with gr.Column(min_width=160):
+            gr.Markdown("**From the prior** N(0, I)", elem_classes=["note"])
+            samples = image(label="Samples", elem_classes=["pixelated"])
+        with gr.Column(min_width=160):
+            gr.Markdown("**From where the training digits' codes lie**", elem_classes=["note"])
+            dense = image(label="Samples from the density of the training codes", elem_classes=["pixelated"])
+    gr.Markdown(DENSITY_NOTE, elem_classes=["note"])
+    ui_gen, ui_dense = generate.ui(engine), generate_density.ui(engine)
+    inputs = [model, n, seed]
+    gr.on([model.change, n.change, seed.submit], ui_gen, inputs, samples, api_name="generate",
+          trigger_mode="always_last", **q)  # change, not release: arrow keys move a slider too
+    # the same model, number and seed from the density; a model without one leaves the picture empty
+    gr.on([model.change, n.change, seed.submit], quiet(ui_dense, 1), inputs, dense,
+          api_visibility="private", trigger_mode="always_last", **q)
+    gr.on(None, ui_dense, inputs, dense, api_name="generate_density", **q)
+    model.change(lambda m: gr.update(value=None) if not engine_has_density(engine, m) else gr.skip(), model,
+                 dense, api_visibility="private", show_progress="hidden")
+    # each press draws new samples: a fresh seed, shown in the field so a result can be reproduced
+    go.click(_new_seed, None, seed, api_visibility="private", show_progress="hidden").then(
+        ui_gen, inputs, samples, api_visibility="private", **q).then(
+        quiet(ui_dense, 1), inputs, dense, api_visibility="private", **q)
+    on_visit(tab, ui_gen, inputs, [samples], **q)
+    on_visit(tab, quiet(ui_dense, 1), inputs, [dense], **q)
+
+
+def _conditional(engine: Engine, tab: gr.Tab, q: dict) -> None:
+    """The class-conditional model's digits, one row per digit (/conditional)."""
+    gr.Markdown("### Pick a digit\n`cvae` gets the label, so its code holds only style: the "
+                "same styles in every row.")
+    note_box(engine.unavailable_note(["cvae"], "This section needs it; it runs"))
+    has_cvae = "cvae" in engine.models
+    digit = gr.Radio(DIGITS, value="all", label="Digit", interactive=has_cvae)
+    with gr.Row():
+        c_n = gr.Slider(1, 20, value=8, step=1, label="Samples per digit", interactive=has_cvae)
+        c_seed = gr.Number(0, precision=0, minimum=0, label="Seed", interactive=has_cvae)
+    c_img = image(label="Conditional samples", elem_classes=["pixelated"])
+    ui_cond = conditional.ui(engine)
+    gr.on([digit.change, c_n.change, c_seed.change], ui_cond, [digit, c_n, c_seed], c_img, api_name="conditional",
+          trigger_mode="always_last", **q)
+    on_visit(tab, ui_cond, [digit, c_n, c_seed], [c_img], **q)
+
+
+def _colour(engine: Engine, tab: gr.Tab, q: dict) -> None:
+    """What the colour models' codes control: the sweeps and the table (/color_codes)."""
+    colors = engine.available("color")
+    gr.Markdown("### Colour: what do the codes control?\nThe coloured-MNIST models around one test digit's "
+                "code: each continuous dimension swept from −2.5 to 2.5, each categorical variable set to "
+                "each of its values. The table measures how much each sweep changes the stroke colour "
+                "and the digit's shape.")
+    note_box(engine.unavailable_note(COLOR_MODELS, "This section runs"))
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320):
+            # color-vae by default: its continuous codes visibly move colour and shape
+            k_model = gr.Dropdown(colors, value="color-vae" if "color-vae" in colors else (colors[0] if colors else None),
+                                  label="Colour model", interactive=bool(colors))
+            k_seed = gr.Number(0, precision=0, minimum=0, label="Test digit (seed)", interactive=bool(colors))
+            # px: whole words in the headers; the verdict comes second, so a phone shows it without scrolling
+            k_table = gr.Dataframe(label="What each variable controls", interactive=False, wrap=True,
+                                   headers=["variable", "controls", "colour change", "shape change", "kind"],
+                                   column_widths=["80px", "110px", "70px", "70px", "130px"])
+            gr.Markdown(COLOR_TABLE_NOTE, elem_classes=["note"])
+        with gr.Column(scale=3, min_width=320):
+            k_img = image(label="Sweeps", elem_id="color-sweeps")
+    k_out = ColorCodes.outputs(sweeps=k_img, table=k_table)
+    ui_col = color_codes.ui(engine)
+    gr.on([k_model.change, k_seed.change], ui_col, [k_model, k_seed], k_out, api_name="color_codes", **q)
+    on_visit(tab, ui_col, [k_model, k_seed], k_out, **q)

@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw
 
 from .. import plots as P
 from ..browser import PAGE_CSS, live_panel
-from ..engine import Engine, Entry
+from ..engine import Engine
+from ..entries import Entry
 from ..handler import Result, choice, handler, number, tmpfile
 from ..ui import sketchpad, start_here
 from .shared import SOURCES, map_model, map_picture, neighbours, pick_input, vote

@@ -13,7 +13,8 @@ from vae_hub.data.preprocess import sketch_image, to_mnist
 from vae_hub.model.vae import VAE
 
 from .. import plots as P
-from ..engine import MAP_MODEL, Engine, Entry
+from ..engine import Engine
+from ..entries import MAP_MODEL, Entry
 from ..handler import choice, seed_of
 
 SOURCES = (["my drawing", "random test digit"] + [f"test digit {d}" for d in range(10)]
