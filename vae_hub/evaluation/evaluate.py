@@ -1,7 +1,7 @@
 """Honest evaluation: one command computes every published number, with the settings that produced it.
 
     python -m vae_hub.evaluate --models pretrained/ --dataset ylecun/mnist --out eval \\
-        [--quick] [--update-readme README.md] [--no-write-cards]
+        [--quick] [--update-readme docs/evaluation.md] [--no-write-cards]
 
 Writes OUT/metrics.json (every metric, its settings, seeds and sample counts; for Gaussian latents also MIG,
 SAP, DCI and the correlation matrix against the measured handwriting factors of the test digits), OUT/results.md (the
@@ -9,8 +9,8 @@ Markdown tables, also pasted between ``<!-- results:start -->`` and ``<!-- resul
 ``--update-readme`` file) and OUT/figures/<variant>/*.png. Unless ``--no-write-cards``, each model
 folder gets its own metrics.json and a re-rendered model card carrying the same numbers.
 
-What is computed, and how (the protocol), is ``vae_hub.evaluation.protocol``; the tables, cards and README block
-(the report) are ``vae_hub.evaluation.report``.
+What is computed, and how (the protocol), is ``vae_hub.evaluation.protocol``; the tables, cards and the docs' results
+block (the report) are ``vae_hub.evaluation.report``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Protocol (MNIST test split):
   digits than the NLL does), with the subset's direct mean kept in the JSON. ``--nll-images all``
   runs the literal protocol on every test digit.
 - Active units, KL per unit, linear probe, MIG, Fréchet distance, conditional accuracy, colour control:
-  see ``vae_hub.evaluation.metrics`` and the README's Evaluation section.
+  see ``vae_hub.evaluation.metrics`` and docs/evaluation.md.
 - Disentanglement against measured handwriting factors (Morpho-MNIST thickness, slant, width, height,
   length, area of every test digit, ``vae_hub.evaluation.morpho``), for every model with a Gaussian latent (the
   continuous part of a joint one): correlation matrix, MIG, SAP, DCI (``vae_hub.evaluation.disentangle``).

@@ -1,4 +1,4 @@
-"""The evaluation report: the Markdown tables, each model's metrics.json and card, the README block."""
+"""The evaluation report: the Markdown tables, each model's metrics.json and card, the results block (docs/evaluation.md)."""
 
 from __future__ import annotations
 

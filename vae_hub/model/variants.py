@@ -9,7 +9,7 @@ from vae_hub.model.config import VAEConfig
 
 # Recipes: a short linear warm-up lets each start at a higher rate without switching latent units off, and a
 # linear decay to 0 settles the weights, so the set reaches its earlier test losses in fewer, cheaper steps
-# (batch 256 for the MLPs; bf16 autocast where a probe finds it faster); the pilots are in the README.
+# (batch 256 for the MLPs; bf16 autocast where a probe finds it faster); the pilots are in docs/training.md.
 _FAST = dict(lr_warmup=0.05, lr_schedule="linear", precision="auto")
 _MLP2 = dict(_FAST, hidden=[512, 256], epochs=20, batch_size=256, lr=3e-3)
 _BETA = dict(_FAST, hidden=[512, 256], z_dim=10, epochs=15, batch_size=256, lr=3e-3)

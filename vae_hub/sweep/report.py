@@ -1,5 +1,5 @@
 """Reports of a sweep, read back from the Optuna storage: results table (CSV, Markdown), importance and
-parallel-coordinate plots, summary.json, the best config as a registry entry, and the README block."""
+parallel-coordinate plots, summary.json, the best config as a registry entry, and the block of docs/sweep.md."""
 
 from __future__ import annotations
 
