@@ -42,32 +42,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
+from common import CHROMIUM, FLAGS, RESULTS, ROOT, launch, loadavg, machine, rss_mib, static_site, stats, stop, write
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-from common import machine  # noqa: E402
-from space_latency import _free_port, _peak_rss_mib  # noqa: E402
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # --static builds the site in this process, from the bundled weights
 
 from vae_hub.data.preprocess import DIGIT_STROKES  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 OUT = RESULTS / "browser_latency.json"
 SCREENSHOT = RESULTS / "browser-mid-stroke.png"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1440, "height": 1000}
 MODELS = ("vae-z20", "conv-vae-z20")
 TARGET = {"move_to_paint_p95_ms": 50.0, "max_wait_ms": 100.0, "up_to_final_ms": 50.0, "page_ready_s": 3.0,
@@ -93,42 +82,6 @@ FINAL_PAINTED = """(up) => { const p = window.vaeDraw.paints;
   return false; }"""
 OFFERED = "() => Array.from(document.querySelectorAll(\"select[aria-label='Model'] option\"), (o) => o.value)"
 SETTLED = """() => { const a = window.vaeDraw.app; return !a || (!a.busy && !a.dirty && a.pending === null && !a.scheduled); }"""
-
-
-def stats(ms: list[float]) -> dict:
-    if not ms:
-        return {"n": 0}
-    a = np.asarray(ms, float)
-    return {"n": len(a), "median_ms": round(float(np.median(a)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2),
-            "min_ms": round(float(a.min()), 2), "max_ms": round(float(a.max()), 2)}
-
-
-# ---------------------------------------------------------------------------- the app
-def launch(weights: str | None, runtime: str, timeout: float = 180.0) -> tuple[str, subprocess.Popen, str]:
-    """`python space/app.py` on 127.0.0.1 (bundled weights unless told), the in-browser runtime or the
-    server fallback (VAE_SPACE_RUNTIME=server). Returns its URL, process and log file."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("VAE_HUB_WEIGHTS", "VAE_HUB_NAMESPACE", "SPACE_ID")}
-    env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1",
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-    env.pop("VAE_SPACE_RUNTIME", None)
-    if runtime == "server":
-        env["VAE_SPACE_RUNTIME"] = "server"
-    cmd = [sys.executable, str(ROOT / "space" / "app.py")] + (["--weights", weights] if weights else [])
-    log = tempfile.NamedTemporaryFile("w+", prefix="browser-bench-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the app exited ({proc.returncode}); log {log.name}:\n" + Path(log.name).read_text()[-3000:])
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return url, proc, log.name
-        except OSError:
-            time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError(f"the app did not start in {timeout:.0f} s; log {log.name}")
 
 
 # ---------------------------------------------------------------------------- one page
@@ -456,35 +409,43 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _static_site(args: argparse.Namespace) -> object:
-    """The static site built into a temporary folder and served by Python's http.server (sets args.url), its
-    results and screenshot under their own names; returns the folder (removed once collected)."""
-    import tempfile
+def _one_runtime(browser, args: argparse.Namespace, rt: str, screenshot: Path | None) -> dict:
+    """One runtime: the app at --url, or one started here with that runtime (then also its peak memory)."""
+    app = None if args.url else launch(args.weights, {"VAE_SPACE_RUNTIME": "server"} if rt == "server" else None)
 
-    from first_visit import serve_static
-    from vae_space.static import build
+    def check() -> None:
+        if app is not None and app.proc.poll() is not None:
+            raise RuntimeError(f"the app exited during the run (code {app.proc.returncode}); log {app.log}")
 
-    site = tempfile.TemporaryDirectory(prefix="vae-hub-site-")
-    build(site.name, args.weights)
-    args.url, args.server = serve_static(Path(site.name))
-    if args.out == OUT:
-        args.out = OUT.with_name("browser_latency_static.json")
-    if args.screenshot == SCREENSHOT:
-        args.screenshot = SCREENSHOT.with_name("browser-mid-stroke-static.png")
-    return site
+    try:
+        run = run_runtime(browser, args.url or app.url, rt, args.loads, args.repeats, args.step_px, screenshot, check)
+        if app is not None:
+            run["server_peak_rss_mib"] = round(peak, 1) if (peak := rss_mib(app.proc.pid, peak=True)) else None
+    finally:
+        if app is not None:
+            stop(app.proc)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if not args.static:
+        return measure(args, ["browser", "server"] if args.runtime == "both" else [args.runtime])
+    with static_site(args.weights) as (args.url, _):  # no server: the in-browser runtime only
+        if args.out == OUT:  # its results and screenshot under their own names
+            args.out = OUT.with_name("browser_latency_static.json")
+        if args.screenshot == SCREENSHOT:
+            args.screenshot = SCREENSHOT.with_name("browser-mid-stroke-static.png")
+        return measure(args, ["browser"], "static site")
+
+
+def measure(args: argparse.Namespace, runtimes: list[str], host: str = "Gradio Space") -> int:
+    """Every runtime in turn: print and write the figures and the verdicts; 0 when every target is met."""
     from playwright.sync_api import sync_playwright
 
-    runtimes = ["browser", "server"] if args.runtime == "both" else [args.runtime]
-    site = _static_site(args) if args.static else None  # no server: the in-browser runtime only
-    if site:
-        runtimes = ["browser"]
-    mach = {**machine(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    mach = {**machine(), "loadavg_at_start": loadavg()}
     print(f"CPU: {mach['cpu']} ({mach['cores']} cores); load average {mach['loadavg_at_start']}")
-    result: dict = {"machine": mach, "target": TARGET, "runs": {}, "host": "static site" if site else "Gradio Space"}
+    result: dict = {"machine": mach, "target": TARGET, "runs": {}, "host": host}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         mach["chromium"] = browser.version
@@ -493,38 +454,22 @@ def main(argv: list[str] | None = None) -> int:
               f"{VIEWPORT['width']}×{VIEWPORT['height']}")
         try:
             for i, rt in enumerate(runtimes):
-                proc, log = None, None
-                url = args.url
-                if url is None:
-                    url, proc, log = launch(args.weights, rt)
-                def check(proc=proc, log=log) -> None:
-                    if proc is not None and proc.poll() is not None:
-                        raise RuntimeError(f"the app exited during the run (code {proc.returncode}); log {log}")
-
-                try:
-                    run = run_runtime(browser, url, rt, args.loads, args.repeats, args.step_px,
-                                      args.screenshot if i == 0 else None, check)
-                    if proc is not None:
-                        run["server_peak_rss_mib"] = _peak_rss_mib(proc.pid)
-                finally:
-                    if proc is not None:
-                        proc.terminate()
-                        proc.wait(15)
+                run = _one_runtime(browser, args, rt, args.screenshot if i == 0 else None)
                 result["runs"][run["runtime"] or rt] = run
                 print_run(run)
         finally:
             browser.close()
-    mach["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    mach["loadavg_at_end"] = loadavg()
     browser_run = result["runs"].get("browser")
     result["verdicts"] = verdicts(browser_run) if browser_run else {}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
     print()
     for what, met in result["verdicts"].items():
         print(f"{'met   ' if met else 'MISSED'}  {what}")
     if not browser_run:
         print("(no verdicts: the targets are for the in-browser runtime)")
-    print(f"wrote {args.out}" + (f" and {args.screenshot}" if args.screenshot.is_file() else ""))
+    write("browser_latency", result, args.out)
+    if args.screenshot.is_file():
+        print(f"and {args.screenshot}")
     print(f"load average (1, 5, 15 min) at start {mach['loadavg_at_start']}, at end {mach['loadavg_at_end']}: "
           "Chromium, Playwright and the app share this CPU")
     return 0 if all(result["verdicts"].values()) else 1

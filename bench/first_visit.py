@@ -28,7 +28,6 @@ bench waits until the app has prepared every model and made its compressed copie
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -36,17 +35,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import CHROMIUM, FLAGS, RESULTS, launch, machine, static_site, stop, wait_ready, write
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-from browser_latency import CHROMIUM, FLAGS, launch  # noqa: E402
-from common import machine  # noqa: E402
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the static site is built in this process, from the bundled weights
 
 from vae_hub.data.preprocess import DIGIT_STROKES  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 OUT = RESULTS / "first_visit.json"
 SHOT = RESULTS / "first-visit-slow.png"
 MIB = 2**20
@@ -332,46 +326,11 @@ def print_host(profiles: dict) -> None:
                                                                for t, s in r["tabs"].items()))
 
 
-def wait_prepared(url: str, timeout_s: float = 600) -> None:
-    """Until every model is prepared and every compressed copy made (as on a Space up for a minute)."""
-    from gradio_client import Client
-
-    client = Client(url, verbose=False)
-    t0 = time.time()
-    while time.time() - t0 < timeout_s:
-        s = client.predict(api_name="/status")
-        if set(s["ready"]) >= set(s["loaded"]) and s.get("assets_compressing", 0) == 0:
-            return
-        time.sleep(2)
-    raise RuntimeError("the app did not finish preparing")
-
-
-def serve_static(folder: Path) -> tuple[str, object]:
-    """The static site in ``folder`` on 127.0.0.1 (a thread of this process); returns its URL and the server."""
-    import functools
-    import http.server
-    import threading
-
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}/", server
-
-
 def run_static(p, profiles: list[str], runs: int) -> dict:
-    from vae_space.static import build
-
-    with tempfile.TemporaryDirectory(prefix="vae-hub-site-") as site:
-        summary = build(site)
+    with static_site() as (url, summary):
         print(f"static site: {summary['files']} files, {summary['bytes'] / MIB:.1f} MiB, built in "
               f"{summary['seconds']:.0f} s")
-        url, server = serve_static(Path(site))
-        try:
-            out = {"site": summary, "profiles": {n: run_profile(p.chromium, url, n, runs, None) for n in profiles}}
-        finally:
-            server.shutdown()
-    return out
+        return {"site": summary, "profiles": {n: run_profile(p.chromium, url, n, runs, None) for n in profiles}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -386,8 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"{CHROMIUM} not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    proc = None
-    url = args.url
+    app, url = None, args.url
     results: dict = {"machine": machine(), "runs": args.runs, "target": TARGET, "profiles": {}}
     try:
         with sync_playwright() as p:
@@ -397,23 +355,21 @@ def main(argv: list[str] | None = None) -> None:
             print(f"CPU: {results['machine']['cpu']}; Chromium {results['chromium']}")
             if "gradio" in args.hosts:
                 if url is None:
-                    url, proc, log = launch(None, "browser")
-                    print(f"app: {url} (log {log})")
-                wait_prepared(url)
+                    app = launch()
+                    url = app.url
+                    print(f"app: {url} (log {app.log})")
+                wait_ready(url, 600, compressed=True)  # as on a Space up for a minute
                 for name in args.profiles:
                     results["profiles"][name] = run_profile(p.chromium, url, name, args.runs,
                                                             SHOT if name == "slow" else None)
             if "static" in args.hosts:
                 results["static"] = run_static(p, args.profiles, args.runs)
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(15)
+        if app is not None:
+            stop(app.proc)
     results["verdicts"] = verdicts(results)
     print_results(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
-    print(f"wrote {args.out}")
+    write("first_visit", results, args.out)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@
 
 Encode+decode images/s (posterior mode -> Bernoulli means) at batch 1 and batch 256 for every bundled
 variant (median of repeated timings), the peak resident memory of a process that loads every model
-(a fresh subprocess, resource.getrusage), and that of the Space's own process (space/app.py started on
-127.0.0.1, read from /proc once its background preparation is done).
+(a fresh subprocess of this script, its VmHWM), and that of the Space's own process (space/app.py started on
+127.0.0.1, read once its background preparation is done).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import time
 
 import torch
-from common import ROOT, median, write
+from common import ROOT, launch, median, rss_mib, stop, write
 
 import vae_hub
 from vae_hub.hub.repo import model_folders
@@ -39,13 +39,12 @@ def throughput(model, batch: int, seconds: float = 1.0) -> float:
     return median(rates)
 
 
-PEAK = """
-import resource, sys, json
-import vae_hub
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-models = [vae_hub.load(p) for p in {paths!r}]
-print(json.dumps({{"after_import_mib": base / 1024, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-"""
+def peak_child(folder: str) -> None:
+    """In a fresh process (this script with --peak-child): the peak resident memory after importing torch and
+    vae_hub, and after loading every model of ``folder``."""
+    after_import = rss_mib(peak=True)
+    models = [vae_hub.load(str(f)) for f in model_folders(folder)]
+    print(json.dumps({"after_import_mib": after_import, "peak_mib": rss_mib(peak=True), "models": len(models)}))
 
 
 def main() -> None:
@@ -53,7 +52,10 @@ def main() -> None:
     p.add_argument("--models", default=str(ROOT / "pretrained"))
     p.add_argument("--no-space", action="store_true", help="skip starting the Space app to read its memory")
     p.add_argument("--out")
+    p.add_argument("--peak-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.peak_child:
+        return peak_child(args.models)
 
     folders = model_folders(args.models)
     rows = {}
@@ -62,8 +64,9 @@ def main() -> None:
         m = vae_hub.load(str(f))
         rows[f.name] = {"batch1": throughput(m, 1), "batch256": throughput(m, 256)}
         print(f"| {f.name} | {rows[f.name]['batch1']:,.0f} | {rows[f.name]['batch256']:,.0f} |")
-    code = PEAK.format(root=str(ROOT), paths=[str(f) for f in folders])
-    mem = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    child = [sys.executable, __file__, "--peak-child", "--models", args.models]
+    mem = json.loads(subprocess.run(child, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+    del mem["models"]
     print(f"peak RSS of a process holding all {len(folders)} models: {mem['peak_mib']:.0f} MiB "
           f"(after importing torch + vae_hub: {mem['after_import_mib']:.0f} MiB)")
     if not args.no_space:
@@ -75,15 +78,11 @@ def main() -> None:
 
 def space_peak(weights: str) -> float | None:
     """Start the real app, wait until its background preparation is done, read its peak resident memory."""
-    from space_latency import _load_plan, _peak_rss_mib, launch  # importing it sets HF_HUB_OFFLINE, no analytics
-
-    url, proc = launch(weights)
+    _, proc, _ = launch(weights, ready=True)  # ready: its background preparation done
     try:
-        _load_plan(url)  # waits for the app's background preparation
-        return _peak_rss_mib(proc.pid)
+        return round(peak, 1) if (peak := rss_mib(proc.pid, peak=True)) else None
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
 
 
 if __name__ == "__main__":

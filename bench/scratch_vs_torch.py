@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -39,6 +37,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import loadavg, machine, median, rss_mib
 from torch import nn
 
 import vae_hub
@@ -122,11 +121,11 @@ def _busy_s() -> tuple[float, float]:
     try:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
         user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-        machine = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError):
-        machine = float("nan")
+        busy = float("nan")
     own = os.times()
-    return machine, own.user + own.system
+    return busy, own.user + own.system
 
 
 def _time(config: str, kits: tuple[str, ...], batch: int, warmup: int,
@@ -142,8 +141,8 @@ def _time(config: str, kits: tuple[str, ...], batch: int, warmup: int,
                 samples[kit].append(t)
     out = {}
     for kit, ts in samples.items():
-        med = [statistics.median(col) * 1e3 for col in zip(*ts)]
-        total = statistics.median(sum(t) for t in ts) * 1e3
+        med = [median(col) * 1e3 for col in zip(*ts)]
+        total = median([sum(t) for t in ts]) * 1e3
         out[kit] = {"forward_ms": med[0], "backward_ms": med[1], "optimizer_ms": med[2], "total_ms": total,
                     "images_per_s": batch / (total / 1e3)}
     machine1, own1 = _busy_s()
@@ -153,21 +152,14 @@ def _time(config: str, kits: tuple[str, ...], batch: int, warmup: int,
     return out, others_s / wall
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 def _peak_memory_child(config: str, kit: str, batch: int, threads: int) -> None:
     torch.set_num_threads(threads)
     case = _Case(config, kit, batch)
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current resident set
-    before = _status_kib("VmRSS")
+    before = rss_mib()
     for _ in range(3):
         case.run()
-    print(json.dumps({"peak_rss_delta_mib": (_status_kib("VmHWM") - before) / 1024}))
+    print(json.dumps({"peak_rss_delta_mib": rss_mib(peak=True) - before}))
 
 
 def _peak_memory(config: str, kit: str, batch: int, threads: int) -> float | None:
@@ -177,16 +169,6 @@ def _peak_memory(config: str, kit: str, batch: int, threads: int) -> float | Non
         print(f"  memory probe for {config} / {kit} failed:\n{res.stderr[-2000:]}", file=sys.stderr)
         return None
     return json.loads(res.stdout.strip().splitlines()[-1])["peak_rss_delta_mib"]
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _table(rows: list[dict]) -> str:
@@ -217,7 +199,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     warmup, repeats = (1, 3) if args.quick else (3, 15)
-    load_before = os.getloadavg()
+    load_before = loadavg()
     start = time.perf_counter()
     rows: list[dict] = []
     for config in [*LAYERS, VAE]:
@@ -237,12 +219,11 @@ def main() -> None:
     print(f"\nVAE training step (batch {args.batch}, forward + backward + Adam), scratch/torch: {vae_ratio:.2f}x "
           f"(goal <= 3x) {'OK' if vae_ratio <= 3 else 'OVER BUDGET'}")
     meta = {
-        "torch": torch.__version__, "python": platform.python_version(), "cpu": _cpu_name(),
-        "threads": args.threads, "batch": args.batch, "warmup": warmup, "repeats": repeats, "quick": args.quick,
-        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+        **machine(), "batch": args.batch, "warmup": warmup, "repeats": repeats, "quick": args.quick,
+        "loadavg_before": load_before, "loadavg_after": loadavg(),
         "wall_s": time.perf_counter() - start,
         "timing": "median wall-clock ms per batch over interleaved repeats after warm-up",
-        "memory": "peak RSS rise (ru_maxrss) of a fresh subprocess over 3 training iterations, MiB",
+        "memory": "peak RSS rise (VmHWM) of a fresh subprocess over 3 training iterations, MiB",
     }
     contended = sorted({r["config"] for r in rows if r["other_load_cores"] > CONTENDED})
     meta["contended_configs"] = contended

@@ -24,100 +24,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing as mp
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
+from common import call, launch, stats, status, stop, write
 
-ROOT = Path(__file__).resolve().parent.parent
-
+nan = float("nan")
 X = (np.random.default_rng(0).random(784) * 0.6).round(4).tolist()  # a 28×28 input in [0, 1]
 FLOODER_IP, OTHER_IP = "203.0.113.7", "198.51.100.{}"
 
 
-# ---------------------------------------------------------------------------- the app
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch(env: dict, timeout: float = 300) -> tuple[str, subprocess.Popen, Path]:
-    port = _free_port()
-    full = {k: v for k, v in os.environ.items() if k not in ("VAE_HUB_WEIGHTS", "VAE_HUB_NAMESPACE", "SPACE_ID")}
-    full.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1",
-                GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **env)
-    log = Path(tempfile.mkstemp(prefix="space-faults-", suffix=".log")[1])
-    # app.py through runpy: a command line of its own, so that no tool matching "space/app.py" (another
-    # session's clean-up on a shared machine) stops the app under test
-    serve = "import runpy, sys; sys.argv = ['app.py']; runpy.run_path('space' + '/app.py', run_name='__main__')"
-    proc = subprocess.Popen([sys.executable, "-c", serve], cwd=ROOT, env=full, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the app exited; see {log}")
-        try:
-            with urllib.request.urlopen(url + "/", timeout=2):
-                break
-        except OSError:
-            time.sleep(0.5)
-    status = {}
-    while time.time() - t0 < timeout:  # steady state: every model prepared
-        status = asyncio.run(_status(url))
-        if set(status["ready"]) >= set(status["loaded"]):
-            return url, proc, log
-        time.sleep(1)
-    stop(proc)
-    raise RuntimeError(f"the app did not get ready in {timeout:.0f} s: {status}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-async def _status(url: str) -> dict:
-    import httpx
-
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-        return (await call(http, "status", [], "bench-status"))[1]
-
-
-async def call(http, api: str, data: list, session: str, ip: str | None = None) -> tuple[str, object]:
-    """One call through the queue as Gradio's REST API takes it: ("complete" | "error" | "http <code>", output)."""
-    headers = {"x-forwarded-for": ip} if ip else {}
-    r = await http.post(f"/gradio_api/call/{api}", json={"data": data, "session_hash": session}, headers=headers)
-    if r.status_code != 200:
-        return f"http {r.status_code}", r.text[:200]
-    event = None
-    async with http.stream("GET", f"/gradio_api/call/{api}/{r.json()['event_id']}", headers=headers) as s:
-        async for line in s.aiter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                out = json.loads(line[5:])
-                return event, (out[0] if event == "complete" and isinstance(out, list) and out else out)
-    return "no result", None
-
-
-def stats(ms: list[float]) -> dict:
-    a = np.asarray(ms) if ms else np.zeros(1)
-    return {"n": len(ms), "p50_ms": round(float(np.percentile(a, 50)), 1), "p95_ms": round(float(np.percentile(a, 95)), 1)}
+def _from(ip: str) -> dict:
+    """The header a Space's proxy adds: the client's IP (the app runs with VAE_SPACE_TRUST_PROXY=1)."""
+    return {"x-forwarded-for": ip}
 
 
 # ---------------------------------------------------------------------------- 1. component-server flood
@@ -161,7 +87,7 @@ async def _light(url: str, n: int, gap: float = 0.1) -> tuple[list[float], int]:
     async with httpx.AsyncClient(base_url=url, timeout=120) as http:
         for _ in range(n):
             t0 = time.perf_counter()
-            event, _ = await call(http, "encode_array", [X, "vae-z20"], "light", OTHER_IP.format(250))
+            event, _ = await call(http, "encode_array", [X, "vae-z20"], "light", _from(OTHER_IP.format(250)))
             if event == "complete":
                 ms.append((time.perf_counter() - t0) * 1000)
             else:
@@ -182,8 +108,9 @@ def flood_case(url: str, clients: int, seconds: float, n: int) -> dict:
     p.join(30)
     res = {"clients": clients, "seconds": seconds, "idle": stats(idle), "flood": stats(busy),
            "light_errors": idle_err + busy_err, "flood_calls": counts}
-    res["ratio_p95"] = round(res["flood"]["p95_ms"] / max(res["idle"]["p95_ms"], 1e-9), 2)
-    res["ok"] = res["ratio_p95"] <= 2.0 and res["light_errors"] == 0
+    timed = res["idle"]["n"] and res["flood"]["n"]
+    res["ratio_p95"] = round(res["flood"]["p95_ms"] / max(res["idle"]["p95_ms"], 1e-9), 2) if timed else None
+    res["ok"] = bool(timed) and res["ratio_p95"] <= 2.0 and res["light_errors"] == 0
     return res
 
 
@@ -204,7 +131,7 @@ def _queue_flooder(url: str, connections: int, seconds: float, out) -> None:
                         started.append(out.put("under way"))
                     try:
                         event, _ = await call(http, "compare_betas", ["random test digit", None, i], f"greedy-{i}",
-                                              FLOODER_IP)
+                                              _from(FLOODER_IP))
                     except Exception as e:
                         event = type(e).__name__
                     counts[event] = counts.get(event, 0) + 1
@@ -231,7 +158,7 @@ async def _others(url: str, clients: int, calls: int, deadline: float) -> dict:
                 api, data = ("generate", ["vae-z20", 16, k]) if k == calls // 2 else ("encode_array", [X, "vae-z20"])
                 t0 = time.perf_counter()
                 try:
-                    event, _ = await call(http, api, data, f"visitor-{i}", OTHER_IP.format(i + 1))
+                    event, _ = await call(http, api, data, f"visitor-{i}", _from(OTHER_IP.format(i + 1)))
                 except Exception as e:
                     event = type(e).__name__
                 if event == "complete":
@@ -279,21 +206,21 @@ def _umount(path: Path) -> None:
 async def _serve_check(url: str) -> dict:
     import httpx
 
-    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
-        status = (await call(http, "status", [], "check"))[1]
-        from vae_hub import get_config
+    from vae_hub import get_config
 
-        encoders = [m for m in status["loaded"] if (c := get_config(m)).data != "color" and c.latent == "gaussian"
+    st = await status(url)
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        encoders = [m for m in st["loaded"] if (c := get_config(m)).data != "color" and c.latent == "gaussian"
                     and not c.conditional]  # what a drawing can go into (vae_space.engine.is_encoder)
         answers = {}
         for m in encoders:
             event, out = await call(http, "encode_array", [X, m], "check")
-            answers[f"encode_array[{m}]"] = event == "complete" and isinstance(out, dict) and len(out["recon"]) == 784
+            answers[f"encode_array[{m}]"] = event == "complete" and isinstance(out[0], dict) and len(out[0]["recon"]) == 784
         for api, data in (("compare_betas", ["test digit 3", None, 0]),
                           ("interpolate", ["vae-z20", "test digit 1", None, "test digit 7", None, 8, 0]),
                           ("generate", ["vae-z20", 16, 0])):
             answers[api] = (await call(http, api, data, "check"))[0] == "complete"
-    return {"status_cache": status.get("cache"), "loaded": len(status["loaded"]), "missing": status["missing"],
+    return {"status_cache": st.get("cache"), "loaded": len(st["loaded"]), "missing": st["missing"],
             "answers": answers}
 
 
@@ -316,7 +243,7 @@ def cache_case(kind: str) -> dict:
     t0 = time.time()
     proc = None
     try:
-        url, proc, log = launch({"VAE_HUB_CACHE": str(root)})
+        url, proc, log = launch(env={"VAE_HUB_CACHE": str(root)}, ready=True)
         ready_s = time.time() - t0
         check = asyncio.run(_serve_check(url))
         text = log.read_text()
@@ -346,21 +273,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-cache", action="store_true")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    from common import write  # imports torch: not in the load generators' processes
 
     out: dict = {}
-    url, proc, log = launch({"VAE_SPACE_TRUST_PROXY": "1"})
+    url, proc, log = launch(env={"VAE_SPACE_TRUST_PROXY": "1"}, ready=True)
     try:
         out["flood"] = f = flood_case(url, args.flood_clients, args.flood_s, args.light_n)
         print(f"1. component-server flood ({f['clients']} clients x decode_points(625 codes, vae-z3), {f['seconds']:.0f} s): "
-              f"queued /encode_array p95 {f['idle']['p95_ms']:.1f} ms idle -> {f['flood']['p95_ms']:.1f} ms flooded "
-              f"({f['ratio_p95']:.2f}x; target <= 2x) [{'OK' if f['ok'] else 'MISSED'}]; flood calls {f['flood_calls']}",
+              f"queued /encode_array p95 {f['idle'].get('p95_ms', nan):.1f} ms idle -> "
+              f"{f['flood'].get('p95_ms', nan):.1f} ms flooded ({f['ratio_p95'] or nan:.2f}x; target <= 2x) "
+              f"[{'OK' if f['ok'] else 'MISSED'}]; flood calls {f['flood_calls']}",
               flush=True)
         out["queue"] = q = queue_case(url, args.queue_connections, args.queue_s, args.others, args.other_calls)
         print(f"2. one client, {q['flood_connections']} connections re-sending /compare_betas ({q['seconds']:.0f} s): "
               f"other clients' calls succeeded {100 * q['others_success']:.1f}% (target >= 95%) "
-              f"[{'OK' if q['ok'] else 'MISSED'}]; theirs: {q['others']['calls']}, p50/p95 "
-              f"{q['others']['latency']['p50_ms']:.0f}/{q['others']['latency']['p95_ms']:.0f} ms; "
+              f"[{'OK' if q['ok'] else 'MISSED'}]; theirs: {q['others']['calls']}, median/p95 "
+              f"{q['others']['latency'].get('median_ms', nan):.0f}/{q['others']['latency'].get('p95_ms', nan):.0f} ms; "
               f"the flooder's: {q['flooder_calls']}", flush=True)
         out["server_log_tracebacks"] = log.read_text().count("Traceback")
     finally:

@@ -18,39 +18,26 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
-import platform
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from common import ROOT, call, launch, loadavg, machine, rss_mib, stats, stop, wait_ready, write
+from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-from PIL import Image  # noqa: E402
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the server-side timings run the Space's engine in this process
 
 from vae_hub.data.preprocess import DIGIT_STROKES, render_strokes  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "space_latency.json"
 TARGET_MS = 50.0
 LOAD_TARGET_P95_MS = 250.0
-
-
-def stats(ms: list[float]) -> dict:
-    a = np.asarray(ms)
-    return {"n": len(a), "median_ms": round(float(np.median(a)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2),
-            "min_ms": round(float(a.min()), 2)}
 
 
 def timeit(fn: Callable[[], object], n: int, warmup: int = 2) -> list[float]:
@@ -129,31 +116,6 @@ def server_side(weights: str | None, n: int) -> dict:
 
 
 # ---------------------------------------------------------------------------- through the client
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch(weights: str | None) -> tuple[str, subprocess.Popen]:
-    port = _free_port()
-    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port))
-    cmd = [sys.executable, str(ROOT / "space" / "app.py")] + (["--weights", weights] if weights else [])
-    log = tempfile.NamedTemporaryFile("w+", prefix="space-bench-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(600):
-        if proc.poll() is not None:
-            raise RuntimeError(f"the app exited; see {log.name}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return url, proc
-        except OSError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError(f"the app did not start in 120 s; see {log.name}")
-
-
 def _client_inputs(tmp: Path) -> dict:
     from gradio_client import handle_file
 
@@ -168,10 +130,8 @@ def _client_inputs(tmp: Path) -> dict:
 def through_client(url: str, n: int) -> dict:
     from gradio_client import Client
 
+    have = set(wait_ready(url)["loaded"])
     c = Client(url, verbose=False)
-    status = c.predict(api_name="/status")
-    have = set(status["loaded"])
-    _wait_ready(c, have)
     with tempfile.TemporaryDirectory() as tmp:
         pads = _client_inputs(Path(tmp))
         enc = "vae-z20" if "vae-z20" in have else "vae-z2"
@@ -186,24 +146,10 @@ def through_client(url: str, n: int) -> dict:
         return {name: stats(timeit(fn, n if name != "compare_betas" else max(10, n // 3))) for name, fn in cases.items()}
 
 
-def _wait_ready(c, have: set[str], timeout: float = 300) -> None:
-    """Wait until the app's background preparation (test-set encodings) is done: steady-state numbers."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        s = c.predict(api_name="/status")
-        if set(s["ready"]) >= have:
-            return
-        time.sleep(0.5)
-
-
 def _load_plan(url: str) -> tuple[str, list[str]]:
     """Wait for the app to be ready; the encoder the load test uses and its request mix to draw from
     (60% encode, 20% interpolate, 20% β comparison)."""
-    from gradio_client import Client
-
-    probe = Client(url, verbose=False)
-    have = set(probe.predict(api_name="/status")["loaded"])
-    _wait_ready(probe, have)
+    have = set(wait_ready(url)["loaded"])
     enc = "vae-z20" if "vae-z20" in have else "vae-z2"
     return enc, ["encode"] * 3 + ["interpolate"] + (["compare_betas"] if any(b.startswith("beta") for b in have) else ["encode"])
 
@@ -270,23 +216,12 @@ async def _upload_pad(http, png: bytes) -> dict:
 
 
 async def _http_call(http, api: str, data: list, session: str, download: bool) -> list:
-    """One request as Gradio's REST API takes it (POST /call/<api>, then read the SSE result), plus one
-    GET per output file, as a browser fetches the images it shows. ``session`` plays the browser tab's
-    session hash (without one, Gradio builds a fresh session state for every call)."""
-    r = await http.post(f"/gradio_api/call/{api}", json={"data": data, "session_hash": session})
-    r.raise_for_status()
-    event = None
-    async with http.stream("GET", f"/gradio_api/call/{api}/{r.json()['event_id']}") as s:
-        async for line in s.aiter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                out = json.loads(line[5:])
-                if event == "error":
-                    raise RuntimeError(f"/{api}: {out}")
-                break
-        else:
-            raise RuntimeError(f"/{api}: stream ended without a result")
+    """One request through Gradio's REST API, plus one GET per output file, as a browser fetches the images it
+    shows. ``session`` plays the browser tab's session hash (without one, Gradio builds a fresh session state for
+    every call)."""
+    event, out = await call(http, api, data, session)
+    if event != "complete":
+        raise RuntimeError(f"/{api}: {event}: {out}")
     if download:
         for url in [o["url"] for o in out if isinstance(o, dict) and o.get("url")]:
             (await http.get(url)).raise_for_status()
@@ -375,17 +310,6 @@ def cpu_per_request(url: str, pid: int, n: int = 20) -> dict[str, dict]:
     return asyncio.run(run())
 
 
-def _peak_rss_mib(pid: int) -> float | None:
-    """Peak resident set size of a process (Linux /proc VmHWM), MiB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
-
-
 def _cpu_seconds(pid: int) -> float:
     """User+system CPU seconds of a process so far (Linux /proc)."""
     try:
@@ -396,14 +320,6 @@ def _cpu_seconds(pid: int) -> float:
 
 
 # ---------------------------------------------------------------------------- main
-def machine() -> dict:
-    import torch
-
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
-
-
 def _table(title: str, rows: dict) -> None:
     print(f"\n{title}")
     print(f"  {'endpoint':34s} {'median ms':>10s} {'p95 ms':>9s} {'n':>5s}")
@@ -446,46 +362,48 @@ def _load_test(args: argparse.Namespace, url: str, proc, result: dict, verdicts:
             ld["latency"]["encode"]["p95_ms"] <= LOAD_TARGET_P95_MS and ld["errors"] == 0
 
 
+def _through_the_app(args: argparse.Namespace, result: dict, verdicts: dict[str, bool]) -> None:
+    """Everything measured over HTTP: the app at --url, or one started here (then also its CPU per request and
+    its peak memory)."""
+    app = None if args.url else launch(args.weights)
+    url, proc = (args.url, None) if app is None else (app.url, app.proc)
+    try:
+        if not args.no_client:
+            result["client"] = through_client(url, args.n)
+            _table("through gradio_client (full round trip, sequential)", result["client"])
+        if args.load and proc is not None:
+            result["cpu_per_request"] = cpu_per_request(url, proc.pid)
+            print("\nthe app's CPU per request, one at a time over HTTP (with uploads and image downloads)")
+            for k, v in result["cpu_per_request"].items():
+                print(f"  {k:34s} {v['app_cpu_ms']:8.1f} ms CPU {v['wall_ms']:9.1f} ms wall")
+        if args.load:
+            _load_test(args, url, proc, result, verdicts)
+        if proc is not None:
+            result["server_peak_rss_mib"] = round(peak, 1) if (peak := rss_mib(proc.pid, peak=True)) else None
+            print(f"\nthe app's process: peak resident memory {result['server_peak_rss_mib']} MiB (VmHWM)")
+    finally:
+        if proc is not None:
+            stop(proc)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    result: dict = {"machine": machine(), "target": {"encode_median_ms": TARGET_MS, "load_encode_p95_ms": LOAD_TARGET_P95_MS}}
+    result: dict = {"machine": {**machine(), "loadavg_at_start": loadavg()},
+                    "target": {"encode_median_ms": TARGET_MS, "load_encode_p95_ms": LOAD_TARGET_P95_MS}}
     verdicts: dict[str, bool] = {}
     if not args.no_server:
         result["server"] = server_side(args.weights, args.n)
         _table(f"server-side (handler functions), start-up {result['server']['startup_s']} s", result["server"]["endpoints"])
         encodes = {k: v for k, v in result["server"]["endpoints"].items() if k.startswith("encode[") and "I/O" not in k}
         verdicts[f"server-side encode median < {TARGET_MS:g} ms"] = all(v["median_ms"] < TARGET_MS for v in encodes.values())
-    proc = None
-    try:
-        if not args.no_client or args.load:
-            url = args.url
-            if url is None:
-                url, proc = launch(args.weights)
-            if not args.no_client:
-                result["client"] = through_client(url, args.n)
-                _table("through gradio_client (full round trip, sequential)", result["client"])
-            if args.load and proc is not None:
-                result["cpu_per_request"] = cpu_per_request(url, proc.pid)
-                print("\nthe app's CPU per request, one at a time over HTTP (with uploads and image downloads)")
-                for k, v in result["cpu_per_request"].items():
-                    print(f"  {k:34s} {v['app_cpu_ms']:8.1f} ms CPU {v['wall_ms']:9.1f} ms wall")
-            if args.load:
-                _load_test(args, url, proc, result, verdicts)
-        if proc is not None:
-            result["server_peak_rss_mib"] = _peak_rss_mib(proc.pid)
-            print(f"\nthe app's process: peak resident memory {result['server_peak_rss_mib']} MiB (VmHWM)")
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
-    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    if not args.no_client or args.load:
+        _through_the_app(args, result, verdicts)
+    result["machine"]["loadavg_at_end"] = loadavg()
     result["verdicts"] = verdicts
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
     print()
     for what, met in verdicts.items():
         print(f"{'met   ' if met else 'MISSED'}  {what}")
-    print(f"wrote {args.out}")
+    write("space_latency", result, args.out)
     print(f"load average (1, 5, 15 min) at start {result['machine']['loadavg_at_start']}, at end "
           f"{result['machine']['loadavg_at_end']}: other processes share this CPU")
     return 0 if all(verdicts.values()) else 1

@@ -12,38 +12,15 @@ Flat means: the growth over the second half of the calls is small against the fi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
+from common import RESULTS, launch, machine, rss_mib, stop, write
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-from space_latency import launch  # noqa: E402
-
-from vae_hub.data.preprocess import DIGIT_STROKES, render_strokes, to_mnist  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results" / "space_memory.json"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from vae_hub.data.preprocess import DIGIT_STROKES, render_strokes, to_mnist
 
 
 def call(http, x: list[float]) -> None:
@@ -65,12 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=250)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--sessions", type=int, default=None, help="VAE_SPACE_SESSIONS for the app (default: the app's)")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", default=RESULTS / "space_memory.json")
     args = ap.parse_args(argv)
-    if args.sessions:
-        os.environ["VAE_SPACE_SESSIONS"] = str(args.sessions)
+    sessions = args.sessions or int(os.environ.get("VAE_SPACE_SESSIONS", 256))
     x = to_mnist(render_strokes(DIGIT_STROKES[7], (280, 280), 20)).ravel().round(4).tolist()
-    url, proc = launch(None)
+    url, proc, _ = launch(env={"VAE_SPACE_SESSIONS": str(sessions)})
     samples = []
     try:
         with httpx.Client(base_url=url.rstrip("/"), timeout=60) as http, ThreadPoolExecutor(args.clients) as pool:
@@ -86,24 +62,21 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {done:6d} calls  RSS {samples[-1][1]:7.1f} MiB", flush=True)
             wall = time.time() - t0
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
     calls = np.array([c for c, _ in samples], float)
     rss = np.array([r for _, r in samples])
     half = len(samples) // 2
     slope_kb = float(np.polyfit(calls[half:], rss[half:], 1)[0] * 1024) if len(samples) > 3 else float("nan")
-    result = {"cpu": cpu_model(), "calls": args.calls, "clients": args.clients, "wall_s": round(wall, 1),
-              "sessions": int(os.environ.get("VAE_SPACE_SESSIONS", 256)),
+    result = {"machine": machine(), "calls": args.calls, "clients": args.clients, "wall_s": round(wall, 1),
+              "sessions": sessions,
               "rss_mib": [[int(c), round(r, 1)] for c, r in samples],
               "rss_start_mib": round(float(rss[0]), 1), "rss_end_mib": round(float(rss[-1]), 1),
               "growth_second_half_kb_per_call": round(slope_kb, 2)}
-    print(f"\nCPU: {result['cpu']}; {args.calls} calls of /encode_array from {args.clients} clients in {wall:.0f} s; "
+    print(f"\nCPU: {result['machine']['cpu']}; {args.calls} calls of /encode_array from {args.clients} clients in {wall:.0f} s; "
           f"session capacity {result['sessions']}")
     print(f"RSS {result['rss_start_mib']} -> {result['rss_end_mib']} MiB; growth over the second half "
           f"{slope_kb:.1f} kB per call")
-    args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write("space_memory", result, args.out)
     return 0
 
 

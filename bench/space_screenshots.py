@@ -13,13 +13,13 @@ waits for its pictures, and saves a full-page screenshot at 1440×900 and at 390
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import CHROMIUM, FLAGS, launch, static_site, stop
 
-from browser_latency import CHROMIUM, FLAGS  # noqa: E402
-from space_latency import launch  # noqa: E402
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # --static builds the site in this process, from the bundled weights
 
 from vae_hub.data.preprocess import DIGIT_STROKES  # noqa: E402
 
@@ -110,25 +110,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--devices", nargs="+", choices=list(VIEWPORTS), default=list(VIEWPORTS), help="only these")
     ap.add_argument("--static", action="store_true", help="also the static site (built into a temporary folder)")
     args = ap.parse_args(argv)
-    url, proc = launch(args.weights)
+    url, proc, _ = launch(args.weights)
     try:
         shoot(url, Path(args.out), args.tabs, args.devices)
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop(proc)
     if args.static:
-        import tempfile
-
-        from first_visit import serve_static
-        from vae_space.static import build
-
-        with tempfile.TemporaryDirectory(prefix="vae-hub-site-") as site:
-            build(site, args.weights)
-            surl, server = serve_static(Path(site))
-            try:
-                shoot(surl, Path(args.out), args.tabs, args.devices, {"static": ("", tuple(TABS))})
-            finally:
-                server.shutdown()
+        with static_site(args.weights) as (surl, _):
+            shoot(surl, Path(args.out), args.tabs, args.devices, {"static": ("", tuple(TABS))})
 
 
 if __name__ == "__main__":

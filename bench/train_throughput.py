@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import vae_hub
 from vae_hub.data.mnist import load_split
-from vae_hub.training.precision import DTYPES, cpu_bf16_units, gemm_ceiling, linear_layers, probe, step_shapes
+from vae_hub.training.precision import DTYPES, cpu_bf16_units, probe
 
 EVAL_SEED = 1234
 
@@ -161,6 +161,61 @@ def startup_floor(repeats: int = 3) -> float:
         subprocess.run([sys.executable, "-c", FLOOR], check=True)
         times.append(time.perf_counter() - t0)
     return median(times)
+
+
+# ----------------------------------------------------------------------------- the matmul ceiling at the step's shapes
+# vae-z20's Linear layers (in, out), encoder then decoder
+MLP_LAYERS = ((784, 400), (400, 40), (20, 400), (400, 784))
+
+
+def step_shapes(layers: list[tuple[int, int]] | tuple, batch: int) -> list[tuple[int, int, int]]:
+    """(m, k, n) of every matmul in one training step of Linear layers (in, out): forward, input gradient
+    (not for the first layer) and weight gradient."""
+    shapes = []
+    for i, (a, b) in enumerate(layers):
+        shapes.append((batch, a, b))
+        if i:
+            shapes.append((batch, b, a))
+        shapes.append((a, batch, b))
+    return shapes
+
+
+def linear_layers(model: nn.Module) -> list[tuple[int, int]]:
+    """(in, out) of a model's torch Linear layers, in module order."""
+    return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+class Gemms:
+    """Random operands for ``torch.mm`` at ``shapes`` in one dtype, and a timer for passes over all of them."""
+
+    def __init__(self, shapes: list[tuple[int, int, int]], dtype: torch.dtype, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.mats = [(torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype))
+                     for m, k, n in shapes]
+        self.flops = sum(2 * m * k * n for m, k, n in shapes)
+        self.gflops(1)  # warm-up: first-call allocations and kernel selection
+
+    def gflops(self, passes: int) -> float:
+        """GFLOP/s over ``passes`` passes through every shape."""
+        t0 = time.perf_counter()
+        for _ in range(passes):
+            for a, b in self.mats:
+                torch.mm(a, b)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return self.flops * passes / (time.perf_counter() - t0) / 1e9
+
+    def passes_for(self, seconds: float) -> int:
+        """How many passes take about ``seconds`` (at least one)."""
+        return max(1, round(seconds * self.gflops(1) * 1e9 / self.flops))
+
+
+def gemm_ceiling(shapes: list[tuple[int, int, int]], dtype: torch.dtype, device: torch.device | str = "cpu",
+                 seconds: float = 0.05, rounds: int = 5) -> float:
+    """Median GFLOP/s of ``torch.mm`` over ``shapes`` in ``dtype``: the matmul ceiling of a step at those shapes."""
+    g = Gemms(shapes, dtype, device)
+    n = g.passes_for(seconds)
+    return median([g.gflops(n) for _ in range(rounds)])
 
 
 def matmul_share(model: vae_hub.VAE, precision: str, images_per_s: float) -> dict:

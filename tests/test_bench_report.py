@@ -16,27 +16,29 @@ def _report():
     return bench_module("report")
 
 
-def _throughput(ratio: float, ours_loss: float, share: float) -> dict:
-    ref = 10_000.0
-    return {"machine": {"cpu": "test cpu", "cores": 2, "torch": "x"}, "epochs": 10,
-            "reference": {"images_per_s_median": ref, "test_loss": 105.5, "train_seconds": 100.0},
-            "vae_hub": {"images_per_s_median": ref * ratio, "test_loss": ours_loss, "wall_seconds": 100.0 / ratio,
-                        "train_seconds": 80.0 / ratio, "batch_size": 256, "precision": "bf16"},
+def _run(ratio: float, ours_loss: float, share: float) -> dict:
+    """One run of bench/train_throughput.py: the reference trains 100 s, ours takes 100 / ratio s wall."""
+    return {"startup_floor_seconds": 3.0,
+            "reference": {"train_seconds": 100.0, "test_loss": 105.5, "images_per_s": 10_000.0},
+            "vae_hub": {"wall_seconds": 100.0 / ratio, "train_seconds": 80.0 / ratio, "test_loss": ours_loss,
+                        "epochs": 10, "batch_size": 256, "precision": "bf16", "images_per_s": 10_000.0 * ratio},
             "ratio": ratio, "valid": ours_loss <= 105.5,
-            "matmul": {"flops_per_image": 3.28e6, "ceiling_gflops": 150.0, "achieved_gflops": 150.0 * share,
-                       "share_of_ceiling": share}}
+            "matmul": {"dtype": "float32", "flops_per_image": 3.28e6, "ceiling_gflops": 150.0,
+                       "achieved_gflops": 150.0 * share, "share_of_ceiling": share}}
+
+
+def _throughput(ratio: float, ours_loss: float, share: float, per_run: tuple[float, ...] = ()) -> dict:
+    """A train_throughput.json: the medians are those of a run at ``ratio``; ``per_run``: the runs' ratios."""
+    med = _run(ratio, ours_loss, share)
+    runs = [_run(x, ours_loss, share) for x in per_run or (ratio,)]
+    return {"machine": {"cpu": "test cpu", "cores": 2, "torch": "x"}, "runs": len(runs), "reference_epochs": 10,
+            "epochs": 10, **med, "reference": {**med["reference"], "images_per_s_median": 10_000.0},
+            "vae_hub": {**med["vae_hub"], "images_per_s_median": 10_000.0 * ratio},
+            "ratio_per_run": [r["ratio"] for r in runs], "per_run": runs}
 
 
 def _row(rows, start: str):
     return next(r for r in rows if r[0].startswith(start))
-
-
-def test_an_older_images_per_second_result_is_not_called_time_to_quality():
-    old = _throughput(2.3, 105.0, 0.5)
-    del old["valid"]
-    rows = _report().summary_rows({"train_throughput": old})
-    assert _row(rows, "Training throughput")[1].startswith("≥ 5× images/s")
-    assert not any(r[0].startswith("Time to quality") for r in rows)
 
 
 def test_verdicts_follow_the_figures():
@@ -47,49 +49,65 @@ def test_verdicts_follow_the_figures():
     # faster but worse test loss: not met; and below 60% of the ceiling: not met
     worse = rep.summary_rows({"train_throughput": _throughput(6.0, 106.0, 0.59)})
     assert _row(worse, "Time to quality")[3] is False
+    assert "(not valid: ours above the reference's)" in _row(worse, "Time to quality")[2]
     assert _row(worse, "Share of the float32")[3] is False
 
 
-def test_why_not_paragraph_computes_the_bound():
-    rep = _report()
-    old = _throughput(2.4, 105.0, 0.57)
-    del old["valid"]  # an images/s result: the bound is on matmul throughput
-    text = rep.render({"train_throughput": old})
-    # 5 x 10,000 img/s x 3.28 MFLOP = 164 GFLOP/s, above the 150 GFLOP/s ceiling
-    assert "50,000 images/s" in text and "164 GFLOP/s" in text and "no trainer can reach it" in text
-    # time to quality: 5x sooner than 100 s of reference training is a 20 s run; ours took 100 / 2.4 = 42 s
-    text = rep.render({"train_throughput": _throughput(2.4, 105.0, 0.57)})
-    assert "trained for 100 s" in text and "whole run in 20 s" in text and "took 42 s wall (33 s of it training" in text
-    assert "10 epochs at batch 256 in bf16" in text and "already takes" not in text  # no floor measured
-    t = _throughput(2.4, 105.0, 0.57) | {"startup_floor_seconds": 3.0}
-    assert "already takes 3.0 s from launch to exit on this machine, leaving 17 s" in rep.render({"train_throughput": t})
-    text = rep.render({"train_throughput": _throughput(6.0, 106.0, 0.57)})  # fast, but not as good
-    assert "Why not 5×" in text and "test loss stayed above the reference's" in text
-    assert "Why not 5×" not in rep.render({"train_throughput": _throughput(5.5, 105.0, 0.7)})
+def test_time_to_quality_table_has_every_run_and_the_median():
+    text = _report().render({"train_throughput": _throughput(5.2, 105.0, 0.7, per_run=(5.3, 4.0, 5.2))})
+    assert "10 epochs at batch 256 in bf16" in text
+    # run 2: the reference's 100 s, a fifth of it, our 25 s wall (20 s training), the floor, the ratio
+    assert "| 2 | 100.0 | 20.0 | 25.0 | 20.0 | 3.0 | 4.00× | 105.00 / 105.50 | 70% of 150 |" in text
+    assert "| **median** | 100.0 | 20.0 | 19.2 | 15.4 | 3.0 | 5.20× |" in text
 
 
-def test_load_and_train_all_rows():
+def test_train_all_row_and_table():
     rep = _report()
-    results = {
-        "space_latency": {"load": {"clients": 16, "requests_per_client": 20, "wall_s": 10.0, "throughput_rps": 20.0,
-                                   "errors": 0, "latency": {"encode": {"median_ms": 100, "p95_ms": 240, "n": 5}}}},
-        "train_all": {"source": "run", "total_seconds": 3700.0,
-                      "variants": {"vae-z20": {"wall_seconds": 3700.0, "epochs": 10, "test_loss": 105.4}}},
-    }
-    rows = rep.summary_rows(results)
-    assert _row(rows, "Space under load")[3] is True
-    assert _row(rows, "Train every variant")[3] is False  # 61.7 min > 60 (a result from before the 20-min target)
-    results["train_all"].update(total_seconds=1250.0, target_minutes=20)
-    assert _row(rep.summary_rows(results), "Train every variant")[1:4:2] == ("≤ 20 min", False)  # 20.8 min
-    results["train_all"]["total_seconds"] = 1150.0
-    assert _row(rep.summary_rows(results), "Train every variant")[3] is True
-    results["space_latency"]["load"]["errors"] = 1
-    assert _row(rep.summary_rows(results), "Space under load")[3] is False
-    text = rep.render(results)
-    assert "Not run yet" in text and "bench/inference.py" in text
-    results["train_all"].update(jobs=2, machine={"threads": 2})
-    text = rep.render(results)
-    assert "`train.py --jobs 2` process trains them all, 2 variants at a time with 1 thread(s) each" in text
+    a = {"machine": {"cpu": "c", "cores": 2, "torch": "x", "threads": 2}, "source": "run", "total_seconds": 1250.0,
+         "target_minutes": 20, "jobs": 2,
+         "variants": {"vae-z20": {"wall_seconds": 1250.0, "train_seconds": 1000.0, "epochs": 10, "test_loss": 105.4,
+                                  "batch_size": 256, "precision": "bf16"}}}
+    assert _row(rep.summary_rows({"train_all": a}), "Train every variant")[1:4] == ("≤ 20 min", "20.8 min for 1 variants",
+                                                                                   False)
+    a["total_seconds"] = 1150.0
+    assert _row(rep.summary_rows({"train_all": a}), "Train every variant")[3] is True
+    text = rep.render({"train_all": a})
+    assert "2 at a time, 1 thread(s) each" in text and "| vae-z20 | 10 | 256 | bf16 | 20.8 | 105.40 |  |" in text
+    history = a | {"source": "pretrained", "jobs": None}  # the times recorded by training runs: their training time
+    assert "(recorded training time only)" in _row(rep.summary_rows({"train_all": history}), "Train every variant")[2]
+    assert "| vae-z20 | 10 | 256 | bf16 | 16.7 |" in rep.render({"train_all": history})
+
+
+def _space(p95: float = 240, errors: int = 0) -> dict:
+    cpr = {k: {"app_cpu_ms": v, "wall_ms": v + 1, "n": 3} for k, v in
+           {"status": 10.0, "encode": 50.0, "interpolate": 60.0, "compare_betas": 80.0}.items()}
+    load = {"clients": 16, "client": "http", "requests_per_client": 20, "wall_s": 20.0, "throughput_rps": 16.0,
+            "errors": errors, "cpu_s": {"server": 30.0, "load_generator": 2.0},
+            "latency": {"encode": {"n": 5, "median_ms": 100, "p95_ms": p95},
+                        "interpolate": {"n": 2, "median_ms": 1500, "p95_ms": 2000}}}
+    return {"machine": {"cpu": "c", "cores": 2, "torch": "x"}, "load": load, "cpu_per_request": cpr}
+
+
+def test_the_load_row_follows_the_figures():
+    rep = _report()
+    assert _row(rep.summary_rows({"space_latency": _space()}), "Space under load")[3] is True
+    assert _row(rep.summary_rows({"space_latency": _space(p95=260)}), "Space under load")[3] is False
+    assert _row(rep.summary_rows({"space_latency": _space(errors=1)}), "Space under load")[3] is False
+
+
+def test_the_load_tables_give_the_cost_of_each_request():
+    text = _report().render({"space_latency": _space()})
+    # 16 clients / 16 req/s: a request spends 1000 ms in the app on average (Little's law)
+    assert "| 16 | http | 20 | 20 | 16.0 | 0 | 30.0 | 2.0 | 1000 ms |" in text
+    assert "| encode | 100 | 240 | 5 | 50 | 51 |" in text and "| status |  |  |  | 10 | 11 |" in text
+    # over the load test's mix: 0.6 * 50 + 0.2 * 60 + 0.2 * 80 = 58 ms of the app's CPU per request
+    assert "| 60% encode / 20% interpolate / 20% compare_betas |  |  |  | 58 |  |" in text
+
+
+def test_every_result_is_listed_with_its_machine_or_as_not_run():
+    text = _report().render({"space_latency": _space()})
+    assert "| `space_latency.json` | c, 2 cores, torch x | `python bench/space_latency.py --load` |" in text
+    assert "| `inference.json` | not run yet | `python bench/inference.py` |" in text
 
 
 def test_update_readme_replaces_only_the_block(tmp_path):
@@ -97,29 +115,25 @@ def test_update_readme_replaces_only_the_block(tmp_path):
     res = tmp_path / "results"
     res.mkdir()
     (res / "train_throughput.json").write_text(json.dumps(_throughput(2.0, 105.0, 0.5)))
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\nbefore\n{rep.MARK_START}\nold\n{rep.MARK_END}\nafter\n")
-    rep.main(["--results", str(res), "--update-readme", str(readme)])
-    text = readme.read_text()
+    page = tmp_path / "docs" / "performance.md"  # any Markdown file with the markers
+    page.parent.mkdir()
+    page.write_text(f"# x\nbefore\n{rep.MARK_START}\nold\n{rep.MARK_END}\nafter\n")
+    rep.main(["--results", str(res), "--update-readme", str(page)])
+    text = page.read_text()
     assert "old" not in text and text.startswith("# x\nbefore\n") and text.endswith("after\n")
     assert "2.00×" in text and "**not met**" in text
-    readme.write_text("no markers here\n")
+    page.write_text("no markers here\n")
     with pytest.raises(ValueError, match="markers"):
-        rep.main(["--results", str(res), "--update-readme", str(readme)])
+        rep.main(["--results", str(res), "--update-readme", str(page)])
 
 
-def test_load_explanation_uses_the_runs_figures():
+def test_the_block_is_tables_only():
+    """Prose lives in the docs around the block: every line is a table row, a bold title, blank or a comment."""
     rep = _report()
-    cpr = {k: {"app_cpu_ms": v, "wall_ms": v, "n": 3} for k, v in
-           {"status": 10.0, "encode": 50.0, "interpolate": 60.0, "compare_betas": 80.0}.items()}
-    load = {"clients": 16, "requests_per_client": 20, "wall_s": 20.0, "throughput_rps": 16.0, "errors": 0,
-            "latency": {"encode": {"median_ms": 300, "p95_ms": 900, "n": 5},
-                        "interpolate": {"median_ms": 1500, "p95_ms": 2000, "n": 2}}}
-    text = rep.render({"space_latency": {"load": load, "cpu_per_request": cpr}})
-    # 0.6*50 + 0.2*60 + 0.2*80 = 58 ms per request; 16 / 16 req/s = 1000 ms
-    assert "Why not 250 ms" in text and "58 ms per request" in text and "= 1000 ms" in text
-    load["latency"]["encode"]["p95_ms"] = 240
-    assert "Why not 250 ms" not in rep.render({"space_latency": {"load": load, "cpu_per_request": cpr}})
+    text = rep.render({"train_throughput": _throughput(4.0, 106.0, 0.5, per_run=(4.0, 3.0)), "space_latency": _space(900),
+                       "browser_latency": _browser(), "first_visit": _first_visit(1, 1, 1, 1, 1)})
+    for line in text.splitlines():
+        assert not line or line.startswith(("|", "**", "<!--")), line
 
 
 def _browser_pass(model: str, p95: float = 30.0, up_p95: float = 20.0, wait: float = 40.0, without: int = 0,
@@ -128,6 +142,7 @@ def _browser_pass(model: str, p95: float = 30.0, up_p95: float = 20.0, wait: flo
     return {"model": model, "repeats": 2, "strokes": 22, "updates_per_stroke": {"median": 40, "min": 12, "max": 90},
             "updates_per_s": 30.0, "strokes_without_update": without, "longest_wait_ms": lat(25.0, wait) | {"max_ms": wait},
             "move_to_paint": lat(p95 / 2, p95), "up_to_final": lat(up_p95 / 2, up_p95), "finals_missing": 0,
+            "first_update_ms": 35.0, "longest_wait_after_first_stroke_ms": 30.0,
             "requests": {"network": network, "files": 0, "other": network, "page_fallback_requests": fallback, "samples": []}}
 
 
@@ -135,7 +150,7 @@ def _browser(ready_max_ms: float = 1500.0, **kw) -> dict:
     ready = {"n": 5, "median_ms": ready_max_ms - 100, "p95_ms": ready_max_ms, "min_ms": 900.0, "max_ms": ready_max_ms}
     run = lambda name, **k: {"runtime": name, "page_load": {"ready": ready},  # noqa: E731
                              "passes": {m: _browser_pass(m, **k) for m in ("vae-z20", "conv-vae-z20")}, "console": []}
-    return {"machine": {"cpu": "test cpu", "cores": 2, "chromium": "1.2.3"},
+    return {"machine": {"cpu": "test cpu", "cores": 2, "torch": "x", "chromium": "1.2.3"},
             "target": {"move_to_paint_p95_ms": 50.0, "max_wait_ms": 100.0, "up_to_final_ms": 50.0, "page_ready_s": 3.0,
                        "requests_while_drawing": 0},
             "runs": {"browser": run("browser", **kw), "server": run("server", p95=140.0, network=300, fallback=300)}}
@@ -159,7 +174,7 @@ def test_browser_rows_follow_the_figures():
     files = _browser()
     files["runs"]["browser"]["passes"]["conv-vae-z20"]["requests"].update(network=3, files=3, other=0)
     row = _row(rep.summary_rows({"browser_latency": files}), "Draw pad: server requests")
-    assert row[3] is True and "conv-vae-z20 0 (and 3 files: a model fetched on its first stroke" in row[2]
+    assert row[3] is True and "conv-vae-z20 0 (and 3 files)" in row[2]
     # the static site's rows carry its name
     assert _row(rep.summary_rows({"browser_latency_static": _browser()}), "Static site, Draw pad: pointer-move")[3] is True
     # only the fallback measured: no browser rows, the details table still shows it
@@ -169,23 +184,17 @@ def test_browser_rows_follow_the_figures():
     assert "| server | vae-z20 | 22 |" in rep.render({"browser_latency": only_server})
 
 
-def test_browser_details_table():
+def test_browser_tables():
     rep = _report()
     text = rep.render({"browser_latency": _browser()})
-    assert "Chromium 1.2.3" in text and "drawn twice per model" in text
-    assert "| browser | vae-z20 | 22 | 40 (12) | 30 | 15 / 30 | 40 | 10 / 20 | 0 | 1.40 s |" in text
-    assert "| server | conv-vae-z20 | 22 | 40 (12) | 30 | 70 / 140 | 40 | 10 / 20 | 300 |  |" in text
-    assert "**Why" not in text
-    # a slow first stroke after switching model (the graphs load then) is explained from the figures
+    assert "| `browser_latency.json` | test cpu, 2 cores, torch x, Chromium 1.2.3 |" in text
+    assert "| browser | 1.40 s | 0 |" in text  # page load -> pad ready, console messages
+    assert "| browser | vae-z20 | 22 | 40 (12) | 30 | 15 / 30 | 40 | 35 | 30 | 10 / 20 | 0 |" in text
+    assert "| server | conv-vae-z20 | 22 | 40 (12) | 30 | 70 / 140 | 40 | 35 | 30 | 10 / 20 | 300 |" in text
+    # a slow first update after switching model (its graphs load on the first stroke), and the waits after it
     slow = _browser(wait=175.0)
     slow["runs"]["browser"]["passes"]["conv-vae-z20"].update(first_update_ms=175.0, longest_wait_after_first_stroke_ms=31.0)
-    slow["runs"]["browser"]["passes"]["conv-vae-z20"]["requests"].update(network=3, files=3)
-    text2 = rep.render({"browser_latency": slow})
-    assert "**Why conv-vae-z20's longest wait is 175 ms.**" in text2 and "(the 3 requests while drawing)" in text2
-    assert "no stroke waited longer than 31 ms" in text2 and "Why vae-z20's" not in text2
-    not_run = next(line for line in text.splitlines() if line.startswith("Not run yet"))
-    assert "browser_latency.py --runtime both" not in not_run
-    assert "browser_latency.py --runtime both" in rep.render({}).split("Not run yet")[1]
+    assert "| browser | conv-vae-z20 | 22 | 40 (12) | 30 | 15 / 30 | 175 | 175 | 31 |" in rep.render({"browser_latency": slow})
 
 
 def _browser_bench():
@@ -220,16 +229,8 @@ def test_browser_analysis_of_a_synthetic_timeline():
     assert b["finals_missing"] == 1 and b["up_to_final"] == {"n": 0}
 
 
-def test_the_run_by_run_spread_is_shown_even_when_the_median_meets_the_target():
-    rep = _report()
-    t = {**_throughput(5.2, 105.0, 0.7), "ratio_per_run": [5.3, 4.6, 5.2]}
-    text = rep.render({"train_throughput": t})
-    assert "Why not 5×" not in text and "5.30×, 4.60×, 5.20× (1 of 3 below 5×)" in text
-    assert "Run by run" not in rep.render({"train_throughput": _throughput(5.2, 105.0, 0.7)})
-
-
 def _first_visit(first_ms: float, mib: float, repeat_ms: float, repeat_mib: float, slow_ms: float) -> dict:
-    visit = {"requests": 140, "from_cache": 0, "first_runtime": "server", "largest": [], "by_kind": {}}
+    visit = {"requests": 140, "from_cache": 0, "first_runtime": "server", "mib": 4.0, "largest": [], "by_kind": {}}
     prof = lambda down, up, rtt, med: {"profile": {"down_mbit": down, "up_mbit": up, "rtt_ms": rtt},  # noqa: E731
                                         "median": med, "first": [visit], "repeat": [visit], "tabs": {}}
     return {"runs": 1, "chromium": "x", "target": {"fast": {"first_ms": 3000, "first_mib": 5.0, "repeat_ms": 1500,
@@ -258,5 +259,15 @@ def test_the_static_site_gets_its_own_rows_and_table():
     rows = rep.summary_rows({"first_visit": f})
     assert [r[3] for r in rows] == [True] * 4 + [False] * 4  # each host judged on its own figures
     assert "6.50 MiB" in _row(rows, "Static site, first visit over 20 Mbit/s down, 5 up, 40 ms: bytes")[2]
-    assert "The same visits to the static site (`python -m vae_space.static`: 61 files, 30.0 MiB" in rep.render(
-        {"first_visit": f})
+    assert "**First and repeat visit, static site, 61 files, 30.0 MiB: medians of 1 run(s)" in rep.render({"first_visit": f})
+
+
+def test_where_the_first_visits_bytes_go():
+    f = _first_visit(2500, 4.9, 1400, 0.1, 7000)
+    first = f["profiles"]["fast"]["first"][0] = dict(f["profiles"]["fast"]["first"][0], mib=4.9)
+    first.update(by_kind={"ONNX graphs": 2.0, "our modules": 0.1},
+                 largest=[{"kib": 2048.0, "url": "/x/encoder.onnx", "what": "vae-z20 encoder"}])
+    f["profiles"]["fast"]["tabs"] = {"Generate": {"mib": 0.05, "requests": 3}}
+    text = _report().render({"first_visit": f})
+    assert "| ONNX graphs | 2.00 |" in text and "| **all** | 4.90 |" in text
+    assert "| vae-z20 encoder | 2.00 |" in text and "| Generate | 0.05 |" in text

@@ -1,11 +1,29 @@
-"""Smoke test of the time-to-quality benchmark: it runs end to end on the mini data and reports every field.
-(No timing is checked here: timings live in the benchmark's own runs.)"""
+"""The time-to-quality benchmark: the matmul ceiling at the step's shapes, and a smoke run end to end on the mini
+data that reports every field. (No timing is checked here: timings live in the benchmark's own runs.)"""
 
 import json
 import subprocess
 import sys
 
-from .conftest import MINI, ROOT
+import torch
+
+import vae_hub
+
+from .conftest import MINI, ROOT, bench_module
+
+
+def test_step_shapes_follow_the_model():
+    tt = bench_module("train_throughput")
+    model = vae_hub.build("vae-z20")
+    assert tt.linear_layers(model) == list(tt.MLP_LAYERS)
+    shapes = tt.step_shapes(tt.linear_layers(model), 128)
+    assert len(shapes) == 3 * 4 - 1  # no input gradient for the first layer
+    assert shapes[:3] == [(128, 784, 400), (784, 128, 400), (128, 400, 40)]
+
+
+def test_the_matmul_ceiling_is_measured():
+    tt = bench_module("train_throughput")
+    assert tt.gemm_ceiling(tt.step_shapes([(64, 32)], 16), torch.float32, rounds=1, seconds=0.0) > 0
 
 
 def test_quick_run_reports_time_to_quality_fields(tmp_path):

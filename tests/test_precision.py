@@ -17,14 +17,6 @@ def test_cpu_flags_and_bf16_units(tmp_path):
     assert P.cpu_flags(tmp_path / "missing") == set()
 
 
-def test_step_shapes_follow_the_model():
-    model = vae_hub.build("vae-z20")
-    assert P.linear_layers(model) == list(P.MLP_LAYERS)
-    shapes = P.step_shapes(P.linear_layers(model), 128)
-    assert len(shapes) == 3 * 4 - 1  # no input gradient for the first layer
-    assert shapes[:3] == [(128, 784, 400), (784, 128, 400), (128, 400, 40)]
-
-
 @pytest.mark.parametrize("flags,speeds,want", [
     (set(), None, "fp32"),  # no bf16 units: no probe at all
     ({"avx512_bf16"}, (100.0, 300.0), "bf16"),
@@ -64,7 +56,6 @@ def test_probe_leaves_the_model_and_the_random_stream_alone():
     assert torch.equal(after_probe, torch.rand(3))
     assert f32 > 0 and b16 > 0
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
-    assert P.gemm_ceiling(P.step_shapes([(64, 32)], 16), torch.float32, rounds=1, seconds=0.0) > 0
 
 
 def test_bf16_training_keeps_loss_adam_and_weights_float32(mini, tmp_path):

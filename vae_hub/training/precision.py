@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,6 @@ from vae_hub.model.config import PRECISIONS
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with bf16 matmul units
 MIN_SPEEDUP = 1.2  # auto takes bf16 only for a clear win: below this, noise or casts eat the gain
-# vae-z20's Linear layers (in, out), encoder then decoder
-MLP_LAYERS = ((784, 400), (400, 40), (20, 400), (400, 784))
 
 
 @dataclass(frozen=True)
@@ -63,56 +60,6 @@ def cpu_bf16_units(flags: set[str] | None = None) -> list[str]:
     """Which bf16 matmul units the CPU has (AMX tiles, AVX-512 BF16), by its flags."""
     flags = cpu_flags() if flags is None else flags
     return [f for f in BF16_FLAGS if f in flags]
-
-
-def step_shapes(layers: list[tuple[int, int]] | tuple, batch: int) -> list[tuple[int, int, int]]:
-    """(m, k, n) of every matmul in one training step of Linear layers (in, out): forward, input gradient
-    (not for the first layer) and weight gradient."""
-    shapes = []
-    for i, (a, b) in enumerate(layers):
-        shapes.append((batch, a, b))
-        if i:
-            shapes.append((batch, b, a))
-        shapes.append((a, batch, b))
-    return shapes
-
-
-def linear_layers(model: nn.Module) -> list[tuple[int, int]]:
-    """(in, out) of a model's torch Linear layers, in module order."""
-    return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
-
-
-class Gemms:
-    """Random operands for ``torch.mm`` at ``shapes`` in one dtype, and a timer for passes over all of them."""
-
-    def __init__(self, shapes: list[tuple[int, int, int]], dtype: torch.dtype, device: torch.device | str = "cpu"):
-        self.device = torch.device(device)
-        self.mats = [(torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype))
-                     for m, k, n in shapes]
-        self.flops = sum(2 * m * k * n for m, k, n in shapes)
-        self.gflops(1)  # warm-up: first-call allocations and kernel selection
-
-    def gflops(self, passes: int) -> float:
-        """GFLOP/s over ``passes`` passes through every shape."""
-        t0 = time.perf_counter()
-        for _ in range(passes):
-            for a, b in self.mats:
-                torch.mm(a, b)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return self.flops * passes / (time.perf_counter() - t0) / 1e9
-
-    def passes_for(self, seconds: float) -> int:
-        """How many passes take about ``seconds`` (at least one)."""
-        return max(1, round(seconds * self.gflops(1) * 1e9 / self.flops))
-
-
-def gemm_ceiling(shapes: list[tuple[int, int, int]], dtype: torch.dtype, device: torch.device | str = "cpu",
-                 seconds: float = 0.05, rounds: int = 5) -> float:
-    """Median GFLOP/s of ``torch.mm`` over ``shapes`` in ``dtype``: the matmul ceiling of a step at those shapes."""
-    g = Gemms(shapes, dtype, device)
-    n = g.passes_for(seconds)
-    return statistics.median(g.gflops(n) for _ in range(rounds))
 
 
 def _steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor | None, choice: Choice,
