@@ -39,9 +39,9 @@ from vae_hub.hub import density
 from vae_hub.hub.folders import is_complete, read_config
 from vae_hub.hub.folders import model_folders as complete_model_folders
 from vae_hub.hub.repo import push_folder
-from vae_hub.hub.save import save_model_folder
+from vae_hub.hub.save import float16_check, save_model_folder
 from vae_hub.model.variants import CANDIDATES, FAST_SET, REGISTRY, TRAINED_APART
-from vae_hub.training.loop import CHECKPOINT, Batcher, evaluate_elbo, fit, resolve_device, run_info
+from vae_hub.training.loop import CHECKPOINT, fit, resolve_device, run_info
 from vae_hub.training.precision import PRECISIONS
 from vae_hub.training.tracking import Tracker
 
@@ -121,16 +121,6 @@ def push(folders: list[Path], args: argparse.Namespace) -> None:
         args.push_to_hub = "NAMESPACE"
     for folder in folders:
         push_folder(folder, args.push_to_hub, private=args.private, dry_run=args.dry_run)
-
-
-def half_precision_check(model, test, loss_fp32: float) -> dict:
-    half = build(model.config)
-    half.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()})
-    loss_fp16 = evaluate_elbo(half.to(next(model.parameters()).device), Batcher(test, model.config, half.prior_device))["loss"]
-    delta = loss_fp16 - loss_fp32
-    if abs(delta) >= 0.1:
-        sys.exit(f"error: {model.config.variant}: float16 storage moves the test loss by {delta:+.3f} nat; drop --half")
-    return {"test_loss_float32": loss_fp32, "test_loss_float16": loss_fp16, "delta": delta}
 
 
 def recipe(name: str, args: argparse.Namespace):
@@ -332,7 +322,10 @@ def train_one(config, folder: Path, train, test, device: torch.device,
                                        progress_bar=not args.no_progress, on_epoch=tracker)
         info = run_info(config, history, train, test, args.dataset, device, args.quick)
         if args.half:  # float16 storage must not move the test loss by 0.1 nat or more
-            info["float16_check"] = half_precision_check(model, test, history[-1]["test_loss"])
+            try:
+                info["float16_check"] = float16_check(model, test, history[-1]["test_loss"])
+            except ValueError as e:
+                sys.exit(f"error: {e}; drop --half")
         if density.has_density(config):  # where the data lives, to sample from (vae_hub.hub.density)
             density.fit_model(model, train, config.seed, None, print,
                               density.QUICK_CANDIDATES if args.quick else density.CANDIDATES)

@@ -25,11 +25,10 @@ from common import ROOT, machine
 from train_all import history_row
 
 import vae_hub
-from train import half_precision_check
 from vae_hub.data.mnist import load_split
 from vae_hub.evaluation.classifier import load_classifier
 from vae_hub.evaluation.protocol import Settings, scored_samples
-from vae_hub.hub.save import save_model_folder
+from vae_hub.hub.save import float16_check, save_model_folder
 from vae_hub.training.loop import fit, run_info
 
 
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     history = trained.history
     if args.keep:
         info = {**run_info(config, history, train, test, args.dataset, torch.device("cpu")), "pilot": overrides,
-                "float16_check": half_precision_check(trained.model, test, history[-1]["test_loss"])}  # as train.py --half
+                "float16_check": float16_check(trained.model, test, history[-1]["test_loss"])}  # as train.py --half
         save_model_folder(trained.model, Path(args.keep) / args.variant, history, info, test, trained.progress, half=True)
     bundled = ROOT / "pretrained" / args.variant / "history.json"
     ref = history_row(bundled)["test_loss"] if bundled.is_file() else None

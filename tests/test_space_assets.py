@@ -195,3 +195,20 @@ def test_space_card_lists_every_model():
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and str(meta["sdk_version"]).startswith("6.")
     assert (ROOT / "space" / meta["app_file"]).is_file()
     assert set(meta["models"]) == {repo_id_for(v) for v in VARIANTS}
+
+
+def test_the_space_deploy_layout_runs_its_own_copies(tmp_path):
+    """A Space repository is space/ with vae_hub beside app.py: app.py imports both from there, nothing installed."""
+    import shutil
+    import subprocess
+    import sys
+
+    skip = shutil.ignore_patterns("node_modules", "__pycache__", "make_assets.py")  # as docs/space.md uploads it
+    shutil.copytree(ROOT / "space", tmp_path, ignore=skip, dirs_exist_ok=True)
+    shutil.copytree(ROOT / "vae_hub", tmp_path / "vae_hub", ignore=skip)
+    probe = "import vae_space.app, vae_hub; print(vae_space.app.__file__); print(vae_hub.__file__)"
+    r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert all(Path(line).is_relative_to(tmp_path) for line in r.stdout.split()), r.stdout
+    help_ = subprocess.run([sys.executable, "app.py", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert help_.returncode == 0 and "--weights" in help_.stdout, help_.stderr

@@ -161,7 +161,7 @@ def test_missing_variants_degrade_gracefully(tmp_path):
         assert word in str(err.value)
     card = models.model_card(eng, "cvae")
     assert "Not available" in card.card
-    from app import build_demo
+    from vae_space.app import build_demo
 
     build_demo(eng)  # builds with every other feature disabled
 

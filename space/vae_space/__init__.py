@@ -1,1 +1,1 @@
-"""The vae-hub Space: model loading and cached state (engine), pixel rendering (plots), UI (space/app.py)."""
+"""The vae-hub Space: model state (engine, entries, prepare), rendering (plots), the Gradio app (app, run by space/app.py)."""

@@ -17,8 +17,9 @@ from vae_hub.hub import density
 from vae_hub.hub.cards import write_card
 from vae_hub.hub.folders import CARD_NAME, write_atomic
 from vae_hub.hub.onnx import DECODER_FILE, ENCODER_FILE, export_folder
-from vae_hub.model.vae import VAE
+from vae_hub.model.vae import VAE, build
 from vae_hub.training.figures import write_figures
+from vae_hub.training.loop import Batcher, evaluate_elbo
 
 
 def save_model_folder(model: VAE, folder: str | Path, history: list[dict], info: dict, test: Split | None = None,
@@ -42,3 +43,15 @@ def save_model_folder(model: VAE, folder: str | Path, history: list[dict], info:
         density.save(model.code_density, model.code_density_info, folder / density.FILE)
     write_card(folder)
     return folder
+
+
+def float16_check(model: VAE, test: Split, loss_fp32: float, tolerance: float = 0.1) -> dict:
+    """The test loss of the weights rounded to float16 (as ``half=True`` stores them) against ``loss_fp32``; a
+    ValueError where storage moves it by ``tolerance`` nat or more. Returns the record history.json keeps."""
+    half = build(model.config)
+    half.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    loss_fp16 = evaluate_elbo(half.to(next(model.parameters()).device), Batcher(test, model.config, half.prior_device))["loss"]
+    delta = loss_fp16 - loss_fp32
+    if abs(delta) >= tolerance:
+        raise ValueError(f"{model.config.variant}: float16 storage moves the test loss by {delta:+.3f} nat")
+    return {"test_loss_float32": loss_fp32, "test_loss_float16": loss_fp16, "delta": delta}
