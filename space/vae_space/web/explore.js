@@ -238,7 +238,7 @@ class ExploreView {
         term("Why ask?", "The KL term pulls every code towards the prior, but the reconstruction term keeps different "
           + "digits apart, so the codes need not fill N(0, I). A prior draw that lands where no digit's code lies decodes "
           + "to a blur; a draw from where the codes are does not. The Generate tab shows both sources for every model, "
-          + "and the README compares them by FD."),
+          + "and the evaluation (docs/evaluation.md) compares them by FD."),
         " ", again),
       el("figure", { class: "vd-fig vx-holes" }, el("div", { class: "vd-box" }, this.holesCanvas), this.holesNote));
     this.holeSeed = 0;
