@@ -16,7 +16,8 @@ Protocol (MNIST test split):
   length, area of every test digit, ``vae_hub.evaluation.morpho``), for every model with a Gaussian latent (the
   continuous part of a joint one): correlation matrix, MIG, SAP, DCI (``vae_hub.evaluation.disentangle``).
 
-The report (tables, cards, the docs page's results block) is ``vae_hub.evaluation.report``; the command line is ``vae_hub.evaluation.evaluate``.
+The report (tables, cards, the docs page's results block) is ``vae_hub.evaluation.report``; the command line is
+``vae_hub.evaluation.evaluate``.
 """
 
 from __future__ import annotations

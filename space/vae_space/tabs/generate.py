@@ -144,7 +144,8 @@ DENSITY_NOTE = (
     "Left, codes from the prior N(0, I); right, codes from a Gaussian mixture fitted to the codes of the 60,000 "
     "training digits. The prior has holes: a VAE's codes do not fill it, and codes drawn where no digit's code lies "
     "decode to blurs. Sampling where the data lives (ex-post density estimation, Ghosh et al. 2020) avoids them; "
-    "the evaluation (docs/evaluation.md) compares both by FD and classifier confidence. The colour models with categorical codes have no "
+    "the evaluation (docs/evaluation.md) compares both by FD and classifier confidence. The colour models with "
+    "categorical codes have no "
     "density: their right picture stays empty.")
 
 
