@@ -140,3 +140,14 @@ def test_the_spaces_state_imports_nothing_of_the_request_layer():
         mods |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         found[name] = sorted(m for m in mods if m.split(".")[0] in ("gradio", "handler", "guard", "limits", "tabs"))
     assert not any(found.values()), found
+
+
+def test_no_file_edits_sys_path():
+    """vae_hub and vae_space are installed (``pip install -e .``; on a Space they sit beside app.py), and a bench
+    script's siblings are on the path because Python puts the script's folder there: nothing edits sys.path."""
+    files = [*PACKAGE.rglob("*.py"), *(ROOT / "space").rglob("*.py"), *(ROOT / "bench").glob("*.py"),
+             *(ROOT / "tests").glob("*.py"), ROOT / "train.py"]
+    edits = [f"{p.relative_to(ROOT)}:{i}" for p in files if "node_modules" not in p.parts
+             for i, line in enumerate(p.read_text().splitlines(), 1)
+             if re.search(r"sys\.path(\.insert|\.append|\.extend|\[:?0?:?\] =| \+=)", line)]
+    assert not edits, edits
