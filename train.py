@@ -30,6 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from vae_hub import build, get_config
 from vae_hub.checks import check_split_sizes, exit_on_failure
@@ -192,6 +193,9 @@ def _worker_start(threads: int, notices: str) -> None:
     _NOTICES = Path(notices)
     keep_freed_memory()
     torch.set_num_threads(threads)
+    # numpy's BLAS too (the training codes' density is fitted with it): by default each worker would start one
+    # BLAS thread per core, and N workers would crowd N times the cores
+    threadpool_limits(threads)
     sys.stdout.reconfigure(line_buffering=True)  # each epoch's line as it happens, not when the worker exits
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent stops the workers
     # tqdm's default lock is a multiprocessing one, which a stopped worker would leave behind (a resource_tracker

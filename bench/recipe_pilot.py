@@ -3,6 +3,7 @@
     python bench/recipe_pilot.py vae-z2 '{"batch_size": 256, "lr": 3e-3, "lr_warmup": 0.05, "lr_schedule": "linear"}'
     python bench/recipe_pilot.py conv-vae-bin '{"epochs": 20, "batch_size": 128}' --threads 1 --dataset ../shared/mnist
     python bench/recipe_pilot.py conv-vae-z20 '{"epochs": 8}' --fd   # also the prior samples' FD
+    python bench/recipe_pilot.py conv-vae-z20 '{"epochs": 16}' --fd-every 2   # ... after every 2 epochs
     python bench/recipe_pilot.py conv-vae-z20 '{"epochs": 8}' --keep runs/pilot   # then: python -m vae_hub.evaluate
 
 This is how the registry's recipes were chosen (the README's Performance section lists the pilots): the
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--fd", action="store_true",
                    help="also print the FD of 10,000 prior samples, as vae_hub.evaluation.evaluate measures it (seed 0)")
+    p.add_argument("--fd-every", type=int, metavar="N", default=0,
+                   help="... after every N epochs too (the run stops and resumes bit for bit at each)")
     p.add_argument("--keep", metavar="DIR", help="write the trained model's folder to DIR/VARIANT (float16, as bundled)")
     args = p.parse_args(argv)
     try:
@@ -50,8 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     train, test = load_split(args.dataset, "train"), load_split(args.dataset, "test")
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        trained = fit(config, train, test, tmp, progress_bar=False, log=lambda s: None)
+    trained, fds = train_with_fd(config, train, test, args.fd_every if args.fd_every > 0 else config.epochs,
+                                 args.fd or args.fd_every > 0)
     history = trained.history
     if args.keep:
         info = {**run_info(config, history, train, test, args.dataset, torch.device("cpu")), "pilot": overrides,
@@ -64,7 +67,20 @@ def main(argv: list[str] | None = None) -> None:
           f"{sum(e['seconds'] for e in history):.0f} s, wall {time.perf_counter() - t0:.0f} s; test loss by epoch "
           + " ".join(f"{e['test_loss']:.2f}" for e in history)
           + (f"; bundled model {ref:.2f}" if ref is not None else "")
-          + (f"; prior-sample FD {prior_fd(trained.model, test):.2f}" if args.fd else ""))
+          + ("; prior-sample FD by epoch " + " ".join(f"{e}: {fd:.2f}" for e, fd in fds.items()) if fds else ""))
+
+
+def train_with_fd(config, train, test, every: int, fd: bool) -> tuple:
+    """Train the whole recipe, stopping after every ``every`` epochs to measure the prior samples' FD (when ``fd``)
+    and resuming from the checkpoint (bit for bit the uninterrupted run). Returns (trained, {epoch: FD})."""
+    fds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for stop in range(every, config.epochs + every, every):
+            trained = fit(config, train, test, tmp, resume=True, stop_after_epoch=min(stop, config.epochs),
+                          progress_bar=False, log=lambda s: None)
+            if fd:
+                fds[len(trained.history)] = prior_fd(trained.model, test)
+    return trained, fds
 
 
 def prior_fd(model: torch.nn.Module, test) -> float:

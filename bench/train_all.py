@@ -1,4 +1,4 @@
-"""Wall time of every variant's full recipe, and the total (target: <= 20 minutes on a 2-core CPU).
+"""Wall time of every variant's full recipe, and the total (target: <= 22 minutes on a 2-core CPU).
 
     python bench/train_all.py --dataset ../shared/mnist                    # train everything into a temp dir
     python bench/train_all.py --dataset ../shared/mnist --jobs 1           # one variant at a time, all threads
@@ -27,7 +27,7 @@ from common import ROOT, machine, write
 
 from vae_hub.model.variants import FAST_SET
 
-TARGET_MINUTES = 20
+TARGET_MINUTES = 22
 
 
 def history_row(path: Path) -> dict:

@@ -60,3 +60,16 @@ def test_recipe_pilot_trains_with_overrides_and_prints_the_losses(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "bench" / "recipe_pilot.py"), "vae-z2", '{"lr_schedule": "step"}',
                           "--dataset", str(MINI)], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and "lr_schedule" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_recipe_pilot_measures_the_prior_samples_on_the_way_as_at_the_end():
+    """--fd-every stops and resumes the run to measure the samples: the last FD equals an uninterrupted run's."""
+    def pilot(*flags: str) -> str:
+        r = subprocess.run([sys.executable, str(ROOT / "bench" / "recipe_pilot.py"), "vae-z2", '{"epochs": 2}',
+                            "--dataset", str(MINI), *flags], capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.splitlines()[-1].split("prior-sample FD by epoch ")[1]
+
+    every, end = pilot("--fd-every", "1"), pilot("--fd")
+    assert every.startswith("1: ") and " 2: " in every and end.startswith("2: "), (every, end)
+    assert every.split(" 2: ")[1] == end.removeprefix("2: "), (every, end)

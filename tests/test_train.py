@@ -318,7 +318,7 @@ def _jobs_run(tmp_path: Path, variants: tuple[str, ...]):
             return proc, lines, workers
         assert proc.poll() is None, proc.errors
         time.sleep(0.2)
-    proc.kill()
+    _kill_group(proc)  # its workers too: killing train.py alone left them training, orphaned
     pytest.fail(f"the workers did not start: {lines[-5:]}")
 
 

@@ -11,10 +11,14 @@ from vae_hub.model.config import VAEConfig
 # linear decay to 0 settles the weights, so the set reaches its earlier test losses in fewer, cheaper steps
 # (batch 256 for the MLPs; bf16 autocast where a probe finds it faster); the pilots are in docs/training.md.
 _FAST = dict(lr_warmup=0.05, lr_schedule="linear", precision="auto")
+# Samples: those recipes match the test loss but not the prior samples, which keep improving over many steps at a
+# constant 1e-3 long after the loss has levelled (the FD of conv-vae-z20's prior samples: 83 after 6 epochs, 70 after
+# 12, 66 after 16); the models whose samples the demo shows from the prior train so (pilots in docs/training.md).
+_SAMPLES = dict(lr_warmup=0.0, lr_schedule="constant", precision="auto", batch_size=128, lr=1e-3)
 _MLP2 = dict(_FAST, hidden=[512, 256], epochs=20, batch_size=256, lr=3e-3)
-_BETA = dict(_FAST, hidden=[512, 256], z_dim=10, epochs=15, batch_size=256, lr=3e-3)
+_BETA = dict(_SAMPLES, hidden=[512, 256], z_dim=10, epochs=20)
 _CONV = dict(backbone="conv", conv_channels=[32, 64], conv_hidden=128, batch_norm=True)
-_CONV_RECIPE = dict(_FAST, epochs=8, batch_size=128, lr=3e-3)
+_CONV_RECIPE = dict(_SAMPLES, epochs=16)
 _COLOR = dict(_CONV, **_FAST, data="color", in_channels=3, epochs=6, batch_size=128, lr=3e-3)
 
 
