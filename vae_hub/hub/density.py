@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import safetensors
-import safetensors.torch
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
+
+from vae_hub.files.tensors import save_safetensors
 
 FILE = "density.safetensors"
 CANDIDATES = (1, 2, 5, 10, 20, 40)  # components; 80 costs another minute per 20-D model on a 2-core CPU
@@ -84,13 +85,10 @@ def fit(codes: torch.Tensor, seed: int = 0, candidates: tuple[int, ...] = CANDID
 
 
 def save(dist: MixtureSameFamily, info: dict, path: str | Path) -> Path:
-    from vae_hub.hub.folders import atomic_path
-
     comp = dist.component_distribution
     tensors = {"weights": dist.mixture_distribution.probs.float().contiguous(),
                "means": comp.loc.float().contiguous(), "covariances": comp.covariance_matrix.float().contiguous()}
-    with atomic_path(path) as tmp:
-        safetensors.torch.save_file(tensors, str(tmp), metadata={"info": json.dumps(info)})
+    save_safetensors(tensors, path, metadata={"info": json.dumps(info)})  # atomic, the usual mode, errors name the file
     return Path(path)
 
 
