@@ -17,11 +17,11 @@ import time
 
 import torch
 from common import ROOT, machine, write
+from recipe_pilot import fd_judge
 from threadpoolctl import threadpool_limits
 
 import vae_hub
 from vae_hub.data.mnist import load_split
-from vae_hub.evaluation.classifier import load_classifier
 from vae_hub.evaluation.protocol import Settings, scored_samples
 from vae_hub.hub import density
 
@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     threadpool_limits(1)  # numpy's BLAS (the EM) on one thread too, as in a train.py --jobs 2 worker
     print(f"CPU: {machine()['cpu']}, 1 thread")
     train, test = load_split(args.dataset, "train"), load_split(args.dataset, "test")
-    clf = load_classifier(ROOT / "pretrained" / "mnist-classifier")
-    _, feats = clf.predict_features(test.images.float() / 255)
+    clf, feats = fd_judge(test)
     results = {v: measure(v, train, test, feats, clf) for v in args.variants}
     write("density_fit", {"threads": 1, "variants": results}, args.out)
 

@@ -74,20 +74,25 @@ def train_with_fd(config, train, test, every: int, fd: bool) -> tuple:
     """Train the whole recipe, stopping after every ``every`` epochs to measure the prior samples' FD (when ``fd``)
     and resuming from the checkpoint (bit for bit the uninterrupted run). Returns (trained, {epoch: FD})."""
     fds = {}
+    judge = fd_judge(test) if fd else None  # once, not at every stop
     with tempfile.TemporaryDirectory() as tmp:
         for stop in range(every, config.epochs + every, every):
             trained = fit(config, train, test, tmp, resume=True, stop_after_epoch=min(stop, config.epochs),
                           progress_bar=False, log=lambda s: None)
-            if fd:
-                fds[len(trained.history)] = prior_fd(trained.model, test)
+            if judge:
+                fds[len(trained.history)] = prior_fd(trained.model, *judge)
     return trained, fds
 
 
-def prior_fd(model: torch.nn.Module, test) -> float:
-    """The prior samples' Fréchet distance to the test digits in the bundled classifier's features, with
-    ``vae_hub.evaluation.evaluate``'s settings (10,000 samples, seed 0)."""
+def fd_judge(test) -> tuple:
+    """What FD is measured with: the bundled classifier and its features of the test digits."""
     clf = load_classifier(ROOT / "pretrained" / "mnist-classifier")
-    _, feats = clf.predict_features(test.images.float() / 255)
+    return clf, clf.predict_features(test.images.float() / 255)[1]
+
+
+def prior_fd(model: torch.nn.Module, clf, feats: torch.Tensor) -> float:
+    """The prior samples' Fréchet distance to the test digits in ``clf``'s features ``feats`` (``fd_judge``), with
+    ``vae_hub.evaluation.evaluate``'s settings (10,000 samples, seed 0)."""
     model.eval()
     with torch.inference_mode():
         return scored_samples(model, feats, clf, Settings(), "prior")[0]["fd"]
