@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +45,7 @@ from scipy import ndimage
 from skimage import morphology, transform
 
 from vae_hub.data.mnist import cache_dir
+from vae_hub.files.tensors import atomic_path
 
 FACTORS = ("thickness", "slant", "width", "height", "length", "area")
 UNITS = {"thickness": "px", "slant": "°", "width": "px", "height": "px", "length": "px", "area": "px²"}
@@ -179,12 +179,7 @@ def split_factors(images, use_cache: bool = True) -> np.ndarray:
             path.unlink(missing_ok=True)  # a damaged or stale cache is rebuilt, never trusted
     factors = measure(arr)
     if use_cache:
-        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(tmp, factors=factors, factors_names=np.array(FACTORS), settings=json.dumps(settings()))
-            os.replace(tmp, path)
-        except OSError:  # a read-only or full disk: the measures are returned all the same
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-    return factors
+        # a file object: given a name, np.savez would add ".npz" to the temporary one
+        with contextlib.suppress(OSError), atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, factors=factors, factors_names=np.array(FACTORS), settings=json.dumps(settings()))
+    return factors  # a read-only or full disk costs the cache, not the measures
