@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 
 from vae_hub import build, get_config
 from vae_hub.checks import check_split_sizes, exit_on_failure
-from vae_hub.cli import keep_freed_memory
+from vae_hub.cli import training_process
 from vae_hub.data.mnist import DEFAULT_DATASET, load_split
 from vae_hub.hub import density
 from vae_hub.hub.folders import is_complete, read_config
@@ -191,7 +191,7 @@ def output_lock(root: Path) -> Iterator[None]:
 def _worker_start(threads: int, notices: str) -> None:
     global _NOTICES
     _NOTICES = Path(notices)
-    keep_freed_memory()
+    training_process()  # before the worker's first parallel operation (vae_hub.cli)
     torch.set_num_threads(threads)
     # numpy's BLAS too (the training codes' density is fitted with it): by default each worker would start one
     # BLAS thread per core, and N workers would crowd N times the cores
@@ -342,9 +342,9 @@ def train_one(config, folder: Path, train, test, device: torch.device,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # this process's malloc keeps freed memory: training steps reuse it instead of faulting in pages (set by the
-    # command line, not by fit(), which must not change the allocator of a program that imports vae_hub)
-    keep_freed_memory()
+    # freed memory kept for the next step and denormal floats flushed to zero (vae_hub.cli): set by the command line,
+    # not by fit(), which must not change the allocator or the floats of a program that imports vae_hub
+    training_process()
     if args.track_space and not args.track:
         sys.exit("error: --track-space needs --track")
     if args.list:

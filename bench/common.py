@@ -215,3 +215,24 @@ def static_site(weights: str | None = None) -> Iterator[tuple[str, dict]]:
             yield f"http://127.0.0.1:{server.server_address[1]}/", summary
         finally:
             server.shutdown()
+
+
+# ---------------------------------------------------------------------------- the prior samples' FD
+def fd_judge(test) -> tuple:
+    """What FD is measured with: the bundled classifier and its features of the test digits (``test``, a Split)."""
+    from vae_hub.evaluation.classifier import load_classifier
+
+    clf = load_classifier(ROOT / "pretrained" / "mnist-classifier")
+    return clf, clf.predict_features(test.images.float() / 255)[1]
+
+
+def prior_fd(model, clf, feats) -> float:
+    """The prior samples' Fréchet distance to the test digits in ``clf``'s features ``feats`` (``fd_judge``), with
+    ``vae_hub.evaluation.evaluate``'s settings (10,000 samples, seed 0)."""
+    import torch
+
+    from vae_hub.evaluation.protocol import Settings, scored_samples
+
+    model.eval()
+    with torch.inference_mode():
+        return scored_samples(model, feats, clf, Settings(), "prior")[0]["fd"]

@@ -16,8 +16,7 @@ import argparse
 import time
 
 import torch
-from common import ROOT, machine, write
-from recipe_pilot import fd_judge
+from common import ROOT, fd_judge, machine, write
 from threadpoolctl import threadpool_limits
 
 import vae_hub

@@ -22,13 +22,12 @@ import time
 from pathlib import Path
 
 import torch
-from common import ROOT, machine
+from common import ROOT, fd_judge, machine, prior_fd
 from train_all import history_row
 
 import vae_hub
+from vae_hub.cli import training_process
 from vae_hub.data.mnist import load_split
-from vae_hub.evaluation.classifier import load_classifier
-from vae_hub.evaluation.protocol import Settings, scored_samples
 from vae_hub.hub.save import float16_check, save_model_folder
 from vae_hub.training.loop import fit, run_info
 
@@ -50,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         config = vae_hub.get_config(args.variant, **overrides)
     except (json.JSONDecodeError, TypeError, ValueError) as e:
         sys.exit(f"error: overrides {args.overrides!r}: {e}")
+    training_process()  # as train.py trains: freed memory kept, denormals flushed
     torch.set_num_threads(args.threads)
     train, test = load_split(args.dataset, "train"), load_split(args.dataset, "test")
     t0 = time.perf_counter()
@@ -82,20 +82,6 @@ def train_with_fd(config, train, test, every: int, fd: bool) -> tuple:
             if judge:
                 fds[len(trained.history)] = prior_fd(trained.model, *judge)
     return trained, fds
-
-
-def fd_judge(test) -> tuple:
-    """What FD is measured with: the bundled classifier and its features of the test digits."""
-    clf = load_classifier(ROOT / "pretrained" / "mnist-classifier")
-    return clf, clf.predict_features(test.images.float() / 255)[1]
-
-
-def prior_fd(model: torch.nn.Module, clf, feats: torch.Tensor) -> float:
-    """The prior samples' Fréchet distance to the test digits in ``clf``'s features ``feats`` (``fd_judge``), with
-    ``vae_hub.evaluation.evaluate``'s settings (10,000 samples, seed 0)."""
-    model.eval()
-    with torch.inference_mode():
-        return scored_samples(model, feats, clf, Settings(), "prior")[0]["fd"]
 
 
 if __name__ == "__main__":

@@ -93,7 +93,17 @@ def train_all_rows(a: dict | None) -> list[Row]:
     return [("Train every variant, full recipes", f"≤ {target} min",
              f"{a['total_seconds'] / 60:.1f} min for {len(a['variants'])} variants"
              + ("" if a["source"] == "run" else " (recorded training time only)"),
-             a["total_seconds"] <= 60 * target, CMD["train_all"])]
+             a["total_seconds"] <= 60 * target, CMD["train_all"]), *_sample_rows(a)]
+
+
+def _sample_rows(a: dict) -> list[Row]:
+    """The prior-sample FDs of the run's sample-judged models against the old set's (train_all's FD_TARGETS)."""
+    fds, targets = {n: v["prior_fd"] for n, v in a["variants"].items() if "prior_fd" in v}, a.get("fd_targets", {})
+    if not fds:
+        return []
+    return [("Train every variant: prior-sample FD of the models held to their samples", "≤ the old set's each",
+             ", ".join(f"{n} {fd:.1f} (≤ {targets[n]})" for n, fd in fds.items()),
+             all(fd <= targets[n] for n, fd in fds.items()), CMD["train_all"])]
 
 
 def inference_rows(i: dict | None) -> list[Row]:
@@ -276,12 +286,14 @@ def train_all_table(a: dict) -> list[str]:
         how = f"{a['jobs']} at a time, {threads} thread(s) each"
     else:
         how = f"training times recorded in {a['source']}"
+    targets = a.get("fd_targets", {})
     rows = [[name, v["epochs"], v["batch_size"], v["precision"], f"{v[key] / 60:.1f}", f"{v['test_loss']:.2f}",
-             f"{v['bundled_test_loss']:.2f}" if "bundled_test_loss" in v else ""] for name, v in a["variants"].items()]
-    rows.append(["**total**", "", "", "", f"**{a['total_seconds'] / 60:.1f}**", "", ""])
+             f"{v['bundled_test_loss']:.2f}" if "bundled_test_loss" in v else "",
+             f"{v['prior_fd']:.2f} (≤ {targets[name]})" if "prior_fd" in v else ""] for name, v in a["variants"].items()]
+    rows.append(["**total**", "", "", "", f"**{a['total_seconds'] / 60:.1f}**", "", "", ""])
     return table(f"Every variant's full recipe (`{CMD['train_all']}`; {how})",
-                 ["variant", "epochs", "batch", "precision", "minutes", "test loss", "bundled model's test loss when run"],
-                 rows, "lrrl")
+                 ["variant", "epochs", "batch", "precision", "minutes", "test loss", "bundled model's test loss when run",
+                  "prior-sample FD (old set's)"], rows, "lrrl")
 
 
 def space_tables(s: dict) -> list[str]:

@@ -72,7 +72,15 @@ def test_train_all_row_and_table():
     a["total_seconds"] = 1150.0
     assert _row(rep.summary_rows({"train_all": a}), "Train every variant")[3] is True
     text = rep.render({"train_all": a})
-    assert "2 at a time, 1 thread(s) each" in text and "| vae-z20 | 10 | 256 | bf16 | 20.8 | 105.40 |  |" in text
+    assert "2 at a time, 1 thread(s) each" in text and "| vae-z20 | 10 | 256 | bf16 | 20.8 | 105.40 |  |  |" in text
+    assert not [r for r in rep.summary_rows({"train_all": a}) if "prior-sample FD" in r[0]]  # none measured: no row
+    a["fd_targets"] = {"vae-z20": 66.8}
+    for fd, met in ((66.8, True), (66.9, False)):  # the samples of the run against the old set's
+        a["variants"]["vae-z20"]["prior_fd"] = fd
+        assert _row(rep.summary_rows({"train_all": a}), "Train every variant: prior-sample FD")[2:4] == \
+            (f"vae-z20 {fd:.1f} (≤ 66.8)", met)
+    assert "| 20.8 | 105.40 |  | 66.90 (≤ 66.8) |" in rep.render({"train_all": a})
+    del a["variants"]["vae-z20"]["prior_fd"]
     history = a | {"source": "pretrained", "jobs": None}  # the times recorded by training runs: their training time
     assert "(recorded training time only)" in _row(rep.summary_rows({"train_all": history}), "Train every variant")[2]
     assert "| vae-z20 | 10 | 256 | bf16 | 16.7 |" in rep.render({"train_all": history})

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from vae_hub.cli import denormals_flushed, flush_denormals
 from vae_hub.hub.folders import model_folders, read_config, write_atomic
 from vae_hub.model.config import VAEConfig
 from vae_hub.model.vae import IMAGE_SIZE, VAE
@@ -276,9 +277,12 @@ def _check(data: bytes, reference: nn.Module, config: VAEConfig, graph: str, inp
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # errors only
     opts.intra_op_num_threads = 1
+    flushed = denormals_flushed()
     sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     args = _example_inputs(config, graph, 3, seed=1)
     got = sess.run(None, {n: a.numpy() for n, a in zip(inputs, args)})
+    if flushed:  # onnxruntime can switch the thread's flushing off, and the next variant train.py trains would crawl
+        flush_denormals()
     with torch.no_grad():
         want = reference(*args)
     for name, g, w in zip(sess.get_outputs(), got, _as_tuple(want)):

@@ -27,7 +27,7 @@ from pathlib import Path
 import optuna
 import torch
 
-from vae_hub.cli import cpu_model, hardware, keep_freed_memory, start
+from vae_hub.cli import cpu_model, hardware, start, training_process
 from vae_hub.data.mnist import DEFAULT_DATASET, Split, load_split, shown_dataset
 from vae_hub.model.vae import VAE
 from vae_hub.sweep.report import write_report
@@ -207,7 +207,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args, command = start("vae_hub.sweep", parse_args, argv)
-    keep_freed_memory()  # a command line: its training steps reuse freed memory (vae_hub.cli)
+    training_process()  # a command line: freed memory reused, denormals flushed (vae_hub.cli)
     try:
         if args.track_space and not args.track:
             raise ValueError("--track-space needs --track")
