@@ -5,7 +5,8 @@
 Encode+decode images/s (posterior mode -> Bernoulli means) at batch 1 and batch 256 for every bundled
 variant (median of repeated timings), the peak resident memory of a process that loads every model
 (a fresh subprocess of this script, its VmHWM), and that of the Space's own process (space/app.py started on
-127.0.0.1, read once its background preparation is done).
+127.0.0.1, read once its background preparation is done): on a first start, its disk cache empty (a new Space),
+and on a start that finds the cache filled, as every later start does.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -70,15 +72,20 @@ def main() -> None:
     print(f"peak RSS of a process holding all {len(folders)} models: {mem['peak_mib']:.0f} MiB "
           f"(after importing torch + vae_hub: {mem['after_import_mib']:.0f} MiB)")
     if not args.no_space:
+        # a new Space's first start prepares everything into an empty disk cache; every later start finds it there
+        with tempfile.TemporaryDirectory() as empty:
+            mem["space_first_start_peak_mib"] = space_peak(args.models, {"VAE_HUB_CACHE": empty})
+        space_peak(args.models)  # fills this machine's own cache, if it lacked anything (new weights)
         mem["space_process_peak_mib"] = space_peak(args.models)
         print(f"peak RSS of the Space's process (space/app.py) once started and ready: {mem['space_process_peak_mib']} MiB "
+              f"with its disk cache filled; {mem['space_first_start_peak_mib']} MiB on a first start, the cache empty "
               "(under load: bench/space_latency.py --load)")
     write("inference", {"models": rows, "memory": mem}, args.out)
 
 
-def space_peak(weights: str) -> float | None:
+def space_peak(weights: str, env: dict[str, str] | None = None) -> float | None:
     """Start the real app, wait until its background preparation is done, read its peak resident memory."""
-    _, proc, _ = launch(weights, ready=True)  # ready: its background preparation done
+    _, proc, _ = launch(weights, env, ready=True)  # ready: its background preparation done
     try:
         return round(peak, 1) if (peak := rss_mib(proc.pid, peak=True)) else None
     finally:

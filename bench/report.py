@@ -116,7 +116,9 @@ def inference_rows(i: dict | None) -> list[Row]:
              None, CMD["inference"])]
     if "space_process_peak_mib" in i["memory"]:  # not with --no-space
         rows.append(("Peak memory of the Space's process, started and ready", "—",
-                     f"{i['memory']['space_process_peak_mib']:.0f} MiB", None, CMD["inference"]))
+                     f"{i['memory']['space_process_peak_mib']:.0f} MiB"
+                     + (f" ({first:.0f} MiB on a first start, its disk cache empty)"
+                        if (first := i["memory"].get("space_first_start_peak_mib")) else ""), None, CMD["inference"]))
     return rows
 
 
