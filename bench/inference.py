@@ -73,10 +73,9 @@ def main() -> None:
           f"(after importing torch + vae_hub: {mem['after_import_mib']:.0f} MiB)")
     if not args.no_space:
         # a new Space's first start prepares everything into an empty disk cache; every later start finds it there
-        with tempfile.TemporaryDirectory() as empty:
-            mem["space_first_start_peak_mib"] = space_peak(args.models, {"VAE_HUB_CACHE": empty})
-        space_peak(args.models)  # fills this machine's own cache, if it lacked anything (new weights)
-        mem["space_process_peak_mib"] = space_peak(args.models)
+        with tempfile.TemporaryDirectory() as cache:
+            mem["space_first_start_peak_mib"] = space_peak(args.models, {"VAE_HUB_CACHE": cache})
+            mem["space_process_peak_mib"] = space_peak(args.models, {"VAE_HUB_CACHE": cache})
         print(f"peak RSS of the Space's process (space/app.py) once started and ready: {mem['space_process_peak_mib']} MiB "
               f"with its disk cache filled; {mem['space_first_start_peak_mib']} MiB on a first start, the cache empty "
               "(under load: bench/space_latency.py --load)")

@@ -13,11 +13,11 @@ vae-z20's the same within noise (``python bench/allocator.py``). Both settings a
 things worse (fixing one threshold switches off glibc's adaptive mmap threshold).
 
 Flushing denormals: Adam's second moments of weights that stop learning (a beta-VAE's switched-off latent units)
-decay below float32's smallest normal number, 1.2e-38, and x86 CPUs compute on such denormal numbers about a
-hundred times slower: beta-vae-b1's epochs on one thread grew from 3.5 s to over 6 s as they appeared, and flushed
-they stay at 3.4 s. Treating them as zero changes nothing a float32 model can tell. The flag is the CPU's (MXCSR),
-per thread, and threads inherit it when they start: it is set before the first parallel operation, so OpenMP's
-threads start with it.
+decay below float32's smallest normal number, 1.2e-38, and x86 CPUs compute on such denormal numbers many times
+slower: beta-vae-b1's epochs on one thread grew from 3.7 s to 6.1 s as they appeared, and flushed they stay at 3.6 s,
+with the same losses (``python bench/denormals.py``). Treating them as zero changes nothing a float32 model can
+tell. The flag is the CPU's (MXCSR), per thread, and threads inherit it when they start: it is set before the first
+parallel operation, so OpenMP's threads start with it.
 
 The settings hold for the whole process, so the command lines apply them (``train.py`` and its workers,
 ``python -m vae_hub.sweep``), not ``fit()``: a program that imports vae_hub keeps its own allocator and floats.
