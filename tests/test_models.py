@@ -70,3 +70,21 @@ def test_config_parsing_is_strict():
         VAEConfig.from_dict({**d, "latent": "spiky"})
     with pytest.raises(ValueError, match="prior_cov must be 2x2"):
         VAEConfig.from_dict({**d, "prior_cov": [[1.0]]})
+
+
+def test_a_channels_last_encoder_gets_its_gradient_back_channels_last_with_the_same_numbers():
+    """vae.Flatten hands the last feature map's gradient back in its own layout; nn.Flatten's would be NCHW."""
+    name = "conv-vae-z20"
+    torch.manual_seed(0)
+    a = vae_hub.build(name).train().to(memory_format=torch.channels_last)
+    b = vae_hub.build(name).train().to(memory_format=torch.channels_last)
+    b.load_state_dict(a.state_dict())
+    b.features[-1] = torch.nn.Flatten()
+    seen = {}
+    a.features[-2].register_forward_hook(lambda m, i, out: out.register_hook(lambda g: seen.update(grad=g)) and None)
+    x = torch.rand(8, 1, 28, 28)
+    for m in (a, b):
+        torch.manual_seed(1)
+        m(x).loss.mean().backward()
+    assert seen["grad"].is_contiguous(memory_format=torch.channels_last) and not seen["grad"].is_contiguous()
+    assert all(torch.equal(p.grad, q.grad) for p, q in zip(a.parameters(), b.parameters(), strict=True))

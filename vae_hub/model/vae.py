@@ -88,6 +88,31 @@ def fast_layout(config: VAEConfig) -> bool:
     return config.backbone == "conv" and config.layers == "torch"
 
 
+class _GradInInputLayout(torch.autograd.Function):
+    """Identity whose gradient comes back in channels-last memory, the layout of its (channels-last) input."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last)
+
+
+class Flatten(nn.Flatten):
+    """``nn.Flatten`` for the encoder's last feature map. Flattening a channels-last map copies it into NCHW order,
+    so its gradient comes back in NCHW while the ReLU and batch norm before it hold channels-last tensors, and
+    their backward passes then walk two layouts at once, which is slow. Training converts the gradient back
+    first (one copy); the numbers are the same, bit for bit (tests/test_models.py)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.training and x.requires_grad and x.dim() == 4 and not x.is_contiguous()
+                and x.is_contiguous(memory_format=torch.channels_last)):
+            x = _GradInInputLayout.apply(x)
+        return super().forward(x)
+
+
 def _build_nets(c: VAEConfig) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
     """(features, enc_fc, dec_fc, dec_body): x -> h, [h, y] -> params, [z, y] -> h, h -> logits."""
     L = kit_for(c).layers
@@ -120,7 +145,8 @@ def _build_nets(c: VAEConfig) -> tuple[nn.Module, nn.Module, nn.Module, nn.Modul
     enc: list[nn.Module] = []
     for a, b in zip(chans[:-1], chans[1:]):
         enc += block(L.Conv2d(a, b, 4, stride=2, padding=1), b)
-    features = nn.Sequential(*enc, nn.Flatten())
+    # the scratch kit's batch norm sums in memory order: a gradient in the other layout would change its numbers
+    features = nn.Sequential(*enc, Flatten() if c.layers == "torch" else nn.Flatten())
     fc = [c.conv_hidden] if c.conv_hidden else []
     enc_fc = mlp([flat + cond, *fc, n_params], last_act=False)
     dec_fc = mlp([c.latent_size + cond, *fc, flat], last_act=True)
