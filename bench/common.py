@@ -217,7 +217,7 @@ def static_site(weights: str | None = None) -> Iterator[tuple[str, dict]]:
             server.shutdown()
 
 
-# ---------------------------------------------------------------------------- the prior samples' FD
+# ---------------------------------------------------------------------------- the samples' FD
 def fd_judge(test) -> tuple:
     """What FD is measured with: the bundled classifier and its features of the test digits (``test``, a Split)."""
     from vae_hub.evaluation.classifier import load_classifier
@@ -226,13 +226,14 @@ def fd_judge(test) -> tuple:
     return clf, clf.predict_features(test.images.float() / 255)[1]
 
 
-def prior_fd(model, clf, feats) -> float:
-    """The prior samples' Fréchet distance to the test digits in ``clf``'s features ``feats`` (``fd_judge``), with
-    ``vae_hub.evaluation.evaluate``'s settings (10,000 samples, seed 0)."""
+def sample_fd(model, clf, feats, source: str = "prior") -> float:
+    """The Fréchet distance of ``model``'s samples (from the prior, or from its ``"density"`` of the training codes)
+    to the test digits in ``clf``'s features ``feats`` (``fd_judge``), with ``vae_hub.evaluation.evaluate``'s
+    settings (10,000 samples, seed 0)."""
     import torch
 
     from vae_hub.evaluation.protocol import Settings, scored_samples
 
     model.eval()
     with torch.inference_mode():
-        return scored_samples(model, feats, clf, Settings(), "prior")[0]["fd"]
+        return scored_samples(model, feats, clf, Settings(), source)[0]["fd"]

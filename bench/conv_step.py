@@ -9,7 +9,8 @@ objective, backward, fused Adam) on random digits in float32, the model in the l
 convolution is then run by itself, forward and backward (no input gradient for the first, as in training), on
 inputs of the shapes and layout it sees in the step; its GFLOP/s count 2 FLOPs per multiply-add, three passes
 (forward, input gradient, weight gradient). The ceiling is a float32 matrix product of 2048 x 2048 on the same
-threads. What the convolutions leave of the step is batch norm, ReLU, the linear layers, the loss and Adam.
+threads (bench/train_throughput.py's gemm_ceiling: the median of five rounds). What the convolutions leave of the
+step is batch norm, ReLU, the linear layers, the loss and Adam.
 Writes bench/results/conv_step.json.
 """
 
@@ -21,6 +22,7 @@ import time
 import torch
 from common import machine, write
 from torch import nn
+from train_throughput import gemm_ceiling
 
 import vae_hub
 from vae_hub.cli import training_process
@@ -39,11 +41,6 @@ def best_ms(fn, reps: int, rounds: int = 5) -> float:
             fn()
         out.append((time.perf_counter() - t0) / reps * 1000)
     return min(out)
-
-
-def matmul_gflops(n: int = 2048) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / best_ms(lambda: a @ b, 5) / 1e6
 
 
 def conv_rows(model: nn.Module, x: torch.Tensor) -> list[dict]:
@@ -111,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         opt.step()
 
     step_ms = best_ms(step, 20)
-    ceiling = matmul_gflops()
+    ceiling = gemm_ceiling([(2048, 2048, 2048)], torch.float32)
     rows = conv_rows(model, x)
     conv_ms = sum(r["ms"] for r in rows)
     print(f"CPU: {machine()['cpu']}, {args.threads} thread(s); {args.variant}, batch {args.batch}, float32")

@@ -18,12 +18,11 @@ import argparse
 import time
 
 import torch
-from common import ROOT, fd_judge, machine, write
+from common import ROOT, fd_judge, machine, sample_fd, write
 from threadpoolctl import threadpool_limits
 
 import vae_hub
 from vae_hub.data.mnist import load_split
-from vae_hub.evaluation.protocol import Settings, scored_samples
 from vae_hub.hub import density
 
 WAYS = {"scan 20,000 codes, warm start": {},
@@ -41,8 +40,7 @@ def measure(variant: str, train, test, feats: torch.Tensor, clf) -> dict:
         dist, info = density.fit(codes, **kw)
         seconds = time.perf_counter() - t0
         model.code_density, model.code_density_info = dist, info
-        with torch.inference_mode():
-            fd = scored_samples(model, feats, clf, Settings(), "density")[0]["fd"]
+        fd = sample_fd(model, clf, feats, "density")
         out[way] = {"seconds": round(seconds, 1), "components": info["n_components"], "final_fit": info["final_fit"],
                     "test_code_loglik": round(float(dist.log_prob(test_codes.float()).mean()), 3), "fd": round(fd, 2)}
         print(f"{variant:16s} {way:32s} {seconds:6.1f} s  K={info['n_components']:2d}  test codes "

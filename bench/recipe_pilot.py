@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import ROOT, fd_judge, machine, prior_fd
+from common import ROOT, fd_judge, machine, sample_fd
 from train_all import history_row
 
 import vae_hub
@@ -80,7 +80,7 @@ def train_with_fd(config, train, test, every: int, fd: bool) -> tuple:
             trained = fit(config, train, test, tmp, resume=True, stop_after_epoch=min(stop, config.epochs),
                           progress_bar=False, log=lambda s: None)
             if judge:
-                fds[len(trained.history)] = prior_fd(trained.model, *judge)
+                fds[len(trained.history)] = sample_fd(trained.model, *judge)
     return trained, fds
 
 

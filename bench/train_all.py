@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, fd_judge, machine, prior_fd, write
+from common import ROOT, fd_judge, machine, sample_fd, write
 
 from vae_hub.model.variants import FAST_SET
 
@@ -62,7 +62,7 @@ def sample_fds(folder: Path, dataset: str, names: list[str]) -> dict[str, float]
     judge = fd_judge(load_split(dataset, "test"))
     fds = {}
     for name in names:
-        fds[name] = round(prior_fd(vae_hub.load(str(folder / name)), *judge), 2)
+        fds[name] = round(sample_fd(vae_hub.load(str(folder / name)), *judge), 2)
         print(f"{name:18s} prior-sample FD {fds[name]:.2f} (at most {FD_TARGETS[name]})", flush=True)
     return fds
 
@@ -123,15 +123,17 @@ def main() -> None:
         total = sum(r["train_seconds"] for r in rows.values())
     else:
         rows, total = run_all(args.dataset, args.variants, args.keep, args.jobs)
-    key = "train_seconds" if args.from_history else "wall_seconds"
-    report(rows, total, key)
-    write("train_all", {"source": args.from_history or "run", "variants": rows, "total_seconds": total,
-                        "target_minutes": TARGET_MINUTES, "fd_targets": FD_TARGETS,
-                        "jobs": None if args.from_history else args.jobs}, args.out)
+    data = {"source": args.from_history or "run", "variants": rows, "total_seconds": total,
+            "target_minutes": TARGET_MINUTES, "fd_targets": FD_TARGETS, "jobs": None if args.from_history else args.jobs}
+    report(data)
+    write("train_all", data, args.out)
 
 
-def report(rows: dict[str, dict], total: float, key: str) -> None:
-    """The table, and whether the targets are met: the total time, and each sample-judged model's FD."""
+def report(data: dict) -> None:
+    """The table, and whether the targets are met: the total time, and each sample-judged model's FD. A run's rows
+    give each variant's wall time; rows read from history.json files, their recorded training time."""
+    rows, total = data["variants"], data["total_seconds"]
+    key = "wall_seconds" if data["source"] == "run" else "train_seconds"
     print("\n| variant | epochs | batch | precision | minutes | test loss | bundled model's test loss when run "
           "| prior-sample FD (at most) |\n|---|---:|---:|---|---:|---:|---:|---:|")
     for name, r in rows.items():
@@ -157,8 +159,7 @@ def add_fds(folder: Path, dataset: str, out: str | None) -> None:
     for name, fd in sample_fds(folder, dataset, list(data["variants"])).items():
         data["variants"][name]["prior_fd"] = fd
     data["fd_targets"] = FD_TARGETS
-    key = "train_seconds" if data["source"] != "run" else "wall_seconds"
-    report(data["variants"], data["total_seconds"], key)
+    report(data)
     write("train_all", data, out)  # the machine of the run, not of this measurement
 
 
