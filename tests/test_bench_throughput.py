@@ -63,13 +63,16 @@ def test_recipe_pilot_trains_with_overrides_and_prints_the_losses(tmp_path):
 
 
 def test_recipe_pilot_measures_the_prior_samples_on_the_way_as_at_the_end():
-    """--fd-every stops and resumes the run to measure the samples: the last FD equals an uninterrupted run's."""
-    def pilot(*flags: str) -> str:
+    """--fd-every stops and resumes the run to measure the samples: the last FD equals an uninterrupted run's, and
+    so do the figures of --ema's average of the weights, which follows the run across its stops."""
+    def pilot(*flags: str) -> tuple[str, str]:
         r = subprocess.run([sys.executable, str(ROOT / "bench" / "recipe_pilot.py"), "vae-z2", '{"epochs": 2}',
-                            "--dataset", str(MINI), *flags], capture_output=True, text=True, cwd=ROOT)
+                            "--dataset", str(MINI), "--ema", "0.9", *flags], capture_output=True, text=True, cwd=ROOT)
         assert r.returncode == 0, r.stderr
-        return r.stdout.splitlines()[-1].split("prior-sample FD by epoch ")[1]
+        *_, line, ema = r.stdout.splitlines()
+        return line.split("prior-sample FD by epoch ")[1], ema.split("of the weights: ")[1]
 
-    every, end = pilot("--fd-every", "1"), pilot("--fd")
+    (every, ema_every), (end, ema_end) = pilot("--fd-every", "1"), pilot("--fd")
     assert every.startswith("1: ") and " 2: " in every and end.startswith("2: "), (every, end)
     assert every.split(" 2: ")[1] == end.removeprefix("2: "), (every, end)
+    assert ema_every.startswith("epoch 1: test loss ") and ema_every.split("; ")[1] == ema_end, (ema_every, ema_end)

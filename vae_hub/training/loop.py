@@ -239,9 +239,11 @@ def _update(run: Run) -> None:
         run.scaler.update()
 
 
-def train_epoch(run: Run, epoch: int, progress_bar: bool = False) -> tuple[list[float], dict[str, float], float]:
+def train_epoch(run: Run, epoch: int, progress_bar: bool = False,
+                on_step: Callable[[VAE], None] | None = None) -> tuple[list[float], dict[str, float], float]:
     """One pass over the training split, seeded by (seed, epoch) alone so a resumed run replays it exactly.
-    Returns the mean (loss, recon, kl) per image, the sampled per-parameter gradient norms and the seconds."""
+    ``on_step(model)`` runs after every update. Returns the mean (loss, recon, kl) per image, the sampled
+    per-parameter gradient norms and the seconds."""
     c, model, opt = run.config, run.model, run.opt
     t0 = time.perf_counter()
     torch.manual_seed(_seed(c, epoch, 0))  # reparameterisation noise
@@ -270,6 +272,8 @@ def train_epoch(run: Run, epoch: int, progress_bar: bool = False) -> tuple[list[
                     grad_sums[name] = grad_sums.get(name, 0.0) + float(p.grad.norm())
             n_grad += 1
         _update(run)
+        if on_step is not None:
+            on_step(model)
         with torch.no_grad():
             sums += torch.stack([out.loss.sum(), out.recon.sum(), out.kl.sum()])
         if progress_bar and i % 25 == 0:
@@ -347,20 +351,22 @@ def fit(
     log: Callable[[str], None] = print,
     stop_after_epoch: int | None = None,
     on_epoch: Callable[[dict, dict[str, torch.Tensor]], None] | None = None,
+    on_step: Callable[[VAE], None] | None = None,
 ) -> Trained:
     """Train one variant; checkpoint after every epoch into out_dir/checkpoint/. Returns (model, history, progress).
 
     ``stop_after_epoch`` ends the run early (as an interruption would) after that epoch's checkpoint.
     ``on_epoch(record, frame)`` runs after each epoch's checkpoint with its history record and progress
     images (uint8 "samples", "recons", "inputs"); an exception it raises (e.g. ``optuna.TrialPruned``)
-    ends training there, with that epoch's checkpoint kept.
+    ends training there, with that epoch's checkpoint kept. ``on_step(model)`` runs after every update (an
+    average of the weights, say); it must not change the model, or a resumed run no longer replays the same.
     """
     run = _new_run(config, train, test, Path(out_dir), resolve_device(device) if isinstance(device, str) else device)
     probes = _probes(run)
     history, progress, start_epoch, elapsed = _start(run, resume, log)
     run.model.train()
     for epoch in range(start_epoch, config.epochs + 1):
-        tr, grad_norms, seconds = train_epoch(run, epoch, progress_bar)
+        tr, grad_norms, seconds = train_epoch(run, epoch, progress_bar, on_step)
         elapsed += seconds
         # earlier epochs' test pass runs as training does (bf16 halves a convolutional model's, and moves the loss
         # by ~0.01 nat); the last one, the number on the card, in float32 as the model is served
