@@ -14,7 +14,8 @@ Run two at once with --threads 1 on a 2-core CPU, as train.py --jobs 2 trains.
 
 --ema DECAY also keeps an exponential moving average of the weights over the training steps (parameters and
 batch-norm statistics alike: torch.optim.swa_utils.AveragedModel with get_ema_multi_avg_fn(DECAY)), which training
-never sees, and prints its test loss (and FD) wherever the trained model's are measured.
+never sees, and prints its test loss (and FD) wherever the trained model's are measured. Its updates count in
+the training seconds printed.
 """
 
 from __future__ import annotations
